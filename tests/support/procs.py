@@ -1,0 +1,105 @@
+"""Real processes on loopback for tests: free ports, readiness, clean teardown.
+
+Tests wait on readiness (an HTTP 200), never on time. Every process is started
+in its own process group and killed with it, so nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    port: int | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+        if self.popen.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, sig)
+        try:
+            self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(timeout=timeout)
+
+
+def start(
+    name: str,
+    argv: list[str],
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+) -> Proc:
+    """Start argv in its own process group, output to LOG_DIR/NAME.log."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    full_env = {**os.environ, **(env or {})}
+    with open(log_path, "wb") as out:
+        popen = subprocess.Popen(
+            argv, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return Proc(name=name, popen=popen, log_path=log_path, port=port)
+
+
+def wait_http_ok(proc: Proc, path: str = "/readyz", timeout: float = 30.0) -> None:
+    """Poll until GET path answers 200; fail with the process log if it dies or never does."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    with httpx.Client(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if proc.popen.poll() is not None:
+                raise RuntimeError(
+                    f"{proc.name} exited with {proc.popen.returncode}:\n{proc.log()[-3000:]}"
+                )
+            try:
+                r = client.get(proc.url + path)
+                if r.status_code == 200:
+                    return
+                last = r.status_code
+            except httpx.TransportError as exc:
+                last = exc
+            time.sleep(0.02)  # poll interval while waiting for readiness, not a pass condition
+    raise TimeoutError(f"{proc.name} not ready at {path} ({last}):\n{proc.log()[-3000:]}")
+
+
+@contextlib.contextmanager
+def running(procs: list[Proc]) -> Iterator[list[Proc]]:
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            p.stop()
