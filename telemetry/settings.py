@@ -1,0 +1,81 @@
+"""Telemetry settings read from the standard OpenTelemetry environment variables.
+
+Read once, by the service's settings loader, and passed down; nothing here
+reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+TRACE_EXPORTERS = ("none", "console", "otlp")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot run with; the message names it."""
+
+
+@dataclass(frozen=True)
+class TelemetrySettings:
+    """What tracing, metrics and logs need to know about the running service."""
+
+    service_name: str
+    service_version: str
+    instance: str
+    traces_exporters: tuple[str, ...] = ()
+    otlp_traces_endpoint: str = "http://localhost:4318/v1/traces"
+    log_level: str = "info"
+
+    @property
+    def log_level_number(self) -> int:
+        return logging.getLevelNamesMapping()[self.log_level.upper()]
+
+
+def default_instance(environ: Mapping[str, str]) -> str:
+    """INSTANCE_NAME, else the host name (the pod name in Kubernetes)."""
+    return environ.get("INSTANCE_NAME") or socket.gethostname()
+
+
+def telemetry_from_env(
+    environ: Mapping[str, str], *, default_service: str, version: str, instance: str
+) -> TelemetrySettings:
+    """Build TelemetrySettings from OTEL_* and LOG_LEVEL; raise SettingsError on a bad value."""
+    raw_exporters = environ.get("OTEL_TRACES_EXPORTER", "none")
+    exporters = tuple(e.strip().lower() for e in raw_exporters.split(",") if e.strip())
+    for exporter in exporters:
+        if exporter not in TRACE_EXPORTERS:
+            raise SettingsError(
+                f"OTEL_TRACES_EXPORTER: unknown exporter {exporter!r} "
+                f"(expected one of {', '.join(TRACE_EXPORTERS)})"
+            )
+    exporters = tuple(e for e in exporters if e != "none")
+    if "otlp" in exporters:
+        protocol = environ.get(
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        )
+        if protocol != "http/protobuf":
+            raise SettingsError(
+                f"OTEL_EXPORTER_OTLP_PROTOCOL: {protocol!r} is not supported (use http/protobuf)"
+            )
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    if not endpoint:
+        base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318")
+        endpoint = base.rstrip("/") + "/v1/traces"
+    log_level = environ.get("LOG_LEVEL", "info").strip().lower()
+    if log_level not in LOG_LEVELS:
+        raise SettingsError(
+            f"LOG_LEVEL: unknown level {log_level!r} (expected one of {', '.join(LOG_LEVELS)})"
+        )
+    return TelemetrySettings(
+        service_name=environ.get("OTEL_SERVICE_NAME") or default_service,
+        service_version=version,
+        instance=instance,
+        traces_exporters=exporters,
+        otlp_traces_endpoint=endpoint,
+        log_level=log_level,
+    )
