@@ -1,0 +1,357 @@
+"""Services + DestinationRules -> Envoy clusters, the way istiod builds outbound clusters.
+
+One cluster `outbound|PORT||FQDN` per Service port (every endpoint) and one
+`outbound|PORT|SUBSET|FQDN` per DestinationRule subset (endpoints whose pod labels also
+match the subset labels). Istio's defaults, not Envoy's: thresholds 2^32-1 with
+track_remaining, connect_timeout 10s, LEAST_REQUEST (reference/istio-to-envoy.md §2).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mesh.errors import TranslationError
+from mesh.manifests import DestinationRule, Manifests, Service, ServicePort
+from mesh.translate.fields import Node, spec
+from mesh.translate.placement import Placement
+
+MAX_U32 = 4294967295
+DEFAULT_CONNECT_TIMEOUT = "10s"
+HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+POLICY_BLOCKS = ("connectionPool", "outlierDetection", "loadBalancer")
+LB_POLICIES = {
+    "ROUND_ROBIN": "ROUND_ROBIN",
+    "LEAST_REQUEST": "LEAST_REQUEST",
+    "LEAST_CONN": "LEAST_REQUEST",
+    "RANDOM": "RANDOM",
+}
+HTTP1, HTTP2 = "http1", "http2"
+
+
+def cluster_name(port: int, subset: str, fqdn: str) -> str:
+    return f"outbound|{port}|{subset}|{fqdn}"
+
+
+def port_protocol(service: Service, port: ServicePort) -> str:
+    """HTTP/1.1 for `http`/`http-*` (or appProtocol http), HTTP/2 for http2/grpc."""
+    proto = (port.app_protocol or (port.name or "").split("-")[0]).lower()
+    if proto in ("http", "https"):
+        return HTTP1
+    if proto in ("http2", "grpc", "grpc-web", "h2c"):
+        return HTTP2
+    field = f"spec.ports[{port.index}]." + ("appProtocol" if port.app_protocol else "name")
+    raise TranslationError(
+        f"{service.where()}: {field}: protocol {proto or '(unnamed)'!r} is not supported by "
+        f"the local mesh (HTTP only: name the port http or http-*, or set appProtocol: http)"
+    )
+
+
+def resolve_host(manifests: Manifests, host: str, namespace: str) -> Service | None:
+    """The Service a VirtualService/DestinationRule host names (short names resolve in NS)."""
+    for svc in manifests.services:
+        short = {svc.fqdn, f"{svc.name}.{svc.namespace}", f"{svc.name}.{svc.namespace}.svc"}
+        if host in short or (host == svc.name and svc.namespace == namespace):
+            return svc
+    return None
+
+
+def destination_rule_for(manifests: Manifests, service: Service) -> DestinationRule | None:
+    rules = []
+    for dr in manifests.destination_rules:
+        host = spec(dr).at("host")
+        if resolve_host(manifests, host.str(), dr.namespace) is service:
+            rules.append(dr)
+    if len(rules) > 1:
+        raise TranslationError(
+            f"{rules[1].where()}: spec.host: {service.name} already has DestinationRule "
+            f"{rules[0].name} ({rules[0].source}); merge them into one"
+        )
+    return rules[0] if rules else None
+
+
+def check_destination_rules(manifests: Manifests) -> None:
+    """Every DestinationRule must apply to a Service of the set and use supported fields."""
+    for dr in manifests.destination_rules:
+        root = spec(dr).only("host", "trafficPolicy", "subsets", "exportTo")
+        if resolve_host(manifests, root.at("host").str(), dr.namespace) is None:
+            raise root.at("host").error(
+                f"{root.at('host').value!r} matches no Service of {manifests.root}"
+            )
+        _check_export_to(root)
+        names = set()
+        for subset in root.items("subsets"):
+            subset.only("name", "labels", "trafficPolicy")
+            name = subset.at("name").str()
+            if name in names:
+                raise subset.at("name").error(f"duplicates subset {name!r}")
+            names.add(name)
+
+
+def _check_export_to(root: Node) -> None:
+    for entry in root.items("exportTo"):
+        if entry.str() not in ("*", ".", root.obj.namespace):
+            raise entry.error(f"{entry.value!r} {'is not supported by the local mesh'}")
+
+
+def _policy_blocks(policy: Node | None, port: int, allow_port_level: bool) -> dict[str, Node]:
+    """Top-level blocks of a trafficPolicy, then the matching portLevelSettings entry,
+    which replaces every block it sets (Istio's MergeTrafficPolicy)."""
+    if policy is None:
+        return {}
+    keys = (*POLICY_BLOCKS, "portLevelSettings") if allow_port_level else POLICY_BLOCKS
+    policy.only(*keys)
+    blocks = {k: policy.at(k) for k in POLICY_BLOCKS if policy.has(k)}
+    for entry in policy.items("portLevelSettings"):
+        entry.only("port", *POLICY_BLOCKS)
+        number = entry.at("port").only("number").at("number").int(1, 65535)
+        if number == port:
+            blocks = {k: entry.at(k) for k in POLICY_BLOCKS if entry.has(k)}
+    return blocks
+
+
+def build_clusters(manifests: Manifests, placement: Placement) -> list[dict[str, Any]]:
+    check_destination_rules(manifests)
+    clusters = []
+    for service in manifests.services:
+        if not service.selector:
+            raise TranslationError(
+                f"{service.where()}: spec.selector: a Service without a selector has no "
+                f"endpoints the local mesh can run"
+            )
+        dr = destination_rule_for(manifests, service)
+        root = spec(dr) if dr else None
+        for port in service.ports:
+            protocol = port_protocol(service, port)
+            top = _policy_blocks(root.get("trafficPolicy") if root else None, port.port, True)
+            clusters.append(_cluster(manifests, placement, service, port, protocol, "", {}, top))
+            for subset in root.items("subsets") if root else []:
+                blocks = {**top, **_policy_blocks(subset.get("trafficPolicy"), port.port, True)}
+                labels = {str(k): str(v) for k, v in (subset.at("labels").value or {}).items()}
+                name = subset.at("name").str()
+                clusters.append(
+                    _cluster(manifests, placement, service, port, protocol, name, labels, blocks)
+                )
+    return clusters
+
+
+def _cluster(
+    manifests: Manifests,
+    placement: Placement,
+    service: Service,
+    port: ServicePort,
+    protocol: str,
+    subset: str,
+    subset_labels: dict[str, str],
+    blocks: dict[str, Node],
+) -> dict[str, Any]:
+    name = cluster_name(port.port, subset, service.fqdn)
+    cluster: dict[str, Any] = {
+        "name": name,
+        "type": "STRICT_DNS" if placement.dns else "STATIC",
+        "connect_timeout": DEFAULT_CONNECT_TIMEOUT,
+        "lb_policy": "LEAST_REQUEST",
+    }
+    if placement.dns:
+        cluster["dns_lookup_family"] = "V4_ONLY"
+    thresholds: dict[str, Any] = {
+        "max_connections": MAX_U32,
+        "max_pending_requests": MAX_U32,
+        "max_requests": MAX_U32,
+        "max_retries": MAX_U32,
+        "track_remaining": True,
+    }
+    options: dict[str, Any] = {"@type": f"type.googleapis.com/{HTTP_PROTOCOL_OPTIONS}"}
+    common: dict[str, Any] = {}
+    explicit = {HTTP1: {"http_protocol_options": {}}, HTTP2: {"http2_protocol_options": {}}}
+    http_config: dict[str, Any] = {"explicit_http_config": explicit[protocol]}
+    if "connectionPool" in blocks:
+        http_config = _connection_pool(blocks["connectionPool"], cluster, thresholds, common)
+        http_config = http_config or {"explicit_http_config": explicit[protocol]}
+    cluster["circuit_breakers"] = {"thresholds": [thresholds]}
+    if common:
+        options["common_http_protocol_options"] = common
+    options.update(http_config)
+    cluster["typed_extension_protocol_options"] = {HTTP_PROTOCOL_OPTIONS: options}
+    if "loadBalancer" in blocks:
+        cluster["lb_policy"] = _load_balancer(blocks["loadBalancer"])
+    if "outlierDetection" in blocks:
+        panic, outlier = _outlier_detection(blocks["outlierDetection"])
+        cluster["outlier_detection"] = outlier
+        cluster["common_lb_config"] = {"healthy_panic_threshold": {"value": panic}}
+    cluster["load_assignment"] = {
+        "cluster_name": name,
+        "endpoints": [
+            {"lb_endpoints": _endpoints(manifests, placement, service, port, subset_labels)}
+        ],
+    }
+    return cluster
+
+
+def _endpoints(
+    manifests: Manifests,
+    placement: Placement,
+    service: Service,
+    port: ServicePort,
+    subset_labels: dict[str, str],
+) -> list[dict[str, Any]]:
+    wanted = {**service.selector, **subset_labels}
+    out = []
+    for d in manifests.deployments:
+        if not all(d.template_labels.get(k) == v for k, v in wanted.items()):
+            continue
+        container_port = _container_port(d, service, port)
+        for instance in d.instance_names():
+            host, number = placement.endpoint(instance, container_port)
+            out.append(
+                {
+                    "endpoint": {
+                        "address": {"socket_address": {"address": host, "port_value": number}},
+                        "hostname": instance,
+                    }
+                }
+            )
+    return out
+
+
+def _container_port(d: Any, service: Service, port: ServicePort) -> int:
+    target = port.target_port if port.target_port is not None else port.port
+    if isinstance(target, int):
+        return target
+    for c in d.containers:
+        for p in c.ports:
+            if p.name == target:
+                return p.container_port
+    raise TranslationError(
+        f"{service.where()}: spec.ports[{port.index}].targetPort: no container port named "
+        f"{target!r} in Deployment/{d.name} ({d.source})"
+    )
+
+
+def _connection_pool(
+    node: Node, cluster: dict[str, Any], thresholds: dict[str, Any], common: dict[str, Any]
+) -> dict[str, Any]:
+    node.only("tcp", "http")
+    http_config: dict[str, Any] = {}
+    if node.has("tcp"):
+        tcp = node.at("tcp").only(
+            "maxConnections",
+            "connectTimeout",
+            "tcpKeepalive",
+            "maxConnectionDuration",
+            "idleTimeout",
+        )
+        if tcp.has("maxConnections") and tcp.at("maxConnections").int() > 0:
+            thresholds["max_connections"] = tcp.at("maxConnections").value
+        if tcp.has("connectTimeout"):
+            cluster["connect_timeout"] = tcp.at("connectTimeout").duration()
+        if tcp.has("maxConnectionDuration"):
+            common["max_connection_duration"] = tcp.at("maxConnectionDuration").duration()
+        if tcp.has("idleTimeout"):
+            common["idle_timeout"] = tcp.at("idleTimeout").duration()
+        if tcp.get("tcpKeepalive") is not None:
+            ka = tcp.at("tcpKeepalive").only("probes", "time", "interval")
+            keepalive: dict[str, int] = {}
+            if ka.has("probes"):
+                keepalive["keepalive_probes"] = ka.at("probes").int()
+            if ka.has("time"):
+                keepalive["keepalive_time"] = int(ka.at("time").seconds())
+            if ka.has("interval"):
+                keepalive["keepalive_interval"] = int(ka.at("interval").seconds())
+            cluster["upstream_connection_options"] = {"tcp_keepalive": keepalive}
+    if node.has("http"):
+        http = node.at("http").only(
+            "http1MaxPendingRequests",
+            "http2MaxRequests",
+            "maxRequestsPerConnection",
+            "maxRetries",
+            "idleTimeout",
+            "h2UpgradePolicy",
+            "useClientProtocol",
+        )
+        for istio, envoy in (
+            ("http1MaxPendingRequests", "max_pending_requests"),
+            ("http2MaxRequests", "max_requests"),
+            ("maxRetries", "max_retries"),
+        ):
+            if http.has(istio) and http.at(istio).int() > 0:
+                thresholds[envoy] = http.at(istio).value
+        if http.has("maxRequestsPerConnection") and http.at("maxRequestsPerConnection").int() > 0:
+            common["max_requests_per_connection"] = http.at("maxRequestsPerConnection").value
+        if http.has("idleTimeout"):
+            common["idle_timeout"] = http.at("idleTimeout").duration()
+        policy = http.at("h2UpgradePolicy").str() if http.has("h2UpgradePolicy") else "DEFAULT"
+        if policy not in ("DEFAULT", "DO_NOT_UPGRADE", "UPGRADE"):
+            raise http.at("h2UpgradePolicy").error("must be DEFAULT, DO_NOT_UPGRADE or UPGRADE")
+        if http.has("useClientProtocol") and http.at("useClientProtocol").bool():
+            http_config = {
+                "use_downstream_protocol_config": {
+                    "http_protocol_options": {},
+                    "http2_protocol_options": {},
+                }
+            }
+        elif policy == "UPGRADE":
+            http_config = {"explicit_http_config": {"http2_protocol_options": {}}}
+        elif policy == "DO_NOT_UPGRADE":
+            http_config = {"explicit_http_config": {"http_protocol_options": {}}}
+    return http_config
+
+
+def _load_balancer(node: Node) -> str:
+    node.only("simple")
+    simple = node.at("simple").str()
+    if simple not in LB_POLICIES:
+        raise node.at("simple").error(
+            f"{simple!r} is not supported by the local mesh (use {', '.join(LB_POLICIES)})"
+        )
+    return LB_POLICIES[simple]
+
+
+def _outlier_detection(node: Node) -> tuple[float, dict[str, Any]]:
+    if node.has("consecutiveErrors"):
+        raise node.at("consecutiveErrors").error(
+            "is deprecated and ignored by Istio: use consecutive5xxErrors (or "
+            "consecutiveGatewayErrors)"
+        )
+    node.only(
+        "consecutive5xxErrors",
+        "consecutiveGatewayErrors",
+        "interval",
+        "baseEjectionTime",
+        "maxEjectionPercent",
+        "minHealthPercent",
+        "splitExternalLocalOriginErrors",
+        "consecutiveLocalOriginFailures",
+    )
+    out: dict[str, Any] = {}
+    if node.has("consecutive5xxErrors"):
+        n = node.at("consecutive5xxErrors").int()
+        out["consecutive_5xx"] = n
+        out["enforcing_consecutive_5xx"] = 100 if n > 0 else 0
+    if node.has("consecutiveGatewayErrors"):
+        n = node.at("consecutiveGatewayErrors").int()
+        out["consecutive_gateway_failure"] = n
+        out["enforcing_consecutive_gateway_failure"] = 100 if n > 0 else 0
+    if node.has("interval"):
+        out["interval"] = node.at("interval").duration()
+    if node.has("baseEjectionTime"):
+        out["base_ejection_time"] = node.at("baseEjectionTime").duration()
+    if node.has("maxEjectionPercent") and node.at("maxEjectionPercent").int(0, 100) > 0:
+        out["max_ejection_percent"] = node.at("maxEjectionPercent").value
+    out["enforcing_success_rate"] = 0
+    if (
+        node.has("splitExternalLocalOriginErrors")
+        and node.at("splitExternalLocalOriginErrors").bool()
+    ):
+        out["split_external_local_origin_errors"] = True
+        if node.has("consecutiveLocalOriginFailures"):
+            out["consecutive_local_origin_failure"] = node.at(
+                "consecutiveLocalOriginFailures"
+            ).int()
+            out["enforcing_consecutive_local_origin_failure"] = 100
+        out["enforcing_local_origin_success_rate"] = 0
+    elif node.has("consecutiveLocalOriginFailures"):
+        raise node.at("consecutiveLocalOriginFailures").error(
+            "needs splitExternalLocalOriginErrors: true"
+        )
+    panic = node.at("minHealthPercent").int(0, 100) if node.has("minHealthPercent") else 0
+    return float(panic), out

@@ -1,0 +1,382 @@
+"""VirtualService http rules -> Envoy routes, the way istiod's route.go builds them.
+
+One Envoy route per `match` entry (or one per rule without match), in order. Istio's
+semantics: route timeout always written (`0s` = off), the default retry policy when a
+rule has no `retries`, fault injection per route, `validate_clusters: false` on the route
+table so a missing subset is a 503 NC at run time (reference/istio-to-envoy.md §3).
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from mesh.manifests import Manifests, Service, VirtualService
+from mesh.translate.clusters import cluster_name, resolve_host
+from mesh.translate.fields import Node, spec
+
+FAULT_FILTER = "envoy.filters.http.fault"
+HTTP_FAULT = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
+PREVIOUS_HOSTS = "envoy.retry_host_predicates.previous_hosts"
+PREVIOUS_HOSTS_TYPE = (
+    "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+)
+DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+DEFAULT_RETRIES = 2
+RULE_FIELDS = (
+    "name",
+    "match",
+    "route",
+    "directResponse",
+    "rewrite",
+    "timeout",
+    "retries",
+    "fault",
+    "headers",
+)
+MATCH_FIELDS = (
+    "name",
+    "uri",
+    "method",
+    "authority",
+    "scheme",
+    "headers",
+    "withoutHeaders",
+    "queryParams",
+    "ignoreUriCase",
+    "port",
+    "gateways",
+)
+
+
+@dataclass(frozen=True)
+class RouteContext:
+    """The proxy a route table is for: "mesh" (a sidecar's outbound listener for
+    SERVICE:PORT) or a Gateway ("ns/name") server port."""
+
+    manifests: Manifests
+    gateways: tuple[str, ...]  # ("mesh",) or the "ns/name" of each gateway on this port
+    port: int
+    service: Service | None = None
+
+
+def default_retry_policy(num_retries: int = DEFAULT_RETRIES) -> dict[str, Any]:
+    return {
+        "retry_on": DEFAULT_RETRY_ON,
+        "num_retries": num_retries,
+        "retry_host_predicate": [
+            {"name": PREVIOUS_HOSTS, "typed_config": {"@type": PREVIOUS_HOSTS_TYPE}}
+        ],
+        "host_selection_retry_max_attempts": 5,
+    }
+
+
+def default_route(service: Service, port: int) -> dict[str, Any]:
+    """Istio's route for a Service with no VirtualService (BuildDefaultHTTPOutboundRoute)."""
+    return {
+        "name": "default",
+        "match": {"prefix": "/"},
+        "route": {
+            "cluster": cluster_name(port, "", service.fqdn),
+            "timeout": "0s",
+            "retry_policy": default_retry_policy(),
+        },
+    }
+
+
+def vs_routes(vs: VirtualService, ctx: RouteContext) -> list[dict[str, Any]]:
+    """Envoy routes of VS that apply to the proxy CTX describes."""
+    routes = []
+    for rule in spec(vs).items("http"):
+        rule.only(*RULE_FIELDS)
+        matches = rule.items("match") or [None]
+        for match in matches:
+            if match is not None and not _match_applies(match, ctx):
+                continue
+            routes.append(_route(rule, match, ctx))
+    return routes
+
+
+def _match_applies(match: Node, ctx: RouteContext) -> bool:
+    """`port` and `gateways` in a match pick proxies; they are not run-time conditions."""
+    match.only(*MATCH_FIELDS)
+    if match.has("port") and match.at("port").int(1, 65535) != ctx.port:
+        return False
+    if match.has("gateways"):
+        names = {_gateway_key(g.str(), match.obj.namespace) for g in match.items("gateways")}
+        return bool(names & set(ctx.gateways))
+    return True
+
+
+def _gateway_key(name: str, namespace: str) -> str:
+    return name if name == "mesh" or "/" in name else f"{namespace}/{name}"
+
+
+def _route(rule: Node, match: Node | None, ctx: RouteContext) -> dict[str, Any]:
+    name = rule.at("name").str() if rule.has("name") else ""
+    if match is not None and match.has("name"):
+        name = f"{name}.{match.at('name').str()}" if name else match.at("name").str()
+    route: dict[str, Any] = {}
+    if name:
+        route["name"] = name
+    route["match"] = _match(match)
+    if rule.has("directResponse"):
+        if rule.has("route"):
+            raise rule.at("directResponse").error("cannot be combined with route")
+        route["direct_response"] = _direct_response(rule.at("directResponse"))
+    else:
+        if not rule.items("route"):
+            raise rule.at("route").error("is required (or directResponse)")
+        route["route"], single = _action(rule, ctx)
+        if single is not None:  # a single destination's header ops go on the route
+            _header_ops(single.get("headers"), route)
+    fault = rule.get("fault")
+    if fault is not None:
+        route["typed_per_filter_config"] = {FAULT_FILTER: _fault(fault)}
+    _header_ops(rule.get("headers"), route)
+    return route
+
+
+def _string_match(node: Node) -> dict[str, Any] | None:
+    """An Istio StringMatch -> Envoy StringMatcher; None means "present"."""
+    if node.value in (None, {}):
+        return None
+    node.only("exact", "prefix", "regex")
+    if len(node.value) != 1:
+        raise node.error("must set exactly one of exact, prefix, regex")
+    kind, value = next(iter(node.value.items()))
+    value = node.at(kind).str()
+    if kind == "regex":
+        return None if value == "*" else {"safe_regex": {"regex": value}}
+    return {kind: value}
+
+
+def _header_matcher(name: str, node: Node, invert: bool = False) -> dict[str, Any]:
+    matcher: dict[str, Any] = {"name": name.lower()}
+    sm = _string_match(node)
+    if sm is None:
+        matcher["present_match"] = True
+    else:
+        matcher["string_match"] = sm
+        if invert:
+            matcher["treat_missing_header_as_empty"] = True
+    if invert:
+        matcher["invert_match"] = True
+    return matcher
+
+
+def _match(match: Node | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if match is None or not match.has("uri"):
+        out["prefix"] = "/"
+    else:
+        uri = _string_match(match.at("uri"))
+        if uri is None:
+            out["prefix"] = "/"
+        elif "exact" in uri:
+            out["path"] = uri["exact"]
+        elif "prefix" in uri:
+            out["prefix"] = uri["prefix"]
+        else:
+            out["safe_regex"] = uri["safe_regex"]
+    ignore_case = (
+        match is not None and match.has("ignoreUriCase") and match.at("ignoreUriCase").bool()
+    )
+    out["case_sensitive"] = not ignore_case
+    if match is None:
+        return out
+    headers = []
+    for key in sorted((match.at("headers").value or {}) if match.has("headers") else {}):
+        headers.append(_header_matcher(str(key), match.at("headers").at(key)))
+    for key in sorted(
+        (match.at("withoutHeaders").value or {}) if match.has("withoutHeaders") else {}
+    ):
+        headers.append(_header_matcher(str(key), match.at("withoutHeaders").at(key), invert=True))
+    for pseudo in ("method", "authority", "scheme"):
+        if match.has(pseudo):
+            headers.append(_header_matcher(f":{pseudo}", match.at(pseudo)))
+    if headers:
+        out["headers"] = sorted(headers, key=lambda h: h["name"])
+    params = []
+    for key in sorted(match.at("queryParams").value or {}) if match.has("queryParams") else []:
+        sm = _string_match(match.at("queryParams").at(key))
+        params.append(
+            {"name": str(key), **({"present_match": True} if sm is None else {"string_match": sm})}
+        )
+    if params:
+        out["query_parameters"] = params
+    return out
+
+
+def _direct_response(node: Node) -> dict[str, Any]:
+    node.only("status", "body")
+    out: dict[str, Any] = {"status": node.at("status").int(200, 599)}
+    if node.has("body"):
+        body = node.at("body").only("string", "bytes")
+        if body.has("string"):
+            out["body"] = {"inline_string": body.at("string").str()}
+        elif body.has("bytes"):
+            try:
+                raw = base64.b64decode(body.at("bytes").str(), validate=True)
+            except ValueError as exc:
+                raise body.at("bytes").error("must be base64") from exc
+            out["body"] = {"inline_bytes": base64.b64encode(raw).decode()}
+    return out
+
+
+def _destination_cluster(dest: Node, ctx: RouteContext) -> str:
+    dest.only("host", "subset", "port")
+    host = dest.at("host").str()
+    service = resolve_host(ctx.manifests, host, dest.obj.namespace)
+    if service is None:
+        raise dest.at("host").error(
+            f"{host!r} matches no Service of {ctx.manifests.root} (the local mesh routes "
+            f"only to Services it runs)"
+        )
+    numbers = [p.port for p in service.ports]
+    if dest.has("port"):
+        number = dest.at("port").only("number").at("number").int(1, 65535)
+        if number not in numbers:
+            raise dest.at("port.number").error(f"{number} is not a port of Service/{service.name}")
+    elif len(numbers) == 1:
+        number = numbers[0]
+    elif ctx.service is service and ctx.port in numbers:
+        number = ctx.port
+    else:
+        raise dest.error(f"needs port.number: Service/{service.name} has several ports")
+    subset = dest.at("subset").str() if dest.has("subset") else ""
+    return cluster_name(number, subset, service.fqdn)
+
+
+def _action(rule: Node, ctx: RouteContext) -> tuple[dict[str, Any], Node | None]:
+    """The RouteAction, and the destination node when there is only one."""
+    action: dict[str, Any] = {}
+    single: Node | None = None
+    destinations = rule.items("route")
+    weighted = []
+    for dest in destinations:
+        dest.only("destination", "weight", "headers")
+        weight = dest.at("weight").int() if dest.has("weight") else None
+        weighted.append((dest, _destination_cluster(dest.at("destination"), ctx), weight))
+    if len(weighted) == 1:
+        single, action["cluster"], _ = weighted[0]
+    else:
+        if sum(w or 0 for _, _, w in weighted) == 0:
+            raise rule.at("route").error("weights add up to 0")
+        clusters = []
+        for dest, cluster, weight in weighted:
+            if not weight:
+                continue
+            entry: dict[str, Any] = {"name": cluster, "weight": weight}
+            _header_ops(dest.get("headers"), entry)
+            clusters.append(entry)
+        action["weighted_clusters"] = {"clusters": clusters}
+    action["timeout"] = rule.at("timeout").duration() if rule.has("timeout") else "0s"
+    if rule.has("rewrite"):
+        rewrite = rule.at("rewrite").only("uri", "authority")
+        if rewrite.has("uri"):
+            action["prefix_rewrite"] = rewrite.at("uri").str()
+        if rewrite.has("authority"):
+            action["host_rewrite_literal"] = rewrite.at("authority").str()
+    policy = _retry_policy(rule.get("retries"))
+    if policy is not None:
+        action["retry_policy"] = policy
+    return action, single
+
+
+def _retry_policy(node: Node | None) -> dict[str, Any] | None:
+    if node is None:
+        return default_retry_policy()
+    node.only("attempts", "perTryTimeout", "retryOn", "retryIgnorePreviousHosts", "backoff")
+    attempts = node.at("attempts").int(0) if node.has("attempts") else 0
+    if attempts <= 0:
+        return None
+    policy = default_retry_policy(attempts)
+    if node.has("retryOn"):
+        tokens, codes = [], []
+        for token in (t.strip() for t in node.at("retryOn").str().split(",")):
+            if token.isdigit() and 100 <= int(token) <= 599:
+                codes.append(int(token))
+            elif token:
+                tokens.append(token)
+        if codes and "retriable-status-codes" not in tokens:
+            tokens.append("retriable-status-codes")
+        policy["retry_on"] = ",".join(tokens)
+        if codes:
+            policy["retriable_status_codes"] = codes
+    if node.has("perTryTimeout"):
+        policy["per_try_timeout"] = node.at("perTryTimeout").duration()
+    if node.has("retryIgnorePreviousHosts") and not node.at("retryIgnorePreviousHosts").bool():
+        del policy["retry_host_predicate"]
+    if node.has("backoff"):
+        policy["retry_back_off"] = {"base_interval": node.at("backoff").duration()}
+    return policy
+
+
+def _percentage(node: Node | None) -> dict[str, Any]:
+    """Istio percentage (0-100, float) -> FractionalPercent per million; unset means 0."""
+    value = 0.0
+    if node is not None:
+        value = node.only("value").at("value").number()
+        if not 0 <= value <= 100:
+            raise node.at("value").error("must be between 0 and 100")
+    return {"numerator": int(round(value * 10000)), "denominator": "MILLION"}
+
+
+def _fault(node: Node) -> dict[str, Any]:
+    node.only("delay", "abort")
+    out: dict[str, Any] = {"@type": HTTP_FAULT}
+    if not node.has("delay") and not node.has("abort"):
+        raise node.error("needs delay or abort")
+    if node.has("delay"):
+        delay = node.at("delay").only("fixedDelay", "percentage", "percent")
+        pct = delay.get("percentage")
+        percentage = _percentage(pct)
+        if pct is None and delay.has("percent"):
+            percentage = {"numerator": delay.at("percent").int(0, 100), "denominator": "HUNDRED"}
+        out["delay"] = {"fixed_delay": delay.at("fixedDelay").duration(), "percentage": percentage}
+    if node.has("abort"):
+        abort = node.at("abort").only("httpStatus", "percentage")
+        out["abort"] = {
+            "http_status": abort.at("httpStatus").int(200, 599),
+            "percentage": _percentage(abort.get("percentage")),
+        }
+    return out
+
+
+def _header_ops(node: Node | None, target: dict[str, Any]) -> None:
+    """VS `headers.request|response.set|add|remove` -> Envoy header mutations on TARGET."""
+    if node is None:
+        return
+    node.only("request", "response")
+    for side in ("request", "response"):
+        if not node.has(side):
+            continue
+        ops = node.at(side).only("set", "add", "remove")
+        adds = []
+        for op, action in (
+            ("set", "OVERWRITE_IF_EXISTS_OR_ADD"),
+            ("add", "APPEND_IF_EXISTS_OR_ADD"),
+        ):
+            values = ops.at(op).value or {}
+            if ops.has(op) and not isinstance(values, dict):
+                raise ops.at(op).error("must be a mapping")
+            for key in sorted(values):
+                if str(key).startswith(":") or str(key).lower() == "host":
+                    raise (
+                        ops.at(op)
+                        .at(str(key))
+                        .error("is not supported by the local mesh (use rewrite.authority)")
+                    )
+                adds.append(
+                    {
+                        "header": {"key": str(key), "value": str(values[key])},
+                        "append_action": action,
+                    }
+                )
+        if adds:
+            target.setdefault(f"{side}_headers_to_add", []).extend(adds)
+        removes = [n.str() for n in ops.items("remove")]
+        if removes:
+            target.setdefault(f"{side}_headers_to_remove", []).extend(removes)
