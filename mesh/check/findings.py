@@ -1,0 +1,75 @@
+"""What the checker reports: findings are data, never exceptions.
+
+A finding prints as one line, ``CODE severity file kind/name: message``, the
+shape of ``istioctl analyze`` output plus the file that holds the object.
+Codes ``IST0nnn`` are Istio's own analyzer codes (same meaning); ``TMnnn``
+are this project's, for mistakes Istio's analyzer does not report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+# code -> one-line title, shown by `mesh check --codes` and the docs.
+CODES: dict[str, str] = {
+    "IST0101": "referenced resource not found (host, subset, port, gateway, selector)",
+    "IST0106": "Istio schema validation error",
+    "IST0107": "Istio annotation on the wrong kind of object",
+    "IST0108": "unknown Istio annotation",
+    "IST0109": "two mesh VirtualServices for one host",
+    "IST0112": "destination without port for a Service with several ports",
+    "IST0118": "Service port not named by protocol",
+    "IST0127": "AuthorizationPolicy selector matches no workload",
+    "IST0130": "unreachable VirtualService rule",
+    "IST0131": "ineffective (duplicate) VirtualService match",
+    "IST0132": "VirtualService host not served by its Gateway",
+    "IST0133": "deprecated Istio field",
+    "IST0135": "deprecated Istio annotation",
+    "IST0145": "conflicting Gateways",
+    "IST0157": "Telemetry with empty providers",
+    "IST0173": "DestinationRule subset selects no pods",
+    "IST0174": "DestinationRule for an unknown host",
+    "TM001": "Kubernetes schema validation error (strict)",
+    "TM002": "no schema for this apiVersion/kind",
+    "TM003": "unreadable manifest or kustomization",
+    "TM004": "duplicate object",
+    "TM101": "Deployment without app/version labels",
+    "TM102": "enableServiceLinks is not false",
+    "TM103": "outlier detection that cannot eject a host",
+    "TM104": "AuthorizationPolicy principal names an unknown ServiceAccount",
+    "TM105": "workload references a missing object (ServiceAccount, PVC)",
+    "TM106": "Service selector matches no workload",
+    "TM107": "Deployment selector does not match its pod template",
+}
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """One problem in one object. ``file`` is as the user should read it."""
+
+    file: str
+    kind: str
+    name: str
+    code: str
+    severity: Severity
+    message: str
+
+    def line(self) -> str:
+        return f"{self.code} {self.severity} {self.file} {self.kind}/{self.name}: {self.message}"
+
+    def to_dict(self) -> dict[str, str]:
+        data = asdict(self)
+        data["severity"] = str(self.severity)
+        return data
+
+
+def has_errors(findings: list[Finding]) -> bool:
+    return any(f.severity is Severity.ERROR for f in findings)

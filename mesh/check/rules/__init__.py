@@ -1,0 +1,21 @@
+"""Cross-object rules, one module per area. Each exposes ``check(index)``
+yielding findings; none of them raises on a malformed object (the schema
+check reports those), so every access here is defensive."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from mesh.check.findings import Finding
+from mesh.check.index import Index
+from mesh.check.rules import destinations, istio_annotations, routing, security, workloads
+
+Rule = Callable[[Index], Iterator[Finding]]
+
+ALL_RULES: tuple[Rule, ...] = (
+    routing.check,
+    destinations.check,
+    workloads.check,
+    istio_annotations.check,
+    security.check,
+)

@@ -1,0 +1,110 @@
+"""DestinationRule rules: a known host, subsets that select pods, outlier
+detection that can actually eject (IST0106, IST0133, IST0173, IST0174, TM103)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from mesh.check.findings import Finding, Severity
+from mesh.check.index import Index, fqdn
+from mesh.check.loader import Resource
+from mesh.check.rules._access import as_dict, dicts
+
+ENVOY_DEFAULT_MAX_EJECTION_PERCENT = 10
+
+
+def check(index: Index) -> Iterator[Finding]:
+    for dr in index.of_kind("DestinationRule", istio=True):
+        yield from _destination_rule(index, dr)
+
+
+def _policies(dr: Resource) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every trafficPolicy in the rule, with where it sits."""
+    top = as_dict(dr.spec.get("trafficPolicy"))
+    yield "trafficPolicy", top
+    for i, port in enumerate(dicts(top.get("portLevelSettings"))):
+        yield f"trafficPolicy.portLevelSettings[{i}]", port
+    for i, subset in enumerate(dicts(dr.spec.get("subsets"))):
+        policy = as_dict(subset.get("trafficPolicy"))
+        yield f"subsets[{i}].trafficPolicy", policy
+        for j, port in enumerate(dicts(policy.get("portLevelSettings"))):
+            yield f"subsets[{i}].trafficPolicy.portLevelSettings[{j}]", port
+
+
+def _destination_rule(index: Index, dr: Resource) -> Iterator[Finding]:
+    host = str(dr.spec.get("host") or "")
+    service = index.service(host, dr.namespace) if host else None
+    if host and service is None and "*" not in host:
+        if fqdn(host, dr.namespace) not in index.service_entry_hosts():
+            yield dr.finding(
+                "IST0174", Severity.WARNING,
+                f"host {host} matches no Service in this set; the rule applies to nothing",
+            )
+    names: list[str] = []
+    for i, subset in enumerate(dicts(dr.spec.get("subsets"))):
+        name = str(subset.get("name") or "")
+        if not name:
+            yield dr.finding("IST0106", Severity.ERROR, f"subsets[{i}] has no name")
+        elif name in names:
+            yield dr.finding("IST0106", Severity.ERROR, f"subset {name!r} is defined twice")
+        names.append(name)
+        labels = {str(k): str(v) for k, v in as_dict(subset.get("labels")).items()}
+        if service is not None and index.service_selector(service):
+            if not index.pods_of(service, labels):
+                yield dr.finding(
+                    "IST0173", Severity.ERROR,
+                    f"subset {name!r} (labels {_labels(labels)}) selects no pod of Service "
+                    f"{service.name}; requests to it would get 503 UH",
+                )
+    for where, policy in _policies(dr):
+        outlier = policy.get("outlierDetection")
+        if isinstance(outlier, dict) and "consecutiveErrors" in outlier:
+            yield dr.finding(
+                "IST0133", Severity.WARNING,
+                f"{where}.outlierDetection.consecutiveErrors is deprecated and ignored by "
+                "Istio: use consecutive5xxErrors",
+            )
+        if policy.get("connectionPool") == {}:
+            yield dr.finding(
+                "IST0106", Severity.ERROR,
+                f"{where}.connectionPool must have at least one field",
+            )
+    if service is not None:
+        yield from _ejection(index, dr, service)
+
+
+def _ejection(index: Index, dr: Resource, service: Resource) -> Iterator[Finding]:
+    """Envoy 1.40 ejects a host only while ``100 * ejected / hosts`` stays within
+    ``max_ejection_percent`` (default 10): with 2 hosts it needs 50."""
+    top = as_dict(as_dict(dr.spec.get("trafficPolicy")).get("outlierDetection"))
+    has_top = isinstance(as_dict(dr.spec.get("trafficPolicy")).get("outlierDetection"), dict)
+    subsets = dicts(dr.spec.get("subsets"))
+    clusters: list[tuple[str, dict[str, str], dict[str, Any] | None]] = []
+    clusters.append((f"Service {service.name}", {}, top if has_top else None))
+    for subset in subsets:
+        own = as_dict(subset.get("trafficPolicy")).get("outlierDetection")
+        policy = own if isinstance(own, dict) else (top if has_top else None)
+        labels = {str(k): str(v) for k, v in as_dict(subset.get("labels")).items()}
+        clusters.append((f"subset {subset.get('name')!r}", labels, policy))
+    for label, labels, policy in clusters:
+        if policy is None:
+            continue
+        hosts = sum(w.replicas for w in index.pods_of(service, labels))
+        if hosts < 2:
+            continue  # one host has nowhere to fail over to; nothing to gain
+        percent = policy.get("maxEjectionPercent")
+        effective = percent if isinstance(percent, int) else ENVOY_DEFAULT_MAX_EJECTION_PERCENT
+        needed = math.ceil(100 / hosts)
+        if effective < needed:
+            unset = "unset, so Envoy's default " if not isinstance(percent, int) else ""
+            yield dr.finding(
+                "TM103", Severity.WARNING,
+                f"{label} has {hosts} hosts but maxEjectionPercent is {unset}{effective}: "
+                f"Envoy ejects none of them; set maxEjectionPercent to at least {needed}",
+            )
+
+
+def _labels(labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in labels.items()) or "none"

@@ -1,0 +1,77 @@
+"""AuthorizationPolicy and Telemetry rules (TM104, IST0127, IST0157).
+
+An ALLOW policy whose principal names a ServiceAccount that no workload runs
+as denies everyone silently (403 ``RBAC: access denied``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from mesh.check.findings import Finding, Severity
+from mesh.check.index import Index
+from mesh.check.loader import Resource
+from mesh.check.rules._access import as_dict, as_list, dicts
+
+# Accounts that Istio's own install creates: the ingress/egress gateways.
+ISTIO_ACCOUNTS = {
+    ("istio-system", "istio-ingressgateway-service-account"),
+    ("istio-system", "istio-egressgateway-service-account"),
+}
+PRINCIPAL = re.compile(r"^(?:spiffe://)?[^/]+/ns/(?P<ns>[^/]+)/sa/(?P<sa>[^/]+)$")
+
+
+def check(index: Index) -> Iterator[Finding]:
+    for policy in index.of_kind("AuthorizationPolicy", istio=True):
+        selector = {str(k): str(v) for k, v in
+                    as_dict(as_dict(policy.spec.get("selector")).get("matchLabels")).items()}
+        if selector and not index.workloads_matching(selector, policy.namespace):
+            yield policy.finding(
+                "IST0127", Severity.WARNING,
+                f"selector {','.join(f'{k}={v}' for k, v in selector.items())} matches no "
+                "workload in this set",
+            )
+        for i, rule in enumerate(dicts(policy.spec.get("rules"))):
+            for j, source in enumerate(dicts(rule.get("from"))):
+                src = as_dict(source.get("source"))
+                where = f"rules[{i}].from[{j}].source"
+                for field in ("principals", "notPrincipals"):
+                    for value in as_list(src.get(field)):
+                        yield from _principal(index, policy, f"{where}.{field}", str(value))
+                for value in as_list(src.get("serviceAccounts")):
+                    ns, _, sa = str(value).rpartition("/")
+                    yield from _account(index, policy, f"{where}.serviceAccounts", ns, sa)
+    for telemetry in index.of_kind("Telemetry", istio=True):
+        for i, log in enumerate(dicts(telemetry.spec.get("accessLogging"))):
+            if "providers" in log and not as_list(log.get("providers")):
+                yield telemetry.finding(
+                    "IST0157", Severity.WARNING,
+                    f"accessLogging[{i}].providers is empty: nothing is logged",
+                )
+
+
+def _principal(index: Index, policy: Resource, where: str, value: str) -> Iterator[Finding]:
+    if "*" in value:
+        return
+    match = PRINCIPAL.match(value)
+    if match is None:
+        yield policy.finding(
+            "TM104", Severity.ERROR,
+            f"{where}: {value!r} is not a principal of the form "
+            "cluster.local/ns/NAMESPACE/sa/SERVICEACCOUNT",
+        )
+        return
+    yield from _account(index, policy, where, match["ns"], match["sa"])
+
+
+def _account(
+    index: Index, policy: Resource, where: str, ns: str, sa: str
+) -> Iterator[Finding]:
+    ns = ns or policy.namespace
+    if (ns, sa) in ISTIO_ACCOUNTS or (ns, sa) in index.service_accounts:
+        return
+    yield policy.finding(
+        "TM104", Severity.ERROR,
+        f"{where}: ServiceAccount {ns}/{sa} is not in this set, so no workload has that "
+        "identity and the rule never matches",
+    )

@@ -1,0 +1,26 @@
+"""``check_tree(DIR)``: load, validate schemas, run every cross-object rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mesh.check.findings import Finding, Severity
+from mesh.check.index import Index
+from mesh.check.loader import load_tree
+from mesh.check.rules import ALL_RULES
+from mesh.check.schema import check_schemas
+
+SEVERITY_ORDER = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
+
+
+def check_tree(root: Path) -> list[Finding]:
+    """All findings for the tree at ``root``, ordered by file, then object."""
+    tree = load_tree(root)
+    findings = list(tree.findings)
+    findings += check_schemas(tree.resources)
+    index = Index(tree.resources)
+    for rule in ALL_RULES:
+        findings += rule(index)
+    unique = list(dict.fromkeys(findings))
+    return sorted(unique, key=lambda f: (f.file, f.kind, f.name, SEVERITY_ORDER[f.severity],
+                                         f.code, f.message))

@@ -1,0 +1,55 @@
+"""``mesh check [DIR] [--json]``: find mesh mistakes in the manifests, offline.
+
+One finding per line, ``CODE severity file kind/name: message``; exit status
+1 if any finding is an error, 0 otherwise (warnings and infos do not fail).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mesh.cli import CliError
+
+HELP = "find mistakes in the manifests, offline"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "dir", nargs="?", default="k8s", metavar="DIR",
+        help="manifest tree read as `kubectl apply -k DIR` would (default: k8s)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the findings as JSON")
+    parser.add_argument(
+        "--codes", action="store_true", help="list every finding code and what it means, then exit"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from mesh.check import CODES, check_tree, has_errors
+
+    if args.codes:
+        for code, title in CODES.items():
+            print(f"{code}  {title}")
+        return 0
+    root = Path(args.dir)
+    if not root.is_dir():
+        raise CliError(f"{args.dir}: no such directory")
+    findings = check_tree(root)
+    if args.json:
+        json.dump(
+            {"dir": args.dir, "errors": has_errors(findings),
+             "findings": [f.to_dict() for f in findings]},
+            sys.stdout, indent=2,
+        )
+        print()
+    else:
+        for finding in findings:
+            print(finding.line())
+        counts = {s: sum(1 for f in findings if f.severity == s)
+                  for s in ("error", "warning", "info")}
+        summary = ", ".join(f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items())
+        print(f"{args.dir}: {summary}", file=sys.stderr)
+    return 1 if has_errors(findings) else 0
