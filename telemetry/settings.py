@@ -79,3 +79,53 @@ def telemetry_from_env(
         otlp_traces_endpoint=endpoint,
         log_level=log_level,
     )
+
+
+# Parsers shared by both services' settings loaders: each failure names the variable.
+
+
+def env_int(environ: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: {raw!r} is not an integer") from None
+    if not lo <= value <= hi:
+        raise SettingsError(f"{name}: {value} is outside {lo}..{hi}")
+    return value
+
+
+def env_float(environ: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: {raw!r} is not a number") from None
+    if not lo <= value <= hi:
+        raise SettingsError(f"{name}: {value} is outside {lo}..{hi}")
+    return value
+
+
+def env_bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}: {raw!r} is not a boolean (use 1 or 0)")
+
+
+def env_choice(
+    environ: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]
+) -> str:
+    value = environ.get(name) or default
+    if value not in choices:
+        raise SettingsError(f"{name}: {value!r} is not one of {', '.join(choices)}")
+    return value
