@@ -10,8 +10,9 @@ JSON report keys (stable; add new keys, never rename):
 - ``overloaded_503``: 503 responses carrying ``x-envoy-overloaded: true``
 - ``errors``: ``{"connection_refused": {"count", "percent"}, ...}``; ``error_count``
 - ``versions``, ``instances``: ``{"v1": {"count", "percent"}, ...}`` by
-  ``x-backend-version`` / ``x-backend-instance`` (or the JSON body's ``backend``),
-  percent of ``responses``
+  ``x-backend-version`` / ``x-backend-instance`` (or the JSON body's ``backend``);
+  percent of the responses that named one (so a split reads v1 90 / v2 10 even
+  when some answers were Envoy's own 503s)
 - ``latency_ms``: ``{"min", "mean", "p50", "p90", "p99", "max"}`` over responses, null if none
 - ``sockets_used``: TCP connections opened
 """
@@ -81,8 +82,8 @@ def to_dict(result: Result) -> dict[str, Any]:
         "overloaded_503": result.overloaded_503,
         "errors": _share(result.errors, total),
         "error_count": sum(result.errors.values()),
-        "versions": _share(result.versions, responses),
-        "instances": _share(result.instances, responses),
+        "versions": _share(result.versions, sum(result.versions.values())),
+        "instances": _share(result.instances, sum(result.instances.values())),
         "latency_ms": latency_summary(result.latencies_ms),
         "sockets_used": result.sockets_used,
     }

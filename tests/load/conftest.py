@@ -13,20 +13,31 @@ HERE = Path(__file__).parent
 _unique = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
-    """The known-behaviour server of target_app.py, as a real uvicorn process."""
+def _serve(app: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
     port = free_port()
     argv = [
-        str(VENV_BIN / "python"), "-m", "uvicorn", "--app-dir", str(HERE), "target_app:app",
+        str(VENV_BIN / "python"), "-m", "uvicorn", "--app-dir", str(HERE), app,
         "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
-    proc = start("load-target", argv, tmp_path_factory.mktemp("load-target"), port=port)
+    name = app.partition(":")[0]
+    proc = start(name, argv, tmp_path_factory.mktemp(name), port=port)
     try:
         wait_http_ok(proc, "/readyz")
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    """The known-behaviour server of target_app.py, as a real uvicorn process."""
+    yield from _serve("target_app:app", tmp_path_factory)
+
+
+@pytest.fixture
+def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    """A fresh stand-in mesh (standin_mesh.py) per test: its counters start at zero."""
+    yield from _serve("standin_mesh:app", tmp_path_factory)
 
 
 @pytest.fixture

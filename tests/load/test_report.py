@@ -62,7 +62,8 @@ def test_json_report_counts_and_shares() -> None:
     assert d["requests"] == 10 and d["responses"] == 9 and d["error_count"] == 1
     assert d["status_codes"]["503"] == {"count": 3, "percent": 30.0}
     assert d["errors"]["connection_refused"]["count"] == 1
-    assert d["versions"]["v1"]["percent"] == pytest.approx(100 * 4 / 9, abs=0.01)
+    assert d["versions"]["v1"]["percent"] == pytest.approx(100 * 4 / 6, abs=0.01)
+    assert d["instances"]["backend-v2-0"]["percent"] == pytest.approx(100 * 2 / 6, abs=0.01)
     assert d["overloaded_503"] == 2 and d["sockets_used"] == 2
     assert d["rate_rps"] == 5.0
     assert d["latency_ms"]["max"] == 9.0

@@ -1,0 +1,324 @@
+"""The demo scenarios of Istio's traffic tasks, run against a running local mesh.
+
+Each function takes the URLs of a mesh that is already up (the local runner
+knows its instances' ports), runs the scenario with :mod:`mesh.load`, reads the
+evidence from Envoy's admin API, and returns a report object whose ``render()``
+is what a person reads. Nothing here starts or stops processes.
+
+- :func:`canary`: requests with and without ``x-canary: true``; the version split.
+- :func:`circuit_breaker`: ``-c 1``, ``-c 2``, ``-c 3`` runs (Istio's task), each followed by
+  Envoy's ``upstream_rq_pending_overflow`` and ``remaining_pending``.
+- :func:`outlier`: load before, during and after a v1 replica's fault; Envoy's
+  ``ejections_active`` and per-host health; then the fault is cleared.
+
+Every URL must be loopback, as for ``mesh load``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from mesh.load.options import LoadOptions, OptionError, build_options, is_loopback_host
+from mesh.load.report import to_dict
+from mesh.load.runner import Result, run_load, run_load_async
+
+PENDING_OVERFLOW = "upstream_rq_pending_overflow"
+REMAINING_PENDING = "circuit_breakers.default.remaining_pending"
+EJECTIONS_ACTIVE = "outlier_detection.ejections_active"
+POLL_INTERVAL_S = 0.1
+
+
+def _loopback(url: str) -> str:
+    host = httpx.URL(url).host
+    if not is_loopback_host(host):
+        raise OptionError(f"refusing non-loopback URL {url!r}: demos run on the local mesh")
+    return url.rstrip("/")
+
+
+# ---------------------------------------------------------------- Envoy admin
+
+
+def parse_cluster_stats(text: str, suffixes: tuple[str, ...]) -> dict[str, dict[str, int]]:
+    """``cluster.<name>.<suffix>: N`` lines -> ``{name: {suffix: N}}``.
+
+    Cluster names contain dots and bars (``outbound|5000|v1|backend-service.default...``),
+    so a stat is matched by its known suffix, never by splitting on dots.
+    """
+    out: dict[str, dict[str, int]] = {}
+    for line in text.splitlines():
+        name, sep, value = line.rpartition(": ")
+        if not sep or not name.startswith("cluster."):
+            continue
+        for suffix in suffixes:
+            if name.endswith("." + suffix):
+                cluster = name[len("cluster.") : -len(suffix) - 1]
+                try:
+                    out.setdefault(cluster, {})[suffix] = int(value.strip())
+                except ValueError:
+                    pass  # a histogram summary line, not a counter or gauge
+    return out
+
+
+def parse_host_health(text: str) -> dict[str, dict[str, str]]:
+    """Envoy ``/clusters`` text -> ``{cluster: {host:port: health_flags}}``."""
+    out: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        parts = line.split("::")
+        if len(parts) == 4 and parts[2] == "health_flags":
+            out.setdefault(parts[0], {})[parts[1]] = parts[3]
+    return out
+
+
+class EnvoyAdmin:
+    """The few admin reads the demos need, from ``http://127.0.0.1:<admin port>``."""
+
+    def __init__(self, admin_url: str, timeout: float = 5.0) -> None:
+        self.url = _loopback(admin_url)
+        self.timeout = timeout
+
+    def _get(self, path: str, params: Mapping[str, str] | None = None) -> str:
+        r = httpx.get(self.url + path, params=params, timeout=self.timeout, trust_env=False)
+        r.raise_for_status()
+        return r.text
+
+    def stats(self, suffixes: tuple[str, ...], cluster_filter: str) -> dict[str, dict[str, int]]:
+        """Cluster stats ending in one of ``suffixes`` for clusters whose name has the filter."""
+        pattern = "(" + "|".join(s.replace(".", r"\.") for s in suffixes) + ")$"
+        found = parse_cluster_stats(self._get("/stats", {"filter": pattern}), suffixes)
+        return {c: v for c, v in found.items() if cluster_filter in c}
+
+    def host_health(self, cluster_filter: str) -> dict[str, dict[str, str]]:
+        found = parse_host_health(self._get("/clusters"))
+        return {c: v for c, v in found.items() if cluster_filter in c}
+
+
+def success_rate(result: Result) -> float:
+    """Percent of finished requests that got a 2xx."""
+    ok = sum(n for code, n in result.status_counts.items() if 200 <= code < 300)
+    return 100.0 * ok / result.total if result.total else 0.0
+
+
+def _summary(result: Result) -> str:
+    d = to_dict(result)
+    codes = ", ".join(f"{c} x {s['count']}" for c, s in d["status_codes"].items())
+    errors = "; " + ", ".join(f"{k} x {s['count']}" for k, s in d["errors"].items())
+    versions = ", ".join(f"{v} {s['percent']:.0f}%" for v, s in d["versions"].items()) or "-"
+    return (
+        f"{d['requests']} requests, {success_rate(result):.1f}% 2xx "
+        f"[{codes}{errors if d['errors'] else ''}], overloaded 503s {d['overloaded_503']}, "
+        f"versions {versions}, sockets {d['sockets_used']}"
+    )
+
+
+# ---------------------------------------------------------------- canary
+
+
+@dataclass
+class CanaryReport:
+    plain: Result
+    canary: Result
+
+    def render(self) -> str:
+        return "\n".join(
+            [
+                'Canary routing (VirtualService backend: x-canary: "true" -> v2, else v1)',
+                f"  without x-canary : {_summary(self.plain)}",
+                f"  x-canary: true   : {_summary(self.canary)}",
+            ]
+        )
+
+
+def canary(url: str, requests: int = 100, connections: int = 4) -> CanaryReport:
+    """The same load without and with ``x-canary: true``; the report shows the version split.
+
+    For the weighted variant, run the mesh from that overlay: the ``plain`` split is the weights.
+    """
+    url = _loopback(url)
+    plain = run_load(url, connections=connections, requests=requests)
+    flagged = run_load(
+        url, connections=connections, requests=requests, headers={"x-canary": "true"}
+    )
+    return CanaryReport(plain=plain, canary=flagged)
+
+
+# ---------------------------------------------------------------- circuit breaker
+
+
+@dataclass
+class BreakerStep:
+    connections: int
+    result: Result
+    stats: dict[str, dict[str, int]]  # cluster -> {stat: value}, read after the step
+    overflow_delta: int  # upstream_rq_pending_overflow added by this step, over the clusters
+
+
+@dataclass
+class BreakerReport:
+    steps: list[BreakerStep] = field(default_factory=list)
+
+    def render(self) -> str:
+        lines = ["Circuit breaking (Istio's task: -c 1, then -c 2, then -c 3)"]
+        for s in self.steps:
+            lines.append(f"  -c {s.connections}: {_summary(s.result)}")
+            for cluster, values in sorted(s.stats.items()):
+                overflow = values.get(PENDING_OVERFLOW, "-")
+                remaining = values.get(REMAINING_PENDING, "n/a (no track_remaining)")
+                lines.append(
+                    f"      {cluster}: {PENDING_OVERFLOW} {overflow} "
+                    f"(+{s.overflow_delta} this step), remaining_pending {remaining}"
+                )
+        return "\n".join(lines)
+
+
+def _overflow_total(stats: Mapping[str, Mapping[str, int]]) -> int:
+    return sum(v.get(PENDING_OVERFLOW, 0) for v in stats.values())
+
+
+def circuit_breaker(
+    url: str,
+    admin_url: str,
+    cluster_filter: str = "backend-service",
+    steps: tuple[int, ...] = (1, 2, 3),
+    requests_per_connection: int = 10,
+) -> BreakerReport:
+    """Istio's circuit-breaking task: one load step per connection count, stats after each.
+
+    Run it against a mesh whose DestinationRule is the tight one (the circuit-breaker
+    variant): 503s with ``x-envoy-overloaded`` appear from ``-c 2`` on, and Envoy's
+    ``upstream_rq_pending_overflow`` grows by the number of those 503s.
+    """
+    url = _loopback(url)
+    admin = EnvoyAdmin(admin_url)
+    suffixes = (PENDING_OVERFLOW, REMAINING_PENDING)
+    before = admin.stats(suffixes, cluster_filter)
+    report = BreakerReport()
+    for c in steps:
+        result = run_load(url, connections=c, requests=c * requests_per_connection)
+        after = admin.stats(suffixes, cluster_filter)
+        delta = _overflow_total(after) - _overflow_total(before)
+        report.steps.append(BreakerStep(c, result, after, delta))
+        before = after
+    return report
+
+
+# ---------------------------------------------------------------- outlier detection
+
+
+@dataclass
+class OutlierReport:
+    before: Result  # no fault
+    faulted: Result  # fault on, until Envoy ejected the host (or gave up waiting)
+    ejected: Result  # fault still on, host ejected: the success rate recovers
+    max_ejections_active: int
+    health_while_ejected: dict[str, dict[str, str]]
+    ejections_after_clear: int | None  # None: not waited for
+
+    def render(self) -> str:
+        lines = [
+            "Outlier detection (consecutive 5xx eject a host; the others carry the load)",
+            f"  before the fault : {_summary(self.before)}",
+            f"  fault on         : {_summary(self.faulted)}",
+            f"  host ejected     : {_summary(self.ejected)}",
+            f"  ejections_active peaked at {self.max_ejections_active}",
+        ]
+        for cluster, hosts in sorted(self.health_while_ejected.items()):
+            for host, flags in sorted(hosts.items()):
+                lines.append(f"      {cluster} {host}: {flags}")
+        if self.ejections_after_clear is not None:
+            lines.append(f"  fault cleared; ejections_active now {self.ejections_after_clear}")
+        else:
+            lines.append("  fault cleared; the host returns after baseEjectionTime")
+        return "\n".join(lines)
+
+
+async def _put_fault(fault_url: str, body: Mapping[str, Any] | None) -> None:
+    async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
+        if body is None:
+            r = await client.delete(fault_url + "/admin/fault")
+        else:
+            r = await client.put(fault_url + "/admin/fault", json=dict(body))
+        r.raise_for_status()
+
+
+def _ejections(admin: EnvoyAdmin, cluster_filter: str) -> int:
+    stats = admin.stats((EJECTIONS_ACTIVE,), cluster_filter)
+    return sum(v.get(EJECTIONS_ACTIVE, 0) for v in stats.values())
+
+
+async def _outlier(
+    url: str,
+    admin: EnvoyAdmin,
+    fault_url: str,
+    cluster_filter: str,
+    connections: int,
+    window: str,
+    eject_wait_s: float,
+    return_wait_s: float,
+) -> OutlierReport:
+    def window_options(duration: str | float) -> LoadOptions:
+        return build_options(url, connections=connections, duration=duration)
+
+    before = await run_load_async(window_options(window))
+    await _put_fault(fault_url, {"status": 503, "error_rate": 1.0, "delay_ms": 0})
+    try:
+        # Load runs while the admin stats are polled: stop the load once Envoy ejects.
+        stop = asyncio.Event()
+        load = asyncio.create_task(run_load_async(window_options(eject_wait_s), stop=stop))
+        peak = 0
+        while not load.done():
+            peak = max(peak, await asyncio.to_thread(_ejections, admin, cluster_filter))
+            if peak:
+                stop.set()
+                break
+            await asyncio.sleep(POLL_INTERVAL_S)  # admin poll interval
+        faulted = await load  # marked interrupted when stopped at the ejection
+        ejected = await run_load_async(window_options(window))
+        peak = max(peak, await asyncio.to_thread(_ejections, admin, cluster_filter))
+        health = await asyncio.to_thread(admin.host_health, cluster_filter)
+    finally:
+        await _put_fault(fault_url, None)
+    after: int | None = None
+    if return_wait_s > 0:
+        deadline = time.monotonic() + return_wait_s
+        after = await asyncio.to_thread(_ejections, admin, cluster_filter)
+        while after and time.monotonic() < deadline:
+            await asyncio.sleep(POLL_INTERVAL_S)  # admin poll interval
+            after = await asyncio.to_thread(_ejections, admin, cluster_filter)
+    return OutlierReport(before, faulted, ejected, peak, health, after)
+
+
+def outlier(
+    url: str,
+    admin_url: str,
+    fault_url: str,
+    cluster_filter: str = "backend-service",
+    connections: int = 4,
+    window: str = "2s",
+    eject_wait_s: float = 10.0,
+    return_wait_s: float = 0.0,
+) -> OutlierReport:
+    """Fault one replica (``fault_url`` is its base URL, e.g. ``http://127.0.0.1:5001``).
+
+    Load runs for ``window`` before the fault, then until Envoy reports an
+    ejection (at most ``eject_wait_s``), then another ``window`` with the host
+    ejected. The fault is always cleared. With ``return_wait_s > 0``, waits up to
+    that long for ``ejections_active`` to drop back to 0 (baseEjectionTime, 15s here).
+    """
+    return asyncio.run(
+        _outlier(
+            _loopback(url),
+            EnvoyAdmin(admin_url),
+            _loopback(fault_url),
+            cluster_filter,
+            connections,
+            window,
+            eject_wait_s,
+            return_wait_s,
+        )
+    )
