@@ -7,7 +7,10 @@ import sys
 from telemetry.settings import SettingsError
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    from telemetry.cli import BACKEND_ENV, parse_args
+
+    parse_args("backend", "Run the taskmesh tasks API (v1 or v2) with uvicorn.", BACKEND_ENV, argv)
     from backend.app import create_app
     from backend.settings import BackendSettings
     from telemetry.logs import configure_logging

@@ -28,10 +28,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.errors import ApiError, install_error_handlers, validation_response
 from backend.fault import FaultMiddleware, FaultSpec, FaultState
-from backend.limits import BodyLimitMiddleware
 from backend.settings import BackendSettings
 from backend.store import IdempotencyConflict, Task, TaskStore, request_fingerprint
 from telemetry.instrument import instrument
+from telemetry.limits import BodyLimitMiddleware
 from telemetry.metrics import HttpMetrics
 from telemetry.tracing import Tracing, fastapi_kwargs, tune_gc
 

@@ -55,5 +55,8 @@ def serve(
         log_config=None,
         lifespan="on",
         timeout_graceful_shutdown=25,
+        # Longer than the callers' idle timeouts (aiohttp 30 s in the frontend), so a
+        # pooled connection is never closed by us just as a caller reuses it.
+        timeout_keep_alive=75,
     )
     DrainingServer(config, on_drain, shutdown_delay_s).run()

@@ -1,0 +1,247 @@
+"""The frontend: a page and a JSON API that pass through to the backend.
+
+Every backend call goes through the one BackendClient, which forwards the
+trace, request-id and canary headers; routing between v1 and v2 is the mesh's
+business, never this code's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from opentelemetry.sdk.trace.export import SpanExporter
+from starlette.exceptions import HTTPException
+
+from frontend.client import BackendClient, BackendReply
+from frontend.errors import BackendFailure
+from frontend.page import render_page
+from frontend.settings import FrontendSettings
+from telemetry.asgi import scope_headers
+from telemetry.instrument import instrument
+from telemetry.limits import BodyLimitMiddleware
+from telemetry.logs import current_ids
+from telemetry.metrics import HttpMetrics
+from telemetry.tracing import Tracing, fastapi_kwargs, tune_gc
+
+log = logging.getLogger("frontend")
+
+TASKS = "/api/tasks"
+TASK = "/api/tasks/{task_id}"
+
+
+@dataclass
+class FrontendState:
+    settings: FrontendSettings
+    client: BackendClient
+    ready: bool = True
+
+
+def _pass_through(reply: BackendReply) -> Response:
+    """The backend's reply with `backend: {version, instance}` added (and as headers)."""
+    headers = {
+        f"x-backend-{key}": value for key, value in reply.backend.items() if value is not None
+    }
+    if reply.status == 204 or reply.data is None:
+        return Response(status_code=reply.status, headers=headers)
+    data = reply.data
+    if isinstance(data, dict):
+        data = {**data, "backend": reply.backend}
+    return JSONResponse(data, status_code=reply.status, headers=headers)
+
+
+def _failure_response(exc: BackendFailure) -> JSONResponse:
+    request_id, trace_id = current_ids()
+    log.warning(
+        "backend call failed",
+        extra={"cause": exc.cause, "status": exc.status, "detail": exc.message},
+    )
+    body = {**exc.to_json(), "request_id": request_id, "trace_id": trace_id}
+    return JSONResponse(body, status_code=exc.status)
+
+
+def create_app(
+    settings: FrontendSettings, *, span_exporter: SpanExporter | None = None
+) -> FastAPI:
+    """The frontend app for `settings`; `span_exporter` adds an exporter (tests)."""
+    telemetry = settings.telemetry_settings
+    tracing = Tracing(telemetry, span_exporter=span_exporter)
+    metrics = HttpMetrics("frontend", settings.version, settings.instance)
+    client = BackendClient(
+        settings.backend_url,
+        timeout_s=settings.backend_timeout_s,
+        pool_size=settings.backend_pool_size,
+        tracing=tracing,
+        registry=metrics.registry,
+    )
+    state = FrontendState(settings=settings, client=client)
+    identity = {"version": settings.version, "instance": settings.instance}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await client.start()
+        if telemetry.traces_exporters:
+            tune_gc()
+        log.info("frontend ready", extra={"backend_url": settings.backend_url})
+        try:
+            yield
+        finally:
+            state.ready = False
+            await client.close()
+            tracing.shutdown()
+
+    app = FastAPI(
+        title="taskmesh frontend",
+        version=settings.version,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        **fastapi_kwargs(),
+    )
+    app.state.frontend = state
+    app.state.tracing = tracing
+
+    async def on_failure(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, BackendFailure)
+        return _failure_response(exc)
+
+    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            {"error": code, "message": str(exc.detail)}, exc.status_code, headers=exc.headers
+        )
+
+    async def on_validation(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        fields = [
+            {"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        message = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+        return JSONResponse(
+            {"error": "validation_error", "message": message, "fields": fields}, 422
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse(
+            {"error": "internal_error", "message": f"internal error: {type(exc).__name__}"}, 500
+        )
+
+    app.add_exception_handler(BackendFailure, on_failure)
+    app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(Exception, on_unexpected)
+
+    async def call(
+        request: Request, method: str, path: str, route: str, body: bytes | None = None
+    ) -> BackendReply:
+        return await client.call(
+            method, path, route=route, incoming=scope_headers(request.scope), body=body
+        )
+
+    # -- the page ------------------------------------------------------------
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page(request: Request) -> HTMLResponse:
+        reply: BackendReply | None = None
+        problem: BackendFailure | None = None
+        try:
+            reply = await call(request, "GET", TASKS, TASKS)
+        except BackendFailure as exc:
+            problem = exc
+            log.warning("page degraded", extra={"cause": exc.cause, "detail": exc.message})
+        request_id, trace_id = current_ids()
+        ok = reply is not None and reply.status == 200 and isinstance(reply.data, dict)
+        if reply is not None and not ok:
+            problem = BackendFailure(
+                "bad_reply", f"the backend answered {reply.status}", 502, reply.status
+            )
+        html = render_page(
+            frontend=identity,
+            data=reply.data if ok and reply is not None else None,
+            backend=reply.backend if reply is not None else {},
+            failure=problem,
+            request_id=request_id,
+            trace_id=trace_id,
+        )
+        return HTMLResponse(html, status_code=problem.status if problem else 200)
+
+    # -- the JSON API: pass-through ------------------------------------------
+
+    @app.get(TASKS)
+    async def list_tasks(request: Request) -> Response:
+        return _pass_through(await call(request, "GET", TASKS, TASKS))
+
+    @app.post(TASKS)
+    async def create_task(request: Request) -> Response:
+        body = await request.body()
+        return _pass_through(await call(request, "POST", TASKS, TASKS, body))
+
+    @app.get(TASK)
+    async def get_task(task_id: int, request: Request) -> Response:
+        return _pass_through(await call(request, "GET", f"{TASKS}/{task_id}", TASK))
+
+    @app.patch(TASK)
+    async def update_task(task_id: int, request: Request) -> Response:
+        body = await request.body()
+        return _pass_through(await call(request, "PATCH", f"{TASKS}/{task_id}", TASK, body))
+
+    @app.delete(TASK)
+    async def delete_task(task_id: int, request: Request) -> Response:
+        return _pass_through(await call(request, "DELETE", f"{TASKS}/{task_id}", TASK))
+
+    @app.get("/api/headers")
+    async def headers(request: Request) -> JSONResponse:
+        reply = await call(request, "GET", "/api/headers", "/api/headers")
+        return JSONResponse(
+            {
+                "frontend": {**identity, "headers": dict(request.headers.items())},
+                "backend": reply.data,
+            },
+            headers={
+                f"x-backend-{k}": v for k, v in reply.backend.items() if v is not None
+            },
+        )
+
+    # -- probes and identity -------------------------------------------------
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        # Not the backend's health: a frontend that cannot reach the backend still
+        # serves a degraded page, and failing here would cascade an outage.
+        if not client.started:
+            return JSONResponse({"status": "starting"}, 503)
+        if not state.ready:
+            return JSONResponse({"status": "draining"}, 503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/version")
+    async def version() -> JSONResponse:
+        return JSONResponse({"service": "frontend", **identity})
+
+    @app.get("/metrics")
+    async def metrics_endpoint() -> Response:
+        return metrics.response()
+
+    app.add_middleware(BodyLimitMiddleware)
+    instrument(
+        app,
+        tracing=tracing,
+        metrics=metrics if settings.metrics_enabled else None,
+        generate_request_id=True,
+    )
+    return app
+
+
+__all__ = ["create_app"]
