@@ -57,8 +57,7 @@ class Index:
 
     def of_kind(self, kind: str, istio: bool | None = None) -> list[Resource]:
         return [
-            r for r in self.resources
-            if r.kind == kind and (istio is None or r.is_istio == istio)
+            r for r in self.resources if r.kind == kind and (istio is None or r.is_istio == istio)
         ]
 
     def service(self, host: str, namespace: str) -> Resource | None:
@@ -75,7 +74,8 @@ class Index:
             return []
         wanted = {**selector, **(extra or {})}
         return [
-            w for w in self.workloads
+            w
+            for w in self.workloads
             if w.namespace == service.namespace and selects(wanted, w.labels)
         ]
 
@@ -89,7 +89,8 @@ class Index:
     def destination_rules_for(self, name: str) -> list[Resource]:
         """DestinationRules whose host resolves to the fully qualified ``name``."""
         return [
-            dr for dr in self.of_kind("DestinationRule", istio=True)
+            dr
+            for dr in self.of_kind("DestinationRule", istio=True)
             if fqdn(str(dr.spec.get("host", "")), dr.namespace) == name
         ]
 
@@ -98,7 +99,8 @@ class Index:
 
     def workloads_matching(self, labels: dict[str, str], namespace: str | None) -> list[Workload]:
         return [
-            w for w in self.workloads
+            w
+            for w in self.workloads
             if (namespace is None or w.namespace == namespace) and selects(labels, w.labels)
         ]
 

@@ -31,8 +31,15 @@ SUPPORTED_FIELDS = {
 }
 DEFAULT_NAMESPACE = "default"
 # Cluster-scoped kinds that a namespace never applies to.
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
-                  "PersistentVolume", "StorageClass", "PriorityClass"}
+CLUSTER_SCOPED = {
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "PersistentVolume",
+    "StorageClass",
+    "PriorityClass",
+}
 
 
 def display_path(path: Path) -> str:
@@ -126,9 +133,7 @@ def _kustomization_file(directory: Path) -> Path | None:
 
 def _problem(tree: Tree, path: Path, message: str, kind: str = "Kustomization") -> None:
     name = path.parent.name if kind == "Kustomization" else path.name
-    tree.findings.append(
-        Finding(display_path(path), kind, name, "TM003", Severity.ERROR, message)
-    )
+    tree.findings.append(Finding(display_path(path), kind, name, "TM003", Severity.ERROR, message))
 
 
 def _read_yaml_docs(path: Path, tree: Tree) -> list[Any] | None:
@@ -151,8 +156,12 @@ def _read_objects(path: Path, namespace: str | None, tree: Tree) -> list[Resourc
     out: list[Resource] = []
     for index, doc in enumerate(docs):
         if not isinstance(doc, dict) or not doc.get("kind") or not doc.get("apiVersion"):
-            _problem(tree, path, f"document {index + 1} is not a Kubernetes object "
-                     "(needs apiVersion and kind)", kind="File")
+            _problem(
+                tree,
+                path,
+                f"document {index + 1} is not a Kubernetes object (needs apiVersion and kind)",
+                kind="File",
+            )
             continue
         if doc.get("kind") == "List" and isinstance(doc.get("items"), list):
             docs.extend(doc["items"])
@@ -181,8 +190,12 @@ def _load_kustomization(path: Path, tree: Tree, stack: tuple[Path, ...]) -> list
         return []
     kust = docs[0] if docs and isinstance(docs[0], dict) else {}
     for key in sorted(set(kust) - SUPPORTED_FIELDS):
-        _problem(tree, path, f"field {key!r} is not supported by mesh check (nor by mesh up); "
-                 "use resources, namespace and patches")
+        _problem(
+            tree,
+            path,
+            f"field {key!r} is not supported by mesh check (nor by mesh up); "
+            "use resources, namespace and patches",
+        )
     base = path.parent
     namespace = kust.get("namespace") or None
     resources: list[Resource] = []
@@ -299,41 +312,63 @@ def _apply_patch(patch: _Patch, resources: list[Resource], kust: Path, tree: Tre
         elif isinstance(body, dict) and body.get("$patch") == "delete":
             resources.remove(res)
         elif isinstance(body, dict):
-            merged = _merge(res.doc, body, by_name=not res.is_istio)
-            res.doc = merged
+            res.doc = _merge(res.doc, body, core=_is_core(res))
 
 
-def _merge(base: Any, patch: Any, by_name: bool) -> Any:
-    """Strategic merge, simplified: maps merge, ``null`` deletes, and lists of
-    named items (containers, env, ports, volumes) merge by ``name`` on core
-    kinds. Lists in custom resources are replaced whole, as kustomize does."""
+# Strategic-merge keys of the core lists a patch is likely to touch; any
+# other list is replaced whole (and so is every list of a custom resource).
+MERGE_KEYS = {
+    "containers": "name",
+    "initContainers": "name",
+    "env": "name",
+    "volumes": "name",
+    "imagePullSecrets": "name",
+    "volumeMounts": "mountPath",
+}
+
+
+def _merge(base: Any, patch: Any, core: bool, field: str = "") -> Any:
+    """Strategic merge, simplified: maps merge, ``null`` deletes, and on core
+    kinds the lists above (plus ``ports``, keyed by ``containerPort`` in a
+    container and ``port`` in a Service) merge item by item."""
     if isinstance(base, dict) and isinstance(patch, dict):
         out = copy.deepcopy(base)
         for key, value in patch.items():
             if value is None:
                 out.pop(key, None)
             elif key in out:
-                out[key] = _merge(out[key], value, by_name)
+                out[key] = _merge(out[key], value, core, key)
             else:
                 out[key] = copy.deepcopy(value)
         return out
-    if by_name and isinstance(base, list) and isinstance(patch, list) and _named(base + patch):
+    key = _merge_key(field, base, patch) if core else None
+    if key is not None and isinstance(base, list) and isinstance(patch, list):
         out_list = copy.deepcopy(base)
         for item in patch:
-            idx = next((i for i, b in enumerate(out_list) if b["name"] == item["name"]), None)
+            idx = next((i for i, b in enumerate(out_list) if b.get(key) == item.get(key)), None)
             if item.get("$patch") == "delete":
                 if idx is not None:
                     out_list.pop(idx)
             elif idx is None:
                 out_list.append(copy.deepcopy(item))
             else:
-                out_list[idx] = _merge(out_list[idx], item, by_name)
+                out_list[idx] = _merge(out_list[idx], item, core)
         return out_list
     return copy.deepcopy(patch)
 
 
-def _named(items: list[Any]) -> bool:
-    return bool(items) and all(isinstance(i, dict) and "name" in i for i in items)
+def _merge_key(field: str, base: Any, patch: Any) -> str | None:
+    if not (isinstance(base, list) and isinstance(patch, list)):
+        return None
+    items = base + patch
+    if not all(isinstance(i, dict) for i in items):
+        return None
+    key = MERGE_KEYS.get(field)
+    if field == "ports":
+        key = "containerPort" if any("containerPort" in i for i in items) else "port"
+    if key is None or not all(key in i for i in items):
+        return None
+    return key
 
 
 def _json6902(doc: dict[str, Any], ops: list[Any]) -> str | None:
@@ -371,8 +406,17 @@ def _report_duplicates(tree: Tree) -> None:
     for res in tree.resources:
         key = (res.group, res.kind, res.namespace, res.name)
         if key in seen:
-            tree.findings.append(res.finding(
-                "TM004", Severity.ERROR,
-                f"already defined in {seen[key].file}; kubectl apply -k refuses duplicate ids"))
+            tree.findings.append(
+                res.finding(
+                    "TM004",
+                    Severity.ERROR,
+                    f"already defined in {seen[key].file}; kubectl apply -k refuses duplicate ids",
+                )
+            )
         else:
             seen[key] = res
+
+
+def _is_core(res: Resource) -> bool:
+    """Built-in Kubernetes kinds (strategic merge) versus custom resources (JSON merge)."""
+    return "." not in res.group or res.group.endswith(".k8s.io")

@@ -22,5 +22,7 @@ def check_tree(root: Path) -> list[Finding]:
     for rule in ALL_RULES:
         findings += rule(index)
     unique = list(dict.fromkeys(findings))
-    return sorted(unique, key=lambda f: (f.file, f.kind, f.name, SEVERITY_ORDER[f.severity],
-                                         f.code, f.message))
+    return sorted(
+        unique,
+        key=lambda f: (f.file, f.kind, f.name, SEVERITY_ORDER[f.severity], f.code, f.message),
+    )

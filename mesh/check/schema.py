@@ -85,7 +85,8 @@ def _check_core(res: Resource) -> Iterator[Finding]:
     validator = _validator(res.api_version, res.kind)
     if validator is None:
         yield res.finding(
-            "TM002", Severity.WARNING,
+            "TM002",
+            Severity.WARNING,
             f"no Kubernetes {KUBERNETES_VERSION[:4]} schema for {res.api_version} {res.kind}; "
             "not validated",
         )
@@ -144,7 +145,8 @@ def _check_istio(res: Resource) -> Iterator[Finding]:
     model_class = _istio_model(res.api_version, res.kind)
     if model_class is None:
         yield res.finding(
-            "IST0106", Severity.ERROR,
+            "IST0106",
+            Severity.ERROR,
             f"unknown Istio apiVersion/kind {res.api_version} {res.kind}",
         )
         return

@@ -18,7 +18,10 @@ HELP = "find mistakes in the manifests, offline"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "dir", nargs="?", default="k8s", metavar="DIR",
+        "dir",
+        nargs="?",
+        default="k8s",
+        metavar="DIR",
         help="manifest tree read as `kubectl apply -k DIR` would (default: k8s)",
     )
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
@@ -40,16 +43,21 @@ def run(args: argparse.Namespace) -> int:
     findings = check_tree(root)
     if args.json:
         json.dump(
-            {"dir": args.dir, "errors": has_errors(findings),
-             "findings": [f.to_dict() for f in findings]},
-            sys.stdout, indent=2,
+            {
+                "dir": args.dir,
+                "errors": has_errors(findings),
+                "findings": [f.to_dict() for f in findings],
+            },
+            sys.stdout,
+            indent=2,
         )
         print()
     else:
         for finding in findings:
             print(finding.line())
-        counts = {s: sum(1 for f in findings if f.severity == s)
-                  for s in ("error", "warning", "info")}
+        counts = {
+            s: sum(1 for f in findings if f.severity == s) for s in ("error", "warning", "info")
+        }
         summary = ", ".join(f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items())
         print(f"{args.dir}: {summary}", file=sys.stderr)
     return 1 if has_errors(findings) else 0

@@ -39,7 +39,8 @@ def _destination_rule(index: Index, dr: Resource) -> Iterator[Finding]:
     if host and service is None and "*" not in host:
         if fqdn(host, dr.namespace) not in index.service_entry_hosts():
             yield dr.finding(
-                "IST0174", Severity.WARNING,
+                "IST0174",
+                Severity.WARNING,
                 f"host {host} matches no Service in this set; the rule applies to nothing",
             )
     names: list[str] = []
@@ -54,7 +55,8 @@ def _destination_rule(index: Index, dr: Resource) -> Iterator[Finding]:
         if service is not None and index.service_selector(service):
             if not index.pods_of(service, labels):
                 yield dr.finding(
-                    "IST0173", Severity.ERROR,
+                    "IST0173",
+                    Severity.ERROR,
                     f"subset {name!r} (labels {_labels(labels)}) selects no pod of Service "
                     f"{service.name}; requests to it would get 503 UH",
                 )
@@ -62,13 +64,15 @@ def _destination_rule(index: Index, dr: Resource) -> Iterator[Finding]:
         outlier = policy.get("outlierDetection")
         if isinstance(outlier, dict) and "consecutiveErrors" in outlier:
             yield dr.finding(
-                "IST0133", Severity.WARNING,
+                "IST0133",
+                Severity.WARNING,
                 f"{where}.outlierDetection.consecutiveErrors is deprecated and ignored by "
                 "Istio: use consecutive5xxErrors",
             )
         if policy.get("connectionPool") == {}:
             yield dr.finding(
-                "IST0106", Severity.ERROR,
+                "IST0106",
+                Severity.ERROR,
                 f"{where}.connectionPool must have at least one field",
             )
     if service is not None:
@@ -100,7 +104,8 @@ def _ejection(index: Index, dr: Resource, service: Resource) -> Iterator[Finding
         if effective < needed:
             unset = "unset, so Envoy's default " if not isinstance(percent, int) else ""
             yield dr.finding(
-                "TM103", Severity.WARNING,
+                "TM103",
+                Severity.WARNING,
                 f"{label} has {hosts} hosts but maxEjectionPercent is {unset}{effective}: "
                 f"Envoy ejects none of them; set maxEjectionPercent to at least {needed}",
             )

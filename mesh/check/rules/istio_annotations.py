@@ -23,34 +23,76 @@ _POD_ONLY = [
     "proxy.istio.io/overrides",
     "ambient.istio.io/redirection",
     "status.sidecar.istio.io/port",
-    *(f"readiness.status.sidecar.istio.io/{k}" for k in
-      ("initialDelaySeconds", "periodSeconds", "failureThreshold", "applicationPorts")),
-    *(f"traffic.sidecar.istio.io/{k}" for k in
-      ("includeOutboundIPRanges", "excludeOutboundIPRanges", "includeInboundPorts",
-       "excludeInboundPorts", "includeOutboundPorts", "excludeOutboundPorts",
-       "kubevirtInterfaces", "excludeInterfaces")),
-    *(f"sidecar.istio.io/{k}" for k in
-      ("inject", "status", "rewriteAppHTTPProbers", "controlPlaneAuthPolicy",
-       "discoveryAddress", "proxyImage", "proxyImageType", "proxyCPU", "proxyCPULimit",
-       "proxyMemory", "proxyMemoryLimit", "interceptionMode", "bootstrapOverride",
-       "statsInclusionPrefixes", "statsInclusionSuffixes", "statsInclusionRegexps",
-       "statsHistogramBuckets", "statsFlushInterval", "userVolume", "userVolumeMount",
-       "enableCoreDump", "logLevel", "componentLogLevel", "agentLogLevel", "extraStatTags",
-       "nativeSidecar")),
+    *(
+        f"readiness.status.sidecar.istio.io/{k}"
+        for k in ("initialDelaySeconds", "periodSeconds", "failureThreshold", "applicationPorts")
+    ),
+    *(
+        f"traffic.sidecar.istio.io/{k}"
+        for k in (
+            "includeOutboundIPRanges",
+            "excludeOutboundIPRanges",
+            "includeInboundPorts",
+            "excludeInboundPorts",
+            "includeOutboundPorts",
+            "excludeOutboundPorts",
+            "kubevirtInterfaces",
+            "excludeInterfaces",
+        )
+    ),
+    *(
+        f"sidecar.istio.io/{k}"
+        for k in (
+            "inject",
+            "status",
+            "rewriteAppHTTPProbers",
+            "controlPlaneAuthPolicy",
+            "discoveryAddress",
+            "proxyImage",
+            "proxyImageType",
+            "proxyCPU",
+            "proxyCPULimit",
+            "proxyMemory",
+            "proxyMemoryLimit",
+            "interceptionMode",
+            "bootstrapOverride",
+            "statsInclusionPrefixes",
+            "statsInclusionSuffixes",
+            "statsInclusionRegexps",
+            "statsHistogramBuckets",
+            "statsFlushInterval",
+            "userVolume",
+            "userVolumeMount",
+            "enableCoreDump",
+            "logLevel",
+            "componentLogLevel",
+            "agentLogLevel",
+            "extraStatTags",
+            "nativeSidecar",
+        )
+    ),
 ]
 KNOWN: dict[str, set[str]] = {name: {POD} for name in _POD_ONLY}
-KNOWN.update({
-    "networking.istio.io/exportTo": {"Service"},
-    "networking.istio.io/traffic-distribution": {"Service"},
-    "alpha.istio.io/kubernetes-serviceaccounts": {"Service"},
-    "alpha.istio.io/canonical-serviceaccounts": {"Service"},
-    "galley.istio.io/analyze-suppress": {ANY},
-    "istio.io/dry-run": {"AuthorizationPolicy"},
-})
+KNOWN.update(
+    {
+        "networking.istio.io/exportTo": {"Service"},
+        "networking.istio.io/traffic-distribution": {"Service"},
+        "alpha.istio.io/kubernetes-serviceaccounts": {"Service"},
+        "alpha.istio.io/canonical-serviceaccounts": {"Service"},
+        "galley.istio.io/analyze-suppress": {ANY},
+        "istio.io/dry-run": {"AuthorizationPolicy"},
+    }
+)
 # Domains whose every annotation is in the table: anything else there is a typo.
-CLOSED_DOMAINS = ("sidecar.istio.io", "traffic.sidecar.istio.io", "status.sidecar.istio.io",
-                  "readiness.status.sidecar.istio.io", "proxy.istio.io", "inject.istio.io",
-                  "prometheus.istio.io")
+CLOSED_DOMAINS = (
+    "sidecar.istio.io",
+    "traffic.sidecar.istio.io",
+    "status.sidecar.istio.io",
+    "readiness.status.sidecar.istio.io",
+    "proxy.istio.io",
+    "inject.istio.io",
+    "prometheus.istio.io",
+)
 INJECT = "sidecar.istio.io/inject"
 
 
@@ -69,7 +111,8 @@ def check(index: Index) -> Iterator[Finding]:
             continue
         if INJECT in pod_notes and INJECT not in pod_labels:
             yield res.finding(
-                "IST0135", Severity.INFO,
+                "IST0135",
+                Severity.INFO,
                 f"the {INJECT} annotation is deprecated: make it a pod label",
             )
 
@@ -92,7 +135,8 @@ def _annotations(res: Resource, notes: dict[str, str], kind: str, where: str) ->
         if POD in kinds and res.kind != POD:
             hint = "; Istio reads it from the pod: put it on spec.template.metadata.annotations"
         yield res.finding(
-            "IST0107", Severity.WARNING,
+            "IST0107",
+            Severity.WARNING,
             f"{where}: annotation {key!r} has no effect on a {kind} "
             f"(it belongs on {'/'.join(sorted(kinds))}){hint}",
         )
@@ -101,7 +145,8 @@ def _annotations(res: Resource, notes: dict[str, str], kind: str, where: str) ->
 def _inject_label(res: Resource, workload: Workload) -> Iterator[Finding]:
     if INJECT in res.labels and INJECT not in workload.labels:
         yield res.finding(
-            "IST0107", Severity.WARNING,
+            "IST0107",
+            Severity.WARNING,
             f"label {INJECT!r} on the {res.kind} itself has no effect: "
             "put it on spec.template.metadata.labels",
         )

@@ -59,12 +59,13 @@ def _gateways(index: Index, gateways: list[Resource]) -> Iterator[Finding]:
         if selector and selector not in ISTIO_GATEWAY_SELECTORS:
             if not index.workloads_matching(selector, namespace=None):
                 yield gw.finding(
-                    "IST0101", Severity.ERROR,
+                    "IST0101",
+                    Severity.ERROR,
                     f"selector {_labels(selector)} matches no workload in this set "
                     "(Istio's own gateway is istio=ingressgateway)",
                 )
     for i, a in enumerate(gateways):
-        for b in gateways[i + 1:]:
+        for b in gateways[i + 1 :]:
             if as_dict(a.spec.get("selector")) != as_dict(b.spec.get("selector")):
                 continue
             for sa in dicts(a.spec.get("servers")):
@@ -74,13 +75,17 @@ def _gateways(index: Index, gateways: list[Resource]) -> Iterator[Finding]:
                     if port_a is None or port_a != port_b:
                         continue
                     shared = [
-                        h for h in as_list(sa.get("hosts"))
-                        if any(hosts_overlap(str(h).rpartition("/")[2], str(g).rpartition("/")[2])
-                               for g in as_list(sb.get("hosts")))
+                        h
+                        for h in as_list(sb.get("hosts"))
+                        if any(
+                            hosts_overlap(str(h).rpartition("/")[2], str(g).rpartition("/")[2])
+                            for g in as_list(sa.get("hosts"))
+                        )
                     ]
                     if shared:
                         yield b.finding(
-                            "IST0145", Severity.ERROR,
+                            "IST0145",
+                            Severity.ERROR,
                             f"port {port_b} and host {shared[0]} are already served by "
                             f"Gateway/{a.name} with the same selector",
                         )
@@ -111,7 +116,8 @@ def _virtual_service(
             yield vs.finding("IST0101", Severity.ERROR, f"gateway {ref!r} not found")
         elif not any(hosts_overlap(h, s) for h in hosts for s in _server_hosts(gw)):
             yield vs.finding(
-                "IST0132", Severity.WARNING,
+                "IST0132",
+                Severity.WARNING,
                 f"none of the hosts {hosts} is served by Gateway/{gw.name} "
                 f"(its hosts: {_server_hosts(gw)})",
             )
@@ -119,7 +125,8 @@ def _virtual_service(
         for host in hosts:
             if host == "*":
                 yield vs.finding(
-                    "IST0106", Severity.ERROR,
+                    "IST0106",
+                    Severity.ERROR,
                     "hosts '*' is only allowed on a VirtualService bound to a gateway",
                 )
                 continue
@@ -127,7 +134,8 @@ def _virtual_service(
             other = mesh_hosts.get(key)
             if other is not None and other is not vs:
                 yield vs.finding(
-                    "IST0109", Severity.ERROR,
+                    "IST0109",
+                    Severity.ERROR,
                     f"host {host} is also routed by VirtualService/{other.name} "
                     f"({other.file}); sidecars use only one of them: merge the two",
                 )
@@ -141,8 +149,9 @@ def _virtual_service(
             where = f"{section}[{i}]"
             route = dicts(rule.get("route"))
             yield from _weights(vs, where, route)
-            targets = [(f"{where}.route[{j}]", as_dict(r.get("destination")))
-                       for j, r in enumerate(route)]
+            targets = [
+                (f"{where}.route[{j}]", as_dict(r.get("destination"))) for j, r in enumerate(route)
+            ]
             if "mirror" in rule:
                 targets.append((f"{where}.mirror", as_dict(rule.get("mirror"))))
             for j, m in enumerate(dicts(rule.get("mirrors"))):
@@ -173,7 +182,8 @@ def _destination(index: Index, vs: Resource, where: str, dest: dict[str, Any]) -
         if "." in host and not host.endswith(".svc.cluster.local"):
             hint = " (Istio does not expand a name with a dot: write the short name or the FQDN)"
         yield vs.finding(
-            "IST0101", Severity.ERROR,
+            "IST0101",
+            Severity.ERROR,
             f"{where}: host {host} matches no Service in this set{hint}",
         )
         return
@@ -182,18 +192,21 @@ def _destination(index: Index, vs: Resource, where: str, dest: dict[str, Any]) -
     if port is not None and port not in [p.get("port") for p in ports]:
         have = ", ".join(str(p.get("port")) for p in ports)
         yield vs.finding(
-            "IST0101", Severity.ERROR,
+            "IST0101",
+            Severity.ERROR,
             f"{where}: Service {service.name} has no port {port} (it has {have})",
         )
     elif port is None and len(ports) > 1:
         yield vs.finding(
-            "IST0112", Severity.ERROR,
+            "IST0112",
+            Severity.ERROR,
             f"{where}: Service {service.name} has {len(ports)} ports; set destination.port",
         )
     subset = dest.get("subset")
     if subset and subset not in index.subsets_for(name):
         yield vs.finding(
-            "IST0101", Severity.ERROR,
+            "IST0101",
+            Severity.ERROR,
             f"{where}: subset {subset!r} of host {host} is defined by no DestinationRule "
             "(requests would get 503 NC)",
         )
@@ -214,7 +227,8 @@ def _http_rules(vs: Resource) -> Iterator[Finding]:
         label = f"http[{i}]" + (f" ({rule['name']})" if rule.get("name") else "")
         if catch_all is not None:
             yield vs.finding(
-                "IST0130", Severity.WARNING,
+                "IST0130",
+                Severity.WARNING,
                 f"{label} is never reached: http[{catch_all}] before it matches every request",
             )
             continue
@@ -222,29 +236,34 @@ def _http_rules(vs: Resource) -> Iterator[Finding]:
         if not matches or any(_is_catch_all(m) for m in matches):
             catch_all = i
             continue
-        keys = [json.dumps({k: v for k, v in m.items() if k != "name"}, sort_keys=True)
-                for m in matches]
+        keys = [
+            json.dumps({k: v for k, v in m.items() if k != "name"}, sort_keys=True) for m in matches
+        ]
         duplicates = [k for k in keys if k in seen]
         covered = [m for m in matches if _covered_by_prefix(m, prefixes)]
         if len(duplicates) == len(keys):
             yield vs.finding(
-                "IST0130", Severity.WARNING,
+                "IST0130",
+                Severity.WARNING,
                 f"{label} is never reached: every match of it is repeated from an earlier rule",
             )
         else:
             for _ in duplicates:
                 yield vs.finding(
-                    "IST0131", Severity.INFO,
+                    "IST0131",
+                    Severity.INFO,
                     f"{label}: a match repeats an earlier rule's match and never applies",
                 )
             for m in covered:
                 yield vs.finding(
-                    "IST0131", Severity.INFO,
+                    "IST0131",
+                    Severity.INFO,
                     f"{label}: match {json.dumps(m)} is already covered by an earlier prefix",
                 )
         seen += keys
         prefixes += [
-            str(as_dict(m.get("uri")).get("prefix")) for m in matches
+            str(as_dict(m.get("uri")).get("prefix"))
+            for m in matches
             if set(m) - {"name"} == {"uri"} and set(as_dict(m.get("uri"))) == {"prefix"}
         ]
 
@@ -254,5 +273,7 @@ def _covered_by_prefix(match: dict[str, Any], prefixes: list[str]) -> bool:
     value = uri.get("prefix", uri.get("exact"))
     if not isinstance(value, str):
         return False
-    return any(value.startswith(p) and json.dumps(match) != json.dumps({"uri": {"prefix": p}})
-               for p in prefixes)
+    return any(
+        value.startswith(p) and json.dumps(match) != json.dumps({"uri": {"prefix": p}})
+        for p in prefixes
+    )

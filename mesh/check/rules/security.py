@@ -23,11 +23,14 @@ PRINCIPAL = re.compile(r"^(?:spiffe://)?[^/]+/ns/(?P<ns>[^/]+)/sa/(?P<sa>[^/]+)$
 
 def check(index: Index) -> Iterator[Finding]:
     for policy in index.of_kind("AuthorizationPolicy", istio=True):
-        selector = {str(k): str(v) for k, v in
-                    as_dict(as_dict(policy.spec.get("selector")).get("matchLabels")).items()}
+        selector = {
+            str(k): str(v)
+            for k, v in as_dict(as_dict(policy.spec.get("selector")).get("matchLabels")).items()
+        }
         if selector and not index.workloads_matching(selector, policy.namespace):
             yield policy.finding(
-                "IST0127", Severity.WARNING,
+                "IST0127",
+                Severity.WARNING,
                 f"selector {','.join(f'{k}={v}' for k, v in selector.items())} matches no "
                 "workload in this set",
             )
@@ -45,7 +48,8 @@ def check(index: Index) -> Iterator[Finding]:
         for i, log in enumerate(dicts(telemetry.spec.get("accessLogging"))):
             if "providers" in log and not as_list(log.get("providers")):
                 yield telemetry.finding(
-                    "IST0157", Severity.WARNING,
+                    "IST0157",
+                    Severity.WARNING,
                     f"accessLogging[{i}].providers is empty: nothing is logged",
                 )
 
@@ -56,7 +60,8 @@ def _principal(index: Index, policy: Resource, where: str, value: str) -> Iterat
     match = PRINCIPAL.match(value)
     if match is None:
         yield policy.finding(
-            "TM104", Severity.ERROR,
+            "TM104",
+            Severity.ERROR,
             f"{where}: {value!r} is not a principal of the form "
             "cluster.local/ns/NAMESPACE/sa/SERVICEACCOUNT",
         )
@@ -64,14 +69,13 @@ def _principal(index: Index, policy: Resource, where: str, value: str) -> Iterat
     yield from _account(index, policy, where, match["ns"], match["sa"])
 
 
-def _account(
-    index: Index, policy: Resource, where: str, ns: str, sa: str
-) -> Iterator[Finding]:
+def _account(index: Index, policy: Resource, where: str, ns: str, sa: str) -> Iterator[Finding]:
     ns = ns or policy.namespace
     if (ns, sa) in ISTIO_ACCOUNTS or (ns, sa) in index.service_accounts:
         return
     yield policy.finding(
-        "TM104", Severity.ERROR,
+        "TM104",
+        Severity.ERROR,
         f"{where}: ServiceAccount {ns}/{sa} is not in this set, so no workload has that "
         "identity and the rule never matches",
     )

@@ -13,8 +13,20 @@ from mesh.check.rules._access import as_dict, dicts
 
 # Istio's protocol names (case-insensitive), from a port's appProtocol or the
 # part of its name before the first "-".
-PROTOCOLS = {"http", "http2", "https", "grpc", "grpc-web", "tcp", "tls", "mongo", "mysql",
-             "redis", "udp", "http_proxy"}
+PROTOCOLS = {
+    "http",
+    "http2",
+    "https",
+    "grpc",
+    "grpc-web",
+    "tcp",
+    "tls",
+    "mongo",
+    "mysql",
+    "redis",
+    "udp",
+    "http_proxy",
+}
 # Ports Istio recognises by number alone.
 WELL_KNOWN_PORTS = {25, 53, 3306, 27017}
 APP_LABELS = ("app", "app.kubernetes.io/name", "service.istio.io/canonical-name")
@@ -27,7 +39,8 @@ def check(index: Index) -> Iterator[Finding]:
         selector = index.service_selector(service)
         if selector and not index.workloads_matching(selector, service.namespace):
             yield service.finding(
-                "TM106", Severity.WARNING,
+                "TM106",
+                Severity.WARNING,
                 f"selector {_labels(selector)} matches no workload in this set; "
                 "the Service has no endpoints",
             )
@@ -52,7 +65,8 @@ def _service_ports(service: Resource) -> Iterator[Finding]:
             problem = f"name {name!r}" if name else "no name"
             problem = f"port {port.get('port')} has {problem} and no appProtocol"
         yield service.finding(
-            "IST0118", Severity.WARNING,
+            "IST0118",
+            Severity.WARNING,
             f"{problem}: Istio falls back to protocol sniffing and HTTP routing rules may "
             "not apply; name it http or http-<suffix> (or set appProtocol: http)",
         )
@@ -63,40 +77,48 @@ def _workload(index: Index, w: Workload, claims: set[tuple[str, str]]) -> Iterat
     if res.kind == "Pod":
         return
     missing = [
-        what for what, keys in (("app", APP_LABELS), ("version", VERSION_LABELS))
+        what
+        for what, keys in (("app", APP_LABELS), ("version", VERSION_LABELS))
         if not any(k in w.labels for k in keys)
     ]
     if missing:
         yield res.finding(
-            "TM101", Severity.WARNING,
+            "TM101",
+            Severity.WARNING,
             f"pod template has no {' or '.join(missing)} label: Istio telemetry cannot name the "
             "workload, and DestinationRule subsets key on version",
         )
-    selector = {str(k): str(v) for k, v in
-                as_dict(as_dict(res.spec.get("selector")).get("matchLabels")).items()}
+    selector = {
+        str(k): str(v)
+        for k, v in as_dict(as_dict(res.spec.get("selector")).get("matchLabels")).items()
+    }
     if selector and any(w.labels.get(k) != v for k, v in selector.items()):
         yield res.finding(
-            "TM107", Severity.ERROR,
+            "TM107",
+            Severity.ERROR,
             f"spec.selector {_labels(selector)} does not match the pod template labels "
             "(the API server rejects this)",
         )
     if w.pod_spec.get("enableServiceLinks") is not False:
         yield res.finding(
-            "TM102", Severity.WARNING,
+            "TM102",
+            Severity.WARNING,
             "enableServiceLinks is not false: Kubernetes injects variables such as "
             "BACKEND_SERVICE_PORT=tcp://... into the pod; set enableServiceLinks: false",
         )
     account = w.service_account
     if account != "default" and (w.namespace, account) not in index.service_accounts:
         yield res.finding(
-            "TM105", Severity.WARNING,
+            "TM105",
+            Severity.WARNING,
             f"serviceAccountName {account!r} is no ServiceAccount in this set",
         )
     for volume in dicts(w.pod_spec.get("volumes")):
         claim = as_dict(volume.get("persistentVolumeClaim")).get("claimName")
         if claim and (w.namespace, str(claim)) not in claims:
             yield res.finding(
-                "TM105", Severity.WARNING,
+                "TM105",
+                Severity.WARNING,
                 f"volume {volume.get('name')!r} uses PersistentVolumeClaim {claim!r}, "
                 "which is not in this set",
             )
