@@ -66,8 +66,10 @@ def test_findings_name_the_source_file_not_the_kustomization() -> None:
 
 
 def test_namespace_from_the_kustomization_wins(tmp_path: Path) -> None:
-    write(tmp_path / "sa.yaml", "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n"
-          "  name: a\n  namespace: other\n")
+    write(
+        tmp_path / "sa.yaml",
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: a\n  namespace: other\n",
+    )
     write(tmp_path / "kustomization.yaml", "namespace: demo\nresources: [sa.yaml]\n")
     assert [r.namespace for r in load_tree(tmp_path).resources] == ["demo"]
 
@@ -92,11 +94,17 @@ def test_json6902_patch_with_target(tmp_path: Path) -> None:
 
 
 def test_delete_patch_removes_the_object(tmp_path: Path) -> None:
-    write(tmp_path / "sa.yaml", "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: a}\n---\n"
-          "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: b}\n")
-    write(tmp_path / "kustomization.yaml", "resources: [sa.yaml]\npatches:\n  - patch: |-\n"
-          "      $patch: delete\n      apiVersion: v1\n      kind: ServiceAccount\n"
-          "      metadata: {name: a}\n")
+    write(
+        tmp_path / "sa.yaml",
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: a}\n---\n"
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: b}\n",
+    )
+    write(
+        tmp_path / "kustomization.yaml",
+        "resources: [sa.yaml]\npatches:\n  - patch: |-\n"
+        "      $patch: delete\n      apiVersion: v1\n      kind: ServiceAccount\n"
+        "      metadata: {name: a}\n",
+    )
     assert [r.name for r in load_tree(tmp_path).resources] == ["b"]
 
 
