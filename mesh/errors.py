@@ -1,11 +1,11 @@
 """Errors of the local mesh, each a one-line message for the user.
 
-    CliError (mesh.cli)          printed as one line by `mesh`, exit status 2
-     +- MeshError                anything the local mesh reports to its user
-         +- ManifestError        a manifest directory that cannot be read
-         +- TranslationError     a manifest field the local mesh does not support
-         +- RunnerError          a process that cannot start, a busy port, no Envoy
-         +- StateError           no running mesh found (`mesh status`, `mesh fault`)
+CliError (mesh.cli)          printed as one line by `mesh`, exit status 2
+ +- MeshError                anything the local mesh reports to its user
+     +- ManifestError        a manifest directory that cannot be read
+     +- TranslationError     a manifest field the local mesh does not support
+     +- RunnerError          a process that cannot start, a busy port, no Envoy
+     +- StateError           no running mesh found (`mesh status`, `mesh fault`)
 """
 
 from __future__ import annotations

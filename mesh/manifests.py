@@ -191,9 +191,7 @@ class Manifests:
 
     def not_enforced(self) -> list[tuple[Obj, str]]:
         """Objects read but not enforced by the local mesh, with the reason."""
-        return [
-            (o, NOT_ENFORCED_NOTES.get(o.kind, "not enforced locally")) for o in self.other
-        ]
+        return [(o, NOT_ENFORCED_NOTES.get(o.kind, "not enforced locally")) for o in self.other]
 
 
 # --------------------------------------------------------------------------- loading

@@ -1,0 +1,455 @@
+"""Run a manifest directory on loopback: one process per Deployment replica, one Envoy.
+
+    with LocalMesh("k8s", gateway_port=8080) as mesh:
+        mesh.gateway_url, mesh.service_url("backend-service"), mesh.admin_url, ...
+
+Start-up: read and translate the manifests, check the fixed ports are free, validate the
+Envoy config (`envoy --mode validate`), start every replica (its own process group, a
+free port, the Deployment's env) and Envoy, then wait on every `/readyz` and Envoy's
+admin `/ready`. Any failure stops everything started so far and raises RunnerError with
+the failing child's last log lines. Leaving the block stops every process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+import yaml
+
+from mesh import envoy
+from mesh.errors import MeshError, RunnerError
+from mesh.manifests import Container, Deployment, Manifests, load
+from mesh.state import DEFAULT_STATE_DIR, InstanceState, MeshState, remove_state
+from mesh.translate import local_placement, translate
+from mesh.translate.clusters import resolve_host
+from mesh.translate.placement import DEFAULT_ADMIN_PORT, DEFAULT_GATEWAY_PORT
+
+# image name (without registry and tag) -> console entry point of this project
+IMAGE_ENTRY_POINTS = {
+    "taskmesh-backend": "backend",
+    "taskmesh-frontend": "frontend",
+}
+LOCAL_HOST = "127.0.0.1"
+TASKS_DB_FILE = "tasks.db"
+LOG_TAIL_LINES = 20
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+_URL = re.compile(r"(?P<scheme>https?://)(?P<host>[A-Za-z0-9.-]+):(?P<port>\d+)")
+
+Echo = Callable[[str, str], None]
+
+
+# --------------------------------------------------------------------------- planning
+
+
+@dataclass
+class Workload:
+    """One replica to run: instance `D-N` of Deployment D."""
+
+    name: str
+    deployment: Deployment
+    image: str
+    argv: list[str]
+    env: dict[str, str]
+    port: int
+
+
+def entry_point(image: str) -> str:
+    base = image.rsplit("/", 1)[-1].split("@")[0].split(":")[0]
+    return IMAGE_ENTRY_POINTS.get(base, "")
+
+
+def _executable(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return str(candidate)
+    found = shutil.which(name)
+    if not found:
+        raise RunnerError(f"entry point {name!r} not found (run `make install`)")
+    return found
+
+
+def _container(d: Deployment) -> Container:
+    if len(d.containers) != 1:
+        raise RunnerError(
+            f"{d.where()}: spec.template.spec.containers: the local mesh runs exactly one "
+            f"container per replica (found {len(d.containers)})"
+        )
+    return d.containers[0]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOCAL_HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def check_port_free(port: int, what: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((LOCAL_HOST, port))
+        except OSError as exc:
+            raise RunnerError(
+                f"port {port} ({what}) is in use on {LOCAL_HOST}: {exc.strerror}"
+            ) from exc
+
+
+def rewrite_urls(value: str, manifests: Manifests, namespace: str, listeners: dict) -> str:
+    """`http://backend-service:5000` -> `http://127.0.0.1:<outbound listener>`: the app
+    calls the Service name, the local mesh answers on loopback (as a sidecar would)."""
+
+    def swap(m: re.Match[str]) -> str:
+        service = resolve_host(manifests, m.group("host"), namespace)
+        key = (service.name, int(m.group("port"))) if service else None
+        if key is None or key not in listeners:
+            return m.group(0)
+        return f"{m.group('scheme')}{LOCAL_HOST}:{listeners[key]}"
+
+    return _URL.sub(swap, value)
+
+
+def plan_workloads(
+    manifests: Manifests,
+    state_dir: Path,
+    listeners: dict[tuple[str, int], int],
+    ports: dict[str, int] | None = None,
+) -> list[Workload]:
+    """Every replica with its command, env and port (free ports unless PORTS gives them)."""
+    workloads = []
+    for d in manifests.deployments:
+        container = _container(d)
+        index = d.containers.index(container)
+        name = entry_point(container.image)
+        if not name:
+            raise RunnerError(
+                f"{d.where()}: spec.template.spec.containers[{index}].image "
+                f"{container.image!r} has no local entry point (known images: "
+                f"{', '.join(sorted(IMAGE_ENTRY_POINTS))})"
+            )
+        argv = [_executable(name)]
+        for instance in d.instance_names():
+            port = (ports or {}).get(instance) or free_port()
+            env = _env(d, container, instance, port, state_dir, manifests, listeners)
+            workloads.append(Workload(instance, d, container.image, argv, env, port))
+    return workloads
+
+
+def _env(
+    d: Deployment,
+    container: Container,
+    instance: str,
+    port: int,
+    state_dir: Path,
+    manifests: Manifests,
+    listeners: dict[tuple[str, int], int],
+) -> dict[str, str]:
+    field_values = {
+        "metadata.name": instance,
+        "metadata.namespace": d.namespace,
+        "status.podIP": LOCAL_HOST,
+        "status.hostIP": LOCAL_HOST,
+        "spec.nodeName": socket.gethostname(),
+    }
+    env: dict[str, str] = {}
+    for i, var in enumerate(container.env):
+        if var.field_path is not None:
+            if var.field_path not in field_values:
+                raise RunnerError(
+                    f"{d.where()}: env[{i}] {var.name}: fieldRef {var.field_path} is not "
+                    f"supported by the local mesh (supported: {', '.join(field_values)})"
+                )
+            env[var.name] = field_values[var.field_path]
+        else:
+            env[var.name] = rewrite_urls(var.value or "", manifests, d.namespace, listeners)
+    if "TASKS_DB" in env:
+        env["TASKS_DB"] = str((state_dir / TASKS_DB_FILE).resolve())
+    env.update({"HOST": LOCAL_HOST, "PORT": str(port), "PYTHONUNBUFFERED": "1"})
+    return env
+
+
+# --------------------------------------------------------------------------- processes
+
+
+@dataclass
+class Child:
+    """A started process: own process group, output kept (tail + log file) and echoed."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=200))
+    reader: threading.Thread | None = None
+
+    def last_lines(self, n: int = LOG_TAIL_LINES) -> str:
+        return "\n".join(list(self.tail)[-n:])
+
+    @property
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, sig)
+
+
+def _start_child(
+    name: str, argv: list[str], env: dict[str, str], log_dir: Path, echo: Echo | None
+) -> Child:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    try:
+        popen = subprocess.Popen(
+            argv,
+            env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise RunnerError(f"{name}: cannot start {argv[0]}: {exc.strerror}") from exc
+    child = Child(name, popen, log_path)
+    child.reader = threading.Thread(
+        target=_pump, args=(child, echo), name=f"log-{name}", daemon=True
+    )
+    child.reader.start()
+    return child
+
+
+def _pump(child: Child, echo: Echo | None) -> None:
+    assert child.popen.stdout is not None
+    with open(child.log_path, "ab") as log:
+        for raw in iter(child.popen.stdout.readline, b""):
+            log.write(raw)
+            log.flush()
+            line = raw.decode(errors="replace").rstrip("\n")
+            child.tail.append(line)
+            if echo is not None:
+                echo(child.name, line)
+
+
+def stop_children(children: list[Child], timeout: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM every process group, SIGKILL what is left after TIMEOUT, reap all."""
+    for child in children:
+        child.signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for child in children:
+        try:
+            child.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        child.signal(signal.SIGKILL)  # the group may hold grandchildren
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.popen.wait(timeout=5)
+    for child in children:
+        if child.reader is not None:
+            child.reader.join(timeout=2)
+        if child.popen.stdout is not None:
+            child.popen.stdout.close()
+
+
+def echo_to(stream) -> Echo:  # type: ignore[no-untyped-def]
+    """An Echo writing `name | line` to STREAM, lines kept whole across threads."""
+    lock = threading.Lock()
+    width = 14
+
+    def echo(name: str, line: str) -> None:
+        with lock:
+            stream.write(f"{name:<{width}} | {line}\n")
+            stream.flush()
+
+    return echo
+
+
+# --------------------------------------------------------------------------- the mesh
+
+
+class LocalMesh:
+    """The manifests of DIRECTORY running on loopback behind one real Envoy."""
+
+    def __init__(
+        self,
+        directory: str | Path = "k8s",
+        *,
+        gateway_port: int = DEFAULT_GATEWAY_PORT,
+        admin_port: int = DEFAULT_ADMIN_PORT,
+        service_ports: dict[str, int] | None = None,
+        state_dir: str | Path = DEFAULT_STATE_DIR,
+        echo: Echo | None = None,
+        ready_timeout: float = READY_TIMEOUT_S,
+    ) -> None:
+        self.directory = Path(directory)
+        self.gateway_port = gateway_port
+        self.admin_port = admin_port
+        self.service_port_overrides = dict(service_ports or {})
+        self.state_dir = Path(state_dir)
+        self.echo = echo
+        self.ready_timeout = ready_timeout
+        self.manifests: Manifests | None = None
+        self.workloads: list[Workload] = []
+        self.children: list[Child] = []
+        self.envoy: Child | None = None
+        self.config_path = self.state_dir / "envoy.yaml"
+        self.listeners: dict[tuple[str, int], int] = {}
+        self.gateway_ports: dict[int, int] = {}
+        self._state_written = False
+
+    # -- public views
+    @property
+    def gateway_url(self) -> str:
+        port = next(iter(self.gateway_ports.values()), self.gateway_port)
+        return f"http://{LOCAL_HOST}:{port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://{LOCAL_HOST}:{self.admin_port}"
+
+    def service_url(self, service: str, port: int | None = None) -> str:
+        keys = [k for k in self.listeners if k[0] == service and (port is None or k[1] == port)]
+        if not keys:
+            raise KeyError(service)
+        return f"http://{LOCAL_HOST}:{self.listeners[keys[0]]}"
+
+    def instance_url(self, instance: str) -> str:
+        for w in self.workloads:
+            if w.name == instance:
+                return f"http://{LOCAL_HOST}:{w.port}"
+        raise KeyError(instance)
+
+    def logs(self, name: str = "envoy") -> list[str]:
+        for child in self.children:
+            if child.name == name:
+                return list(child.tail)
+        raise KeyError(name)
+
+    def dead(self) -> list[Child]:
+        return [c for c in self.children if not c.alive]
+
+    # -- lifecycle
+    def __enter__(self) -> LocalMesh:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        started = time.monotonic()
+        self.manifests = manifests = load(self.directory)
+        binary = envoy.envoy_binary()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        instance_ports = {i: free_port() for d in manifests.deployments for i in d.instance_names()}
+        placement = local_placement(
+            manifests,
+            instance_ports,
+            gateway_port=self.gateway_port,
+            service_ports=self.service_port_overrides,
+            admin_port=self.admin_port,
+        )
+        self.listeners = placement.service_ports
+        self.gateway_ports = placement.gateway_ports
+        fixed = [(p, f"gateway port {n}") for n, p in placement.gateway_ports.items()]
+        fixed += [(p, f"{s}:{n}") for (s, n), p in placement.service_ports.items()]
+        fixed.append((self.admin_port, "Envoy admin"))
+        for port, what in fixed:
+            check_port_free(port, what)
+        self.workloads = plan_workloads(manifests, self.state_dir, self.listeners, instance_ports)
+        config = translate(manifests, placement)
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        envoy.validate(self.config_path, binary)
+        log_dir = self.state_dir / "logs"
+        for w in self.workloads:
+            self.children.append(_start_child(w.name, w.argv, w.env, log_dir, self.echo))
+        argv = envoy.command(self.config_path, base_id=self.admin_port, binary=binary)
+        self.envoy = _start_child("envoy", argv, {}, log_dir, self.echo)
+        self.children.append(self.envoy)
+        self._wait_ready(started)
+        self._state().write(self.state_dir)
+        self._state_written = True
+
+    def _state(self) -> MeshState:
+        assert self.envoy is not None
+        return MeshState(
+            pid=os.getpid(),
+            manifests=str(self.directory),
+            admin_url=self.admin_url,
+            gateway_urls=[f"http://{LOCAL_HOST}:{p}" for p in self.gateway_ports.values()],
+            service_urls={
+                f"{s}:{n}": f"http://{LOCAL_HOST}:{p}" for (s, n), p in self.listeners.items()
+            },
+            envoy_pid=self.envoy.popen.pid,
+            instances=[
+                InstanceState(w.name, w.deployment.name, w.image, w.port, c.popen.pid)
+                for w, c in zip(self.workloads, self.children, strict=False)
+            ],
+        )
+
+    def _wait_ready(self, started: float) -> None:
+        probes = {c.name: f"{self.instance_url(c.name)}/readyz" for c in self.children[:-1]}
+        probes["envoy"] = f"{self.admin_url}/ready"
+        pending = dict(probes)
+        deadline = started + self.ready_timeout
+        last: dict[str, str] = {}
+        with httpx.Client(timeout=1.0) as client:
+            while pending:
+                for child in self.children:
+                    if not child.alive:
+                        code = child.popen.returncode
+                        raise RunnerError(
+                            f"{child.name} exited with status {code} during start-up; last "
+                            f"lines:\n{child.last_lines()}"
+                        )
+                for name, url in list(pending.items()):
+                    try:
+                        response = client.get(url)
+                    except httpx.TransportError as exc:
+                        last[name] = type(exc).__name__
+                        continue
+                    if response.status_code == 200:
+                        del pending[name]
+                    else:
+                        last[name] = f"HTTP {response.status_code}"
+                if not pending:
+                    break
+                if time.monotonic() > deadline:
+                    name = next(iter(pending))
+                    child = next(c for c in self.children if c.name == name)
+                    raise RunnerError(
+                        f"{name} not ready after {self.ready_timeout:.0f}s ({probes[name]}: "
+                        f"{last.get(name, 'no answer')}); last lines:\n{child.last_lines()}"
+                    )
+                time.sleep(0.02)  # poll interval while waiting for readiness
+
+    def stop(self) -> None:
+        """Stop every process group and remove the state file; idempotent."""
+        stop_children([c for c in self.children if c.popen.returncode is None])
+        if self._state_written:  # never another mesh's state file
+            remove_state(self.state_dir)
+            self._state_written = False
+
+
+__all__ = ["LocalMesh", "MeshError", "RunnerError", "echo_to", "plan_workloads", "rewrite_urls"]

@@ -1,0 +1,75 @@
+"""The state file of a running local mesh, so `mesh status` and `mesh fault` can find it."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mesh.errors import StateError
+
+STATE_FILE = "mesh.json"
+DEFAULT_STATE_DIR = ".taskmesh"
+
+
+@dataclass
+class InstanceState:
+    name: str
+    deployment: str
+    image: str
+    port: int
+    pid: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class MeshState:
+    pid: int
+    manifests: str
+    admin_url: str
+    gateway_urls: list[str]
+    service_urls: dict[str, str]
+    envoy_pid: int
+    instances: list[InstanceState] = field(default_factory=list)
+
+    def write(self, state_dir: Path) -> Path:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path = state_dir / STATE_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        tmp.replace(path)
+        return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_state(state_dir: Path) -> MeshState:
+    """The running mesh of STATE_DIR, or StateError saying how to start one."""
+    path = state_dir / STATE_FILE
+    if not path.is_file():
+        raise StateError(f"no running mesh ({path} not found; start one with `mesh up`)")
+    try:
+        data = json.loads(path.read_text())
+        instances = [InstanceState(**i) for i in data.pop("instances")]
+        state = MeshState(**data, instances=instances)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise StateError(f"{path}: unreadable state file ({exc})") from exc
+    if not _alive(state.pid):
+        raise StateError(f"no running mesh (process {state.pid} of {path} has exited)")
+    return state
+
+
+def remove_state(state_dir: Path) -> None:
+    (state_dir / STATE_FILE).unlink(missing_ok=True)
