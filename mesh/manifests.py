@@ -27,10 +27,10 @@ KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization
 SUPPORTED_KUSTOMIZATION_KEYS = {"apiVersion", "kind", "resources", "patches", "namespace"}
 # Kinds the local mesh reads but does not enforce (reported by `mesh up`).
 NOT_ENFORCED_NOTES = {
-    "PeerAuthentication": "mTLS is not enforced locally (plain HTTP on loopback)",
-    "AuthorizationPolicy": "authorization is not enforced locally",
-    "Telemetry": "access logs are always on locally (Envoy stdout, Istio's format)",
-    "PersistentVolumeClaim": "the local mesh shares one SQLite file under the state dir",
+    "PeerAuthentication": "no mTLS: plain HTTP on loopback",
+    "AuthorizationPolicy": "no authorization checks",
+    "Telemetry": "Envoy access logs are always on (stdout, Istio's text format)",
+    "PersistentVolumeClaim": "one SQLite file under the state dir instead",
 }
 
 
@@ -191,7 +191,7 @@ class Manifests:
 
     def not_enforced(self) -> list[tuple[Obj, str]]:
         """Objects read but not enforced by the local mesh, with the reason."""
-        return [(o, NOT_ENFORCED_NOTES.get(o.kind, "not enforced locally")) for o in self.other]
+        return [(o, NOT_ENFORCED_NOTES.get(o.kind, "ignored")) for o in self.other]
 
 
 # --------------------------------------------------------------------------- loading

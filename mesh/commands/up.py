@@ -67,7 +67,7 @@ def banner(mesh: Any, seconds: float) -> str:
     for (service, port), local in mesh.listeners.items():
         lines.append(f"  {service}:{port} -> http://127.0.0.1:{local}")
     for obj, note in mesh.manifests.not_enforced():
-        lines.append(f"  not enforced locally: {obj.ref} ({note})")
+        lines.append(f"  not enforced locally: {obj.ref}: {note}")
     lines += [
         "try:",
         f"  curl -s {url}/api/tasks",

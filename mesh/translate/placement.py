@@ -125,3 +125,10 @@ def compose_placement(manifests: Manifests) -> Placement:
         service_ports=default_service_ports(manifests),
         instances=instances,
     )
+
+
+def sequential_instance_ports(manifests: Manifests, first: int = 20000) -> dict[str, int]:
+    """FIRST, FIRST+1, ... for the replicas in manifest order: stable ports for printing a
+    local config (`mesh up` picks free ports instead)."""
+    names = [i for d in manifests.deployments for i in d.instance_names()]
+    return {name: first + n for n, name in enumerate(names)}
