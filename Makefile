@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-integration lint check bench clean
+.PHONY: install run test test-unit test-integration lint check bench clean minikube minikube-down
 
 # (Re)install only when the project's dependency list changes.
 $(STAMP): pyproject.toml
@@ -37,3 +37,10 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build dist *.egg-info .taskmesh
+
+## minikube + Istio, on your own machine (cannot run here: no cluster).
+minikube:
+	bash scripts/minikube.sh
+
+minikube-down:
+	bash scripts/minikube-down.sh
