@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 from pydantic import (
     BaseModel,
@@ -121,11 +122,14 @@ class _ValidationFailed(Exception):
 
 
 def create_app(
-    settings: BackendSettings, *, span_exporter: SpanExporter | None = None
+    settings: BackendSettings,
+    *,
+    span_exporter: SpanExporter | None = None,
+    span_processor: SpanProcessor | None = None,
 ) -> FastAPI:
-    """The backend app for `settings`; `span_exporter` adds an exporter (tests)."""
+    """The backend app for `settings`; extra span exporter (tests) or processor (benchmarks)."""
     telemetry = settings.telemetry_settings
-    tracing = Tracing(telemetry, span_exporter=span_exporter)
+    tracing = Tracing(telemetry, span_exporter=span_exporter, span_processor=span_processor)
     metrics = HttpMetrics("backend", settings.version, settings.instance)
     fault = FaultState(spec=settings.fault)
     fault.register(metrics.registry, settings.version)
@@ -138,7 +142,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(state.store.open, seed=settings.seed_tasks)
         state.started = True
-        if telemetry.traces_exporters:
+        if tracing.exports:
             tune_gc()
         log.info(
             "backend ready",

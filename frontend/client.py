@@ -63,9 +63,16 @@ class BackendMetrics:
             registry=registry,
         )
 
+        self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+
     def observe(self, route: str, method: str, outcome: str, seconds: float) -> None:
-        self.requests.labels(route, method, outcome).inc()
-        self.duration.labels(route, method, outcome).observe(seconds)
+        key = (route, method, outcome)
+        children = self._children.get(key)
+        if children is None:
+            children = (self.requests.labels(*key), self.duration.labels(*key))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 def call_timeout(incoming: Mapping[str, str], limit_s: float) -> float:

@@ -25,7 +25,11 @@ def instrument(
     # add_middleware puts each new middleware outside the ones added before it.
     if metrics is not None:
         app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.add_middleware(RequestContextMiddleware, generate_request_id=generate_request_id)
+    app.add_middleware(
+        RequestContextMiddleware,
+        generate_request_id=generate_request_id,
+        spans=tracing.tracer is not None,
+    )
     if tracing.tracer is not None:
         app.add_middleware(
             ServerSpanMiddleware, tracer=tracing.tracer, propagator=tracing.propagator

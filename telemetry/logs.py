@@ -81,9 +81,12 @@ class RequestContextMiddleware:
     request without `x-request-id` gets a new one (the frontend forwards it).
     """
 
-    def __init__(self, app: ASGIApp, *, generate_request_id: bool = False):
+    def __init__(
+        self, app: ASGIApp, *, generate_request_id: bool = False, spans: bool = True
+    ) -> None:
         self.app = app
         self.generate_request_id = generate_request_id
+        self.spans = spans  # False: this process records no spans, read the headers only
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,10 +96,12 @@ class RequestContextMiddleware:
         request_id = headers.get("x-request-id")
         if request_id is None and self.generate_request_id:
             request_id = str(uuid.uuid4())
-        span_context = trace.get_current_span().get_span_context()
-        if span_context.is_valid:
-            trace_id: str | None = format(span_context.trace_id, "032x")
-        else:
+        trace_id: str | None = None
+        if self.spans:
+            span_context = trace.get_current_span().get_span_context()
+            if span_context.is_valid:
+                trace_id = format(span_context.trace_id, "032x")
+        if trace_id is None:
             trace_id = trace_id_from_headers(headers)
         request_token = request_id_var.set(request_id)
         trace_token = trace_id_var.set(trace_id)

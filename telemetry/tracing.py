@@ -26,7 +26,7 @@ from opentelemetry import trace
 from opentelemetry.propagators.b3 import B3MultiFormat
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -73,18 +73,28 @@ class Tracing:
     """A service's tracer, or nothing at all when no exporter is configured.
 
     `span_exporter` adds an exporter that gets every span synchronously (tests
-    pass an InMemorySpanExporter here).
+    pass an InMemorySpanExporter here); `span_processor` adds a processor as it
+    is (benchmarks pass a BatchSpanProcessor over a counting exporter).
     """
 
-    def __init__(self, settings: TelemetrySettings, span_exporter: SpanExporter | None = None):
+    def __init__(
+        self,
+        settings: TelemetrySettings,
+        span_exporter: SpanExporter | None = None,
+        span_processor: SpanProcessor | None = None,
+    ):
         self.propagator = make_propagator()
         self.provider: TracerProvider | None = None
         self.tracer: trace.Tracer | None = None
         processors: list[Any] = []
         for name in settings.traces_exporters:
             processors.append(BatchSpanProcessor(_exporter(name, settings)))
+        #: Spans leave the process in batches: worth tuning the GC for (see tune_gc).
+        self.exports = bool(processors) or span_processor is not None
         if span_exporter is not None:
             processors.append(SimpleSpanProcessor(span_exporter))
+        if span_processor is not None:
+            processors.append(span_processor)
         if not processors:
             return
         resource = Resource.create(
