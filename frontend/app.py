@@ -24,7 +24,7 @@ from frontend.client import BackendClient, BackendReply
 from frontend.errors import BackendFailure
 from frontend.page import render_page
 from frontend.settings import FrontendSettings
-from telemetry.asgi import scope_headers
+from telemetry.asgi import TemplatedRoute, scope_headers
 from telemetry.instrument import instrument
 from telemetry.limits import BodyLimitMiddleware
 from telemetry.logs import current_ids
@@ -268,7 +268,9 @@ def create_app(
         ("/version", version, ["GET"]),
         ("/metrics", metrics_endpoint, ["GET"]),
     ):
-        app.router.add_route(path, endpoint, methods=methods, include_in_schema=False)
+        app.router.routes.append(
+            TemplatedRoute(path, endpoint, methods=methods, include_in_schema=False)
+        )
 
     app.add_middleware(BodyLimitMiddleware)
     instrument(

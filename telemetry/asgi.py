@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
+from starlette.routing import Match, Route
 from starlette.types import Scope
 
 #: Scope key where the first middleware leaves the decoded request headers for the others.
@@ -45,3 +46,17 @@ def route_template(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else UNMATCHED_ROUTE
+
+
+class TemplatedRoute(Route):
+    """A plain Starlette route that records itself in `scope["route"]` when it matches.
+
+    FastAPI's router sets `scope["route"]` only for its own APIRoute; this does the
+    same for a lightweight endpoint, so metrics and spans get its path template.
+    """
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match != Match.NONE:
+            child_scope["route"] = self
+        return match, child_scope

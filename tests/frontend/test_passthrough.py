@@ -133,3 +133,17 @@ async def test_session_is_closed_on_shutdown(fake, make_frontend):
         client = c.app.state.frontend.client
         assert client.started
     assert not client.started
+
+
+async def test_frontend_metrics_use_route_templates(frontend, fake):
+    await frontend.get("/api/tasks")
+    await frontend.get("/api/tasks/3")
+    await frontend.get("/")
+    text = (await frontend.get("/metrics")).text
+    routes = {
+        s.labels["route"]
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "http_server_requests_total"
+    }
+    assert {"/api/tasks", "/api/tasks/{task_id}", "/"} <= routes
