@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-integration lint check bench clean minikube minikube-down
+.PHONY: install run test test-unit test-integration lint check bench clean minikube minikube-down compose-config
 
 # (Re)install only when the project's dependency list changes.
 $(STAMP): pyproject.toml
@@ -44,3 +44,8 @@ minikube:
 
 minikube-down:
 	bash scripts/minikube-down.sh
+
+## compose/envoy.yaml: the gateway config of docker-compose.yml, regenerated from k8s/ (a test checks it is current).
+compose-config: $(STAMP)
+	$(BIN)/mesh envoy-config k8s --target compose > compose/envoy.yaml.tmp
+	mv compose/envoy.yaml.tmp compose/envoy.yaml
