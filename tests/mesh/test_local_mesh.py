@@ -1,0 +1,116 @@
+"""The repository's k8s/ running on real Envoy: canary routing, propagation, ejection."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import httpx
+import pytest
+
+from mesh.cli import main as mesh_main
+from mesh.runner import LocalMesh
+from tests.mesh.conftest import MeshFactory
+from tests.mesh.support import K8S, backend_cluster
+from tests.mesh.traffic import clear_fault, poll, stat, versions
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module", name="mesh")
+def _mesh(start_mesh: MeshFactory) -> LocalMesh:
+    """k8s/ on free ports, shared by the tests of this module."""
+    return start_mesh(K8S)
+
+
+def test_canary_header_picks_v2_and_everything_else_v1(mesh: LocalMesh) -> None:
+    url = f"{mesh.gateway_url}/api/tasks"
+    assert versions(url, 200) == {"v1": 200}
+    assert versions(url, 200, {"x-canary": "true"}) == {"v2": 200}
+
+
+@pytest.mark.parametrize("value", ["false", "TRUE", "True", "yes"])
+def test_canary_match_is_exact(mesh: LocalMesh, value: str) -> None:
+    assert versions(f"{mesh.gateway_url}/api/tasks", 20, {"x-canary": value}) == {"v1": 20}
+
+
+def test_admin_is_not_routed_from_the_edge(mesh: LocalMesh) -> None:
+    r = httpx.get(f"{mesh.gateway_url}/admin/fault")
+    assert r.status_code == 404
+    assert "x-backend-version" not in r.headers
+
+
+def test_trace_headers_cross_two_envoy_hops_unchanged(mesh: LocalMesh) -> None:
+    trace_id, span_id = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    sent = {
+        "x-request-id": str(uuid.uuid4()),
+        "traceparent": f"00-{trace_id}-{span_id}-01",
+        "x-b3-traceid": trace_id,
+        "x-b3-sampled": "1",
+        "baggage": "tenant=demo",
+        "x-canary": "true",
+    }
+    r = httpx.get(f"{mesh.gateway_url}/api/headers", headers=sent, timeout=10.0)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    got = body["backend"]["headers"]
+    assert body["backend"]["version"] == "v2"  # x-canary reached the backend's sidecar
+    for name in ("x-request-id", "x-b3-traceid", "x-canary", "baggage"):
+        assert got.get(name) == sent[name], name
+    assert re.fullmatch(rf"00-{trace_id}-[0-9a-f]{{16}}-0[01]", got["traceparent"])
+    assert got.get("x-envoy-attempt-count") == "1"  # the mesh hop was really Envoy
+
+
+def test_envoy_generates_one_request_id_for_both_hops(mesh: LocalMesh) -> None:
+    body = httpx.get(f"{mesh.gateway_url}/api/headers", timeout=10.0).json()
+    request_id = body["frontend"]["headers"].get("x-request-id")
+    assert request_id
+    assert body["backend"]["headers"].get("x-request-id") == request_id
+
+
+def test_status_command_shows_workloads_and_clusters(
+    mesh: LocalMesh, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert mesh_main(["status", "--state-dir", str(mesh.state_dir)]) == 0
+    out = capsys.readouterr().out
+    for w in mesh.workloads:
+        assert re.search(rf"^{w.name}\s+{w.deployment.name}\s+{w.port}\s+\d+\s+ready", out, re.M)
+    assert backend_cluster("v1") in out
+
+
+def test_failing_replica_is_ejected_and_returns(
+    mesh: LocalMesh, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, v1 = mesh.service_url("backend-service"), backend_cluster("v1")
+    state = ["--state-dir", str(mesh.state_dir)]
+    assert mesh_main(["fault", "backend-v1-0", "--status", "503", "--error-rate", "1", *state]) == 0
+    try:
+        with httpx.Client(timeout=10.0) as client:
+            for _ in range(100):
+                client.get(f"{url}/api/tasks")
+                if stat(mesh, v1, "outlier_detection.ejections_active") >= 1:
+                    break
+            assert stat(mesh, v1, "outlier_detection.ejections_active") >= 1
+            codes = [client.get(f"{url}/api/tasks").status_code for _ in range(200)]
+            assert codes.count(200) >= 198, codes
+    finally:
+        assert mesh_main(["fault", "backend-v1-0", "--clear", *state]) == 0
+    poll(
+        lambda: stat(mesh, v1, "outlier_detection.ejections_active") == 0,
+        timeout=60,
+        what="backend-v1-0 to return after its ejection time",
+    )
+    assert "backend-v1-0" in versions_by_instance(url, 100)
+    assert "backend-v1-0: " in capsys.readouterr().out
+
+
+def versions_by_instance(url: str, n: int) -> set[str]:
+    with httpx.Client(timeout=10.0) as client:
+        return {
+            client.get(f"{url}/api/tasks").headers.get("x-backend-instance", "") for _ in range(n)
+        }
+
+
+def test_fault_command_rejects_unknown_workloads(mesh: LocalMesh) -> None:
+    assert mesh_main(["fault", "nope-0", "--state-dir", str(mesh.state_dir)]) == 2
+    clear_fault(mesh, "backend-v1-1")  # the toggle of a replica answers directly
