@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "status": ("mesh.commands.status", "workloads and Envoy cluster health of a running mesh"),
     "fault": ("mesh.commands.fault", "flip the fault toggle of a running replica"),
     "load": ("mesh.commands.load", "fortio-style load test with a status and version report"),
+    "demo": ("mesh.commands.demo", "run one of Istio's traffic tasks on a throwaway local mesh"),
 }
 
 

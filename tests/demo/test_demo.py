@@ -1,0 +1,130 @@
+"""`mesh demo`: each of Istio's traffic tasks on a real local mesh (uvicorn + Envoy).
+
+Each demo runs once with small counts; the assertions are on the evidence it
+returns (versions, Envoy's counters, host health), never on exact shares,
+and on everything being stopped afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+
+import pytest
+
+from mesh import cli, demos
+from mesh.commands import demo
+
+REPO = Path(__file__).resolve().parents[2]
+K8S = REPO / "k8s"
+
+
+class Lines:
+    """An `out` callback that keeps what the demo printed."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, line: str) -> None:
+        self.lines.append(line)
+
+    def ports(self) -> list[int]:
+        text = "\n".join(self.lines)
+        return [int(p) for p in re.findall(r"(?:gateway|admin) http://127\.0\.0\.1:(\d+)", text)]
+
+
+def assert_stopped(out: Lines) -> None:
+    """The gateway and Envoy admin ports the demo announced accept no connection any more."""
+    ports = out.ports()
+    assert ports, out.lines
+    for port in ports:
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
+    assert out.lines[-1].strip() == "stopped"
+
+
+@pytest.mark.integration
+def test_canary_header_then_weighted_split() -> None:
+    out = Lines()
+    n = 200  # P(no v2 among 200 at 10%) ~ 1e-9
+    evidence = demo.run_demo("canary", K8S, n, 2.0, out)
+    assert dict(evidence.base.plain.versions) == {"v1": n}
+    assert dict(evidence.base.canary.versions) == {"v2": n}
+    assert dict(evidence.weighted.canary.versions) == {"v2": n}
+    split = evidence.weighted.plain.versions
+    assert set(split) == {"v1", "v2"} and sum(split.values()) == n
+    assert split["v1"] > split["v2"]
+    assert "v2 100%" in evidence.render()
+    assert_stopped(out)
+
+
+@pytest.mark.integration
+def test_circuit_breaker_overflows_at_three_connections() -> None:
+    out = Lines()
+    evidence = demo.run_demo("circuit-breaker", K8S, 10, 2.0, out)
+    assert [s.connections for s in evidence.report.steps] == [1, 2, 3]
+    first, last = evidence.report.steps[0], evidence.report.steps[-1]
+    assert first.result.overloaded_503 == 0 and evidence.overflow_at(1) == 0
+    assert evidence.overflow_at(3) > 0
+    # every overloaded 503 the client saw is one Envoy counted as pending overflow
+    assert last.result.overloaded_503 == evidence.overflow_at(3)
+    assert last.result.status_counts[503] >= last.result.overloaded_503
+    assert demos.PENDING_OVERFLOW in evidence.render()
+    assert_stopped(out)
+
+
+@pytest.mark.integration
+def test_outlier_ejects_the_faulted_replica_and_readmits_it() -> None:
+    out = Lines()
+    evidence = demo.run_demo("outlier", K8S, None, 1.0, out)
+    report = evidence.report
+    assert report.max_ejections_active >= 1
+    assert evidence.ejected_hosts() == [demo.OUTLIER_INSTANCE]
+    assert report.faulted.status_counts[503] >= 1
+    assert set(report.ejected.status_counts) == {200}  # the other replica carries the load
+    assert demo.OUTLIER_INSTANCE not in report.ejected.instances
+    assert evidence.returned_after_s is not None
+    assert not any(h.ejected for c in evidence.after_return for h in c.hosts)
+    assert evidence.check.instances[demo.OUTLIER_INSTANCE] > 0
+    assert "EJECTED" in evidence.render()
+    assert_stopped(out)
+
+
+@pytest.mark.integration
+def test_cli_prints_the_evidence(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["demo", "circuit-breaker", "--requests", "5", "--k8s-dir", str(K8S)])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "-c 3: 15 requests" in text
+    assert "remaining_pending" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["demo", "outlier", "--requests", "5"], "--requests is not used by outlier"),
+        (["demo", "canary", "--k8s-dir", "no/such/dir"], "no/such/dir: not a directory"),
+    ],
+)
+def test_cli_user_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["demo", "bogus"],
+        ["demo", "canary", "--requests", "0"],
+        ["demo", "canary", "--requests", "many"],
+        ["demo", "outlier", "--window", "0"],
+    ],
+)
+def test_cli_bad_arguments(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    assert "mesh demo: error:" in capsys.readouterr().err
