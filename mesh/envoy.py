@@ -14,6 +14,8 @@ from pathlib import Path
 
 from mesh.errors import RunnerError
 
+# Access-log lines reach `mesh up`'s output within this (Envoy's default is 10 s).
+FILE_FLUSH_MSEC = 200
 # One worker thread: a sidecar on a 2-core laptop, Istio's proxy default for small CPU
 # requests, and connection pools (which are per worker) behave the same on every run.
 CONCURRENCY = 1
@@ -67,4 +69,6 @@ def command(config_path: Path, base_id: int, binary: Path | None = None) -> list
         str(base_id),
         "--log-level",
         "warn",
+        "--file-flush-interval-msec",
+        str(FILE_FLUSH_MSEC),
     ]
