@@ -1,0 +1,162 @@
+"""mesh.runner: planning the processes, and start-up failures that leave nothing running."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mesh.errors import RunnerError
+from mesh.manifests import load
+from mesh.runner import LocalMesh, plan_workloads, rewrite_urls
+from mesh.state import read_state
+from tests.mesh.conftest import new_mesh
+from tests.mesh.support import K8S
+from tests.support.procs import VENV_BIN, free_port
+
+
+def listeners() -> dict[tuple[str, int], int]:
+    return {("backend-service", 5000): 15500, ("frontend-service", 8000): 15800}
+
+
+def test_plan_runs_each_replica_with_the_deployment_env(tmp_path: Path) -> None:
+    m = load(K8S)
+    workloads = plan_workloads(m, tmp_path, listeners())
+    assert [w.name for w in workloads] == [i for d in m.deployments for i in d.instance_names()]
+    dbs = set()
+    for w in workloads:
+        image_kind = "backend" if "backend" in w.image else "frontend"
+        assert Path(w.argv[0]).name == image_kind
+        assert w.env["INSTANCE_NAME"] == w.name
+        assert w.env["HOST"] == "127.0.0.1"
+        assert w.env["PORT"] == str(w.port)
+        if image_kind == "backend":
+            dbs.add(w.env["TASKS_DB"])
+        else:
+            assert w.env["BACKEND_URL"] == "http://127.0.0.1:15500"
+    assert dbs == {str((tmp_path / "tasks.db").resolve())}  # one shared store
+    assert len({w.port for w in workloads}) == len(workloads)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("http://backend-service:5000", "http://127.0.0.1:15500"),
+        ("http://backend-service.default.svc.cluster.local:5000/x", "http://127.0.0.1:15500/x"),
+        ("http://backend-service:5001", "http://backend-service:5001"),
+        ("http://example.com:5000", "http://example.com:5000"),
+        ("plain text", "plain text"),
+    ],
+)
+def test_service_urls_point_at_the_local_listener(value: str, expected: str) -> None:
+    assert rewrite_urls(value, load(K8S), "default", listeners()) == expected
+
+
+def copy_k8s(tmp_path: Path, file: str, edit) -> Path:  # type: ignore[no-untyped-def]
+    target = tmp_path / "k8s"
+    shutil.copytree(K8S, target, ignore=shutil.ignore_patterns("variants"))
+    path = target / file
+    doc = yaml.safe_load(path.read_text())
+    edit(doc)
+    path.write_text(yaml.safe_dump(doc))
+    return target
+
+
+def test_unknown_image_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    def edit(doc: dict) -> None:
+        doc["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:1.27"
+
+    directory = copy_k8s(tmp_path, "deployments/frontend.yaml", edit)
+    mesh = new_mesh(directory, tmp_path / "state")
+    with pytest.raises(RunnerError, match=r"frontend.yaml: Deployment/frontend: .*'nginx:1.27'"):
+        mesh.__enter__()
+    assert mesh.children == []
+
+
+@pytest.mark.integration
+def test_port_in_use_is_one_line_and_starts_nothing(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        mesh = LocalMesh(K8S, gateway_port=port, admin_port=free_port(), state_dir=tmp_path)
+        with pytest.raises(RunnerError) as err:
+            mesh.__enter__()
+    assert f"port {port} (gateway port 80) is in use" in str(err.value)
+    assert mesh.children == []
+
+
+@pytest.mark.integration
+def test_child_dying_at_start_reports_its_log_and_stops_the_rest(tmp_path: Path) -> None:
+    def edit(doc: dict) -> None:
+        env = doc["spec"]["template"]["spec"]["containers"][0]["env"]
+        next(e for e in env if e["name"] == "APP_VERSION")["value"] = "v9"
+
+    directory = copy_k8s(tmp_path, "deployments/backend-v2.yaml", edit)
+    mesh = new_mesh(directory, tmp_path / "state")
+    with pytest.raises(RunnerError) as err:
+        mesh.__enter__()
+    message = str(err.value)
+    assert message.startswith("backend-v2-0 exited with status")
+    assert "APP_VERSION" in message  # the child's own last lines
+    assert mesh.children and all(c.popen.returncode is not None for c in mesh.children)
+    assert not (tmp_path / "state" / "mesh.json").exists()
+
+
+@pytest.mark.integration
+def test_missing_envoy_binary_starts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENVOY_BIN", str(tmp_path / "no-envoy"))
+    mesh = new_mesh(K8S, tmp_path / "state")
+    with pytest.raises(RunnerError, match="no Envoy binary"):
+        mesh.__enter__()
+    assert mesh.children == []
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_mesh_up_stops_every_process_on_a_signal(tmp_path: Path, sig: signal.Signals) -> None:
+    state_dir = tmp_path / "state"
+    argv = [str(VENV_BIN / "mesh"), "up", str(K8S), "--quiet", "--state-dir", str(state_dir)]
+    argv += ["--gateway-port", str(free_port()), "--admin-port", str(free_port())]
+    for name in ("backend-service", "frontend-service"):
+        argv += ["--service-port", f"{name}={free_port()}"]
+    log = tmp_path / "up.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not (state_dir / "mesh.json").exists():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)  # poll for the state file, written once everything is ready
+        state = read_state(state_dir)
+        pids = [i.pid for i in state.instances] + [state.envoy_pid]
+        assert all(not _gone(pid) for pid in pids)
+        proc.send_signal(sig)
+        assert proc.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert all(_gone(pid) for pid in pids), log.read_text()
+    assert not (state_dir / "mesh.json").exists()
+    text = log.read_text()
+    assert "curl -s -H 'x-canary: true' http://127.0.0.1:" in text
+    assert "mesh up: stopped" in text
