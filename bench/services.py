@@ -371,6 +371,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.duration <= 0 or args.rounds < 1 or args.connections < 1:
         parser.error("--duration, --rounds and --connections must be positive")
 
+    load1 = os.getloadavg()[0]
+    if load1 > 0.5:
+        print(
+            f"warning: load average {load1:.2f} before the start; other work on these "
+            "2 cores skews every number below",
+            flush=True,
+        )
     work = Path(tempfile.mkdtemp(prefix="taskmesh-bench-"))
     logs = work / "logs"
     base_env = {

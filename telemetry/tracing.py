@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import sys
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
@@ -145,7 +146,8 @@ class Tracing:
 
 def _exporter(name: str, settings: TelemetrySettings) -> SpanExporter:
     if name == "console":
-        return ConsoleSpanExporter(service_name=settings.service_name)
+        # sys.stdout now, not the one bound as a default argument at import time.
+        return ConsoleSpanExporter(service_name=settings.service_name, out=sys.stdout)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     return OTLPSpanExporter(endpoint=settings.otlp_traces_endpoint)

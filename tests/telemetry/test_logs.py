@@ -51,3 +51,29 @@ async def test_middleware_generates_request_id_when_asked():
         else:
             assert none[0] is None
     assert current_ids() == (None, None)
+
+
+async def test_debug_level_writes_one_access_line_per_request():
+    app = FastAPI()
+
+    @app.get("/x")
+    async def x() -> dict[str, str]:
+        return {}
+
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging(logging.DEBUG, service="s", version="v1", instance="i", stream=stream)
+        transport = httpx.ASGITransport(app=RequestContextMiddleware(app))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            await c.get("/x", headers={"x-request-id": "r-7"})
+            await c.get("/missing")
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    access = [e for e in lines if e["logger"] == "taskmesh.access"]
+    assert [(e["message"], e["status"]) for e in access] == [("GET /x 200", 200),
+                                                             ("GET /missing 404", 404)]
+    assert access[0]["request_id"] == "r-7"

@@ -142,3 +142,16 @@ def test_settings_from_env():
 def test_bad_settings_name_the_variable(env, named):
     with pytest.raises(SettingsError, match=named):
         telemetry_from_env(env, default_service="b", version="v1", instance="i")
+
+
+def test_console_exporter_writes_spans(capsys):
+    settings = telemetry_from_env(
+        {"OTEL_TRACES_EXPORTER": "console"}, default_service="svc", version="v1", instance="i"
+    )
+    tracing = Tracing(settings)
+    assert tracing.enabled and tracing.exports
+    with tracing.client_span("GET", "http://backend/api/tasks"):
+        pass
+    tracing.shutdown()  # flushes the batch
+    out = capsys.readouterr().out
+    assert '"name": "GET"' in out and '"service.name": "svc"' in out
