@@ -65,9 +65,7 @@ def validation_response(errors: list[Mapping[str, Any]], version: str = "") -> J
             return JSONResponse(error_body("malformed_json", message), status_code=400)
     fields = describe(errors, version)
     message = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
-    return JSONResponse(
-        error_body("validation_error", message, fields=fields), status_code=422
-    )
+    return JSONResponse(error_body("validation_error", message, fields=fields), status_code=422)
 
 
 def install_error_handlers(app: FastAPI, version: str = "") -> None:
@@ -86,9 +84,7 @@ def install_error_handlers(app: FastAPI, version: str = "") -> None:
 
     async def on_api_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return JSONResponse(
-            error_body(exc.error, exc.message, **exc.extra), status_code=exc.status
-        )
+        return JSONResponse(error_body(exc.error, exc.message, **exc.extra), status_code=exc.status)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)

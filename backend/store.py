@@ -168,9 +168,11 @@ class TaskStore:
         return [Task.from_row(row) for row in rows]
 
     def get(self, task_id: int) -> Task | None:
-        row = self._conn().execute(
-            f"SELECT {_COLUMNS} FROM tasks WHERE id = ?", (task_id,)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(f"SELECT {_COLUMNS} FROM tasks WHERE id = ?", (task_id,))
+            .fetchone()
+        )
         return Task.from_row(row) if row else None
 
     # -- writes --------------------------------------------------------------

@@ -169,10 +169,7 @@ async def test_concurrent_retries_with_one_key_create_one_task(make_backend):
     async with make_backend("v1") as a, make_backend("v2") as b:
         headers = {"Idempotency-Key": "retry-1"}
         replies = await asyncio.gather(
-            *[
-                c.post("/api/tasks", json={"title": "retried"}, headers=headers)
-                for c in (a, b) * 5
-            ]
+            *[c.post("/api/tasks", json={"title": "retried"}, headers=headers) for c in (a, b) * 5]
         )
         assert {r.status_code for r in replies} == {201}
         assert len({r.json()["id"] for r in replies}) == 1

@@ -20,9 +20,7 @@ SERVICE_LINKS = {
 }
 
 
-def start_backend(
-    version: str, db: Path, log_dir: Path, index: int = 0, **env: str
-) -> Proc:
+def start_backend(version: str, db: Path, log_dir: Path, index: int = 0, **env: str) -> Proc:
     port = free_port()
     name = f"backend-{version}-{index}"
     proc = start(

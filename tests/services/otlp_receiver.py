@@ -48,8 +48,8 @@ class Receiver:
                         attrs: dict[str, object] = {}
                         for a in span.attributes:
                             v = a.value
-                            attrs[a.key] = v.string_value if v.HasField("string_value") else (
-                                v.int_value
+                            attrs[a.key] = (
+                                v.string_value if v.HasField("string_value") else (v.int_value)
                             )
                         self.spans.append(
                             ReceivedSpan(

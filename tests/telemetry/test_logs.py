@@ -74,6 +74,8 @@ async def test_debug_level_writes_one_access_line_per_request():
         root.setLevel(level)
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     access = [e for e in lines if e["logger"] == "taskmesh.access"]
-    assert [(e["message"], e["status"]) for e in access] == [("GET /x 200", 200),
-                                                             ("GET /missing 404", 404)]
+    assert [(e["message"], e["status"]) for e in access] == [
+        ("GET /x 200", 200),
+        ("GET /missing 404", 404),
+    ]
     assert access[0]["request_id"] == "r-7"

@@ -28,9 +28,7 @@ async def test_requests_counted_by_route_template_method_status_version():
     assert totals[("/items/{item_id}", "GET", "200", "v9")] == 3
     assert totals[("/boom", "GET", "503", "v9")] == 1
     assert totals[("unmatched", "GET", "404", "v9")] == 1
-    counts = {
-        x.labels["route"]: x.value for x in s["http_server_request_duration_seconds_count"]
-    }
+    counts = {x.labels["route"]: x.value for x in s["http_server_request_duration_seconds_count"]}
     assert counts["/items/{item_id}"] == 3
     (info,) = s["taskmesh_build_info"]
     assert info.labels == {"service": "svc", "version": "v9", "instance": "svc-0"}
