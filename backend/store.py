@@ -20,12 +20,13 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 PRIORITIES = ("low", "normal", "high")
 BUSY_TIMEOUT_MS = 10_000
+IDEMPOTENCY_TTL = timedelta(days=1)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -139,6 +140,11 @@ class TaskStore:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            # Retries come within seconds; a day of keys is plenty and bounds the table.
+            cutoff = (datetime.now(UTC) - IDEMPOTENCY_TTL).isoformat(timespec="milliseconds")
+            conn.execute(
+                "DELETE FROM idempotency WHERE created_at < ?", (cutoff.replace("+00:00", "Z"),)
+            )
             first = conn.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('seeded', ?)", (now(),)
             ).rowcount

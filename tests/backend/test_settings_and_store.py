@@ -82,3 +82,25 @@ def test_update_refuses_unknown_columns(tmp_path):
     with pytest.raises(ValueError, match="unknown task fields"):
         store.update(1, {"id": 5})
     store.close()
+
+
+def test_old_idempotency_keys_are_pruned_at_start(tmp_path):
+    path = tmp_path / "t.db"
+    store = TaskStore(path)
+    store.open(seed=False)
+
+    def render(task):
+        return 201, {"id": task.id}
+
+    store.create("a", None, idempotency_key="old", fingerprint="f", render=render)
+    store.create("b", None, idempotency_key="new", fingerprint="f", render=render)
+    store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "UPDATE idempotency SET created_at = '2000-01-01T00:00:00.000Z' WHERE key = 'old'"
+        )
+    again = TaskStore(path)
+    again.open(seed=False)
+    keys = [r[0] for r in sqlite3.connect(path).execute("SELECT key FROM idempotency")]
+    assert keys == ["new"]
+    again.close()
