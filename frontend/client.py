@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from frontend.errors import BackendFailure, classify_reply, failure
+from frontend.errors import BackendFailure, classify_reply, failure, summarise
 from telemetry.logs import current_ids
 from telemetry.metrics import LATENCY_BUCKETS
 from telemetry.propagation import pick_forwarded
@@ -207,12 +207,21 @@ class BackendClient:
             try:
                 data = json.loads(raw)
             except ValueError:
-                raise failure(
-                    "bad_reply",
-                    f"the backend answered {status} with a body that is not JSON",
-                    backend_status=status,
-                    backend=backend,
-                ) from None
+                if status < 400:
+                    raise failure(
+                        "bad_reply",
+                        f"the backend answered {status} with a body that is not JSON",
+                        backend_status=status,
+                        backend=backend,
+                    ) from None
+                # A refusal in plain text, typically from the mesh ("RBAC: access denied"):
+                # keep its status, say it in JSON.
+                data = {
+                    "error": "backend_rejected",
+                    "message": f"the backend or the mesh answered {status}: {summarise(raw)}",
+                    "backend_status": status,
+                }
+                raw = json.dumps(data).encode()
         return BackendReply(status, reply_headers, raw, data, backend)
 
 

@@ -83,3 +83,13 @@ def test_summarise():
     assert summarise(b"  no healthy\n upstream ") == "no healthy upstream"
     long = summarise(b"x" * 1000)
     assert len(long) == 200 and long.endswith("…")
+
+
+async def test_plain_text_refusal_keeps_its_status_in_json(frontend, fake):
+    fake.reply = Reply(403, "RBAC: access denied")
+    r = await frontend.get("/api/tasks")
+    assert r.status_code == 403
+    body = r.json()
+    assert body["error"] == "backend_rejected"
+    assert "RBAC: access denied" in body["message"]
+    assert body["backend"]["instance"] == fake.instance
