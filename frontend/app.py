@@ -196,8 +196,12 @@ def create_app(
         request_id, trace_id = current_ids()
         ok = reply is not None and reply.status == 200 and isinstance(reply.data, dict)
         if reply is not None and not ok:
+            said = reply.data.get("message") if isinstance(reply.data, dict) else None
             problem = BackendFailure(
-                "bad_reply", f"the backend answered {reply.status}", 502, reply.status
+                "bad_reply",
+                f"the backend answered {reply.status}" + (f": {said}" if said else ""),
+                502,
+                reply.status,
             )
         html = render_page(
             frontend=identity,

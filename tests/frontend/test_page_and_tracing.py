@@ -84,3 +84,10 @@ def test_settings_from_env():
 def test_bad_settings_name_the_variable(env, named):
     with pytest.raises(SettingsError, match=named):
         FrontendSettings.from_env(env)
+
+
+async def test_page_says_what_a_refusing_mesh_said(frontend, fake):
+    fake.reply = Reply(403, "RBAC: access denied")
+    r = await frontend.get("/")
+    assert r.status_code == 502
+    assert "RBAC: access denied" in r.text
