@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Request, Response
@@ -83,7 +83,6 @@ class BackendState:
     fault: FaultState
     ready: bool = True
     started: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class IdentityHeadersMiddleware:

@@ -158,10 +158,13 @@ def create_app(
     async def on_bad_id(_: Request, exc: Exception) -> JSONResponse:
         message = f"task_id: {exc} is not a task id (a positive integer)"
         return JSONResponse(
-            {"error": "validation_error", "message": message,
-             "fields": [{"field": "task_id", "message": "not an integer"}]},
+            {
+                "error": "validation_error",
+                "message": message,
+                "fields": [{"field": "task_id", "message": "not an integer"}],
+            },
             422,
-        )  # fmt: skip
+        )
 
     app.add_exception_handler(InvalidTaskId, on_bad_id)
     app.add_exception_handler(BackendFailure, on_failure)
