@@ -12,19 +12,13 @@ the failing child's last log lines. Leaving the block stops every process group.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
-import signal
 import socket
-import subprocess
 import sys
-import threading
 import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -34,6 +28,16 @@ import yaml
 from mesh import envoy
 from mesh.errors import MeshError, RunnerError
 from mesh.manifests import Container, Deployment, Manifests, load
+from mesh.processes import (
+    LOCAL_HOST,
+    Child,
+    Echo,
+    check_port_free,
+    echo_to,
+    free_port,
+    start_child,
+    stop_children,
+)
 from mesh.state import DEFAULT_STATE_DIR, InstanceState, MeshState, remove_state
 from mesh.translate import local_placement, translate
 from mesh.translate.clusters import resolve_host
@@ -44,14 +48,9 @@ IMAGE_ENTRY_POINTS = {
     "taskmesh-backend": "backend",
     "taskmesh-frontend": "frontend",
 }
-LOCAL_HOST = "127.0.0.1"
 TASKS_DB_FILE = "tasks.db"
-LOG_TAIL_LINES = 20
 READY_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
 _URL = re.compile(r"(?P<scheme>https?://)(?P<host>[A-Za-z0-9.-]+):(?P<port>\d+)")
-
-Echo = Callable[[str, str], None]
 
 
 # --------------------------------------------------------------------------- planning
@@ -91,22 +90,6 @@ def _container(d: Deployment) -> Container:
             f"container per replica (found {len(d.containers)})"
         )
     return d.containers[0]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOCAL_HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def check_port_free(port: int, what: str) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((LOCAL_HOST, port))
-        except OSError as exc:
-            raise RunnerError(
-                f"port {port} ({what}) is in use on {LOCAL_HOST}: {exc.strerror}"
-            ) from exc
 
 
 def rewrite_urls(value: str, manifests: Manifests, namespace: str, listeners: dict) -> str:
@@ -180,100 +163,6 @@ def _env(
         env["TASKS_DB"] = str((state_dir / TASKS_DB_FILE).resolve())
     env.update({"HOST": LOCAL_HOST, "PORT": str(port), "PYTHONUNBUFFERED": "1"})
     return env
-
-
-# --------------------------------------------------------------------------- processes
-
-
-@dataclass
-class Child:
-    """A started process: own process group, output kept (tail + log file) and echoed."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-    tail: deque[str] = field(default_factory=lambda: deque(maxlen=200))
-    reader: threading.Thread | None = None
-
-    def last_lines(self, n: int = LOG_TAIL_LINES) -> str:
-        return "\n".join(list(self.tail)[-n:])
-
-    @property
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def signal(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, sig)
-
-
-def _start_child(
-    name: str, argv: list[str], env: dict[str, str], log_dir: Path, echo: Echo | None
-) -> Child:
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"{name}.log"
-    try:
-        popen = subprocess.Popen(
-            argv,
-            env={**os.environ, **env},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        raise RunnerError(f"{name}: cannot start {argv[0]}: {exc.strerror}") from exc
-    child = Child(name, popen, log_path)
-    child.reader = threading.Thread(
-        target=_pump, args=(child, echo), name=f"log-{name}", daemon=True
-    )
-    child.reader.start()
-    return child
-
-
-def _pump(child: Child, echo: Echo | None) -> None:
-    assert child.popen.stdout is not None
-    with open(child.log_path, "ab") as log:
-        for raw in iter(child.popen.stdout.readline, b""):
-            log.write(raw)
-            log.flush()
-            line = raw.decode(errors="replace").rstrip("\n")
-            child.tail.append(line)
-            if echo is not None:
-                echo(child.name, line)
-
-
-def stop_children(children: list[Child], timeout: float = STOP_TIMEOUT_S) -> None:
-    """SIGTERM every process group, SIGKILL what is left after TIMEOUT, reap all."""
-    for child in children:
-        child.signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    for child in children:
-        try:
-            child.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
-        child.signal(signal.SIGKILL)  # the group may hold grandchildren
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.popen.wait(timeout=5)
-    for child in children:
-        if child.reader is not None:
-            child.reader.join(timeout=2)
-        if child.popen.stdout is not None:
-            child.popen.stdout.close()
-
-
-def echo_to(stream) -> Echo:  # type: ignore[no-untyped-def]
-    """An Echo writing `name | line` to STREAM, lines kept whole across threads."""
-    lock = threading.Lock()
-    width = 14
-
-    def echo(name: str, line: str) -> None:
-        with lock:
-            stream.write(f"{name:<{width}} | {line}\n")
-            stream.flush()
-
-    return echo
 
 
 # --------------------------------------------------------------------------- the mesh
@@ -383,9 +272,9 @@ class LocalMesh:
         envoy.validate(self.config_path, binary)
         log_dir = self.state_dir / "logs"
         for w in self.workloads:
-            self.children.append(_start_child(w.name, w.argv, w.env, log_dir, self.echo))
+            self.children.append(start_child(w.name, w.argv, w.env, log_dir, self.echo))
         argv = envoy.command(self.config_path, base_id=self.admin_port, binary=binary)
-        self.envoy = _start_child("envoy", argv, {}, log_dir, self.echo)
+        self.envoy = start_child("envoy", argv, {}, log_dir, self.echo)
         self.children.append(self.envoy)
         self._wait_ready(started)
         self._state().write(self.state_dir)
@@ -452,4 +341,12 @@ class LocalMesh:
             self._state_written = False
 
 
-__all__ = ["LocalMesh", "MeshError", "RunnerError", "echo_to", "plan_workloads", "rewrite_urls"]
+__all__ = [
+    "Child",
+    "LocalMesh",
+    "MeshError",
+    "RunnerError",
+    "echo_to",
+    "free_port",
+    "plan_workloads",
+]
