@@ -12,9 +12,11 @@ the failing child's last log lines. Leaving the block stops every process group.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import socket
 import sys
 import time
@@ -38,7 +40,13 @@ from mesh.processes import (
     start_child,
     stop_children,
 )
-from mesh.state import DEFAULT_STATE_DIR, InstanceState, MeshState, remove_state
+from mesh.state import (
+    DEFAULT_STATE_DIR,
+    InstanceState,
+    MeshState,
+    check_no_running_mesh,
+    remove_state,
+)
 from mesh.translate import local_placement, translate
 from mesh.translate.clusters import resolve_host
 from mesh.translate.placement import DEFAULT_ADMIN_PORT, DEFAULT_GATEWAY_PORT
@@ -168,6 +176,14 @@ def _env(
 # --------------------------------------------------------------------------- the mesh
 
 
+def _stop_leftovers(state_dir: Path) -> None:
+    """Stop the processes a killed `mesh up` left behind (its state file names them)."""
+    for pid in check_no_running_mesh(state_dir):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+    remove_state(state_dir)
+
+
 class LocalMesh:
     """The manifests of DIRECTORY running on loopback behind one real Envoy."""
 
@@ -251,6 +267,7 @@ class LocalMesh:
         self.manifests = manifests = load(self.directory)
         binary = envoy.envoy_binary()
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        _stop_leftovers(self.state_dir)
         instance_ports = {i: free_port() for d in manifests.deployments for i in d.instance_names()}
         placement = local_placement(
             manifests,

@@ -71,5 +71,34 @@ def read_state(state_dir: Path) -> MeshState:
     return state
 
 
+def check_no_running_mesh(state_dir: Path) -> list[int]:
+    """Refuse a STATE_DIR in use by a running mesh. For one left by a killed mesh, return
+    the pids of its processes that still run (their command line names this project)."""
+    path = state_dir / STATE_FILE
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text())
+        pid = int(data["pid"])
+        children = [int(i["pid"]) for i in data["instances"]] + [int(data["envoy_pid"])]
+    except (ValueError, TypeError, KeyError):
+        return []
+    if _alive(pid) and pid != os.getpid():
+        raise StateError(
+            f"a mesh is already running with state dir {state_dir} (pid {pid}); stop it "
+            f"or pass another --state-dir"
+        )
+    return [p for p in dict.fromkeys(children) if _alive(p) and _ours(p)]
+
+
+def _ours(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    names = {Path(part.decode(errors="replace")).name for part in cmdline[:2]}
+    return bool(names & {"envoy", "backend", "frontend"})
+
+
 def remove_state(state_dir: Path) -> None:
     (state_dir / STATE_FILE).unlink(missing_ok=True)

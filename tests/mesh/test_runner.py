@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -13,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mesh.errors import RunnerError
+from mesh.errors import RunnerError, StateError
 from mesh.manifests import load
-from mesh.runner import LocalMesh, plan_workloads, rewrite_urls
-from mesh.state import read_state
+from mesh.runner import LocalMesh, _stop_leftovers, plan_workloads, rewrite_urls
+from mesh.state import check_no_running_mesh, read_state
 from tests.mesh.conftest import new_mesh
 from tests.mesh.support import K8S
 from tests.support.procs import VENV_BIN, free_port
@@ -160,3 +161,55 @@ def test_mesh_up_stops_every_process_on_a_signal(tmp_path: Path, sig: signal.Sig
     text = log.read_text()
     assert "curl -s -H 'x-canary: true' http://127.0.0.1:" in text
     assert "mesh up: stopped" in text
+
+
+def _state_file(state_dir: Path, pid: int, children: list[int]) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    instances = [
+        {"name": f"backend-v1-{n}", "deployment": "backend-v1", "image": "i", "port": 1, "pid": p}
+        for n, p in enumerate(children)
+    ]
+    (state_dir / "mesh.json").write_text(
+        json.dumps(
+            {
+                "pid": pid,
+                "manifests": "k8s",
+                "admin_url": "http://127.0.0.1:1",
+                "gateway_urls": [],
+                "service_urls": {},
+                "envoy_pid": children[0],
+                "instances": instances,
+            }
+        )
+    )
+
+
+def test_a_state_dir_in_use_by_a_running_mesh_is_refused(tmp_path: Path) -> None:
+    _state_file(tmp_path, pid=1, children=[1])  # pid 1 is alive
+    with pytest.raises(StateError, match="a mesh is already running"):
+        check_no_running_mesh(tmp_path)
+
+
+@pytest.mark.integration
+def test_processes_left_by_a_killed_mesh_are_stopped(tmp_path: Path) -> None:
+    gone_pid = subprocess.Popen(["true"])
+    gone_pid.wait()
+    env = {**os.environ, "PORT": str(free_port()), "HOST": "127.0.0.1"}
+    env["TASKS_DB"] = str(tmp_path / "t.db")
+    leftover = subprocess.Popen(
+        [str(VENV_BIN / "backend")],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _state_file(tmp_path / "state", pid=gone_pid.pid, children=[leftover.pid])
+        assert check_no_running_mesh(tmp_path / "state") == [leftover.pid]
+        _stop_leftovers(tmp_path / "state")
+        assert leftover.wait(timeout=10) != 0
+        assert not (tmp_path / "state" / "mesh.json").exists()
+    finally:
+        if leftover.poll() is None:
+            leftover.kill()
+            leftover.wait()
