@@ -20,7 +20,7 @@ from mesh.runner import LocalMesh, _stop_leftovers, plan_workloads, rewrite_urls
 from mesh.state import check_no_running_mesh, read_state
 from tests.mesh.conftest import new_mesh
 from tests.mesh.support import K8S
-from tests.support.procs import VENV_BIN, free_port
+from tests.support.procs import VENV_BIN, free_port, start, wait_http_ok
 
 
 def listeners() -> dict[tuple[str, int], int]:
@@ -194,15 +194,11 @@ def test_a_state_dir_in_use_by_a_running_mesh_is_refused(tmp_path: Path) -> None
 def test_processes_left_by_a_killed_mesh_are_stopped(tmp_path: Path) -> None:
     gone_pid = subprocess.Popen(["true"])
     gone_pid.wait()
-    env = {**os.environ, "PORT": str(free_port()), "HOST": "127.0.0.1"}
-    env["TASKS_DB"] = str(tmp_path / "t.db")
-    leftover = subprocess.Popen(
-        [str(VENV_BIN / "backend")],
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    port = free_port()
+    env = {"PORT": str(port), "HOST": "127.0.0.1", "TASKS_DB": str(tmp_path / "t.db")}
+    proc = start("leftover", [str(VENV_BIN / "backend")], tmp_path / "logs", env, port)
+    leftover = proc.popen
+    wait_http_ok(proc)  # running for real, as a leftover would be
     try:
         _state_file(tmp_path / "state", pid=gone_pid.pid, children=[leftover.pid])
         assert check_no_running_mesh(tmp_path / "state") == [leftover.pid]
