@@ -88,7 +88,7 @@ def start_child(
 
 def _pump(child: Child, echo: Echo | None) -> None:
     assert child.popen.stdout is not None
-    with open(child.log_path, "ab") as log:
+    with open(child.log_path, "wb") as log:
         for raw in iter(child.popen.stdout.readline, b""):
             log.write(raw)
             log.flush()

@@ -278,13 +278,13 @@ class LocalMesh:
         )
         self.listeners = placement.service_ports
         self.gateway_ports = placement.gateway_ports
+        config = translate(manifests, placement)
+        self.workloads = plan_workloads(manifests, self.state_dir, self.listeners, instance_ports)
         fixed = [(p, f"gateway port {n}") for n, p in placement.gateway_ports.items()]
         fixed += [(p, f"{s}:{n}") for (s, n), p in placement.service_ports.items()]
         fixed.append((self.admin_port, "Envoy admin"))
         for port, what in fixed:
             check_port_free(port, what)
-        self.workloads = plan_workloads(manifests, self.state_dir, self.listeners, instance_ports)
-        config = translate(manifests, placement)
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         envoy.validate(self.config_path, binary)
         log_dir = self.state_dir / "logs"
