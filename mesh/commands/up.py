@@ -17,12 +17,21 @@ from mesh.translate.placement import DEFAULT_ADMIN_PORT, DEFAULT_GATEWAY_PORT
 HELP = "run every workload of DIR on loopback behind real Envoy"
 
 
+def port_number(text: str) -> int:
+    """argparse type: a TCP port 1-65535."""
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1-65535)")
+    return int(text)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", nargs="?", default="k8s", help="manifest directory (default k8s)")
-    parser.add_argument("--gateway-port", type=int, default=DEFAULT_GATEWAY_PORT, metavar="PORT")
+    parser.add_argument(
+        "--gateway-port", type=port_number, default=DEFAULT_GATEWAY_PORT, metavar="PORT"
+    )
     parser.add_argument(
         "--backend-port",
-        type=int,
+        type=port_number,
         metavar="PORT",
         help="local port of backend-service (default: its Service port, 5000)",
     )
@@ -33,7 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=PORT",
         help="local port of a Service's outbound listener (repeatable)",
     )
-    parser.add_argument("--admin-port", type=int, default=DEFAULT_ADMIN_PORT, metavar="PORT")
+    parser.add_argument(
+        "--admin-port", type=port_number, default=DEFAULT_ADMIN_PORT, metavar="PORT"
+    )
     parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR, metavar="DIR")
     parser.add_argument("--quiet", action="store_true", help="do not echo the processes' logs")
 
@@ -42,8 +53,8 @@ def service_ports(args: argparse.Namespace) -> dict[str, int]:
     ports: dict[str, int] = {}
     for item in args.service_port:
         name, sep, value = item.partition("=")
-        if not sep or not value.isdigit():
-            raise CliError(f"--service-port {item!r}: expected NAME=PORT")
+        if not sep or not value.isdigit() or not 1 <= int(value) <= 65535:
+            raise CliError(f"--service-port {item!r}: expected NAME=PORT (port 1-65535)")
         ports[name] = int(value)
     if args.backend_port is not None:
         ports["backend-service"] = args.backend_port
