@@ -308,6 +308,8 @@ def run_demo(scenario: str, k8s: Path, requests: int | None, window_s: float, ou
 
 
 def run(args: argparse.Namespace) -> int:
+    import httpx
+
     from mesh.load.options import OptionError
 
     previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -321,6 +323,8 @@ def run(args: argparse.Namespace) -> int:
         )
     except OptionError as exc:
         raise CliError(str(exc)) from exc
+    except httpx.HTTPError as exc:  # a process of the mesh stopped answering mid-demo
+        raise CliError(f"{args.scenario}: {type(exc).__name__}: {exc}") from exc
     finally:
         signal.signal(signal.SIGTERM, previous)
     print()
