@@ -24,6 +24,7 @@ from mesh.translate.placement import (
     compose_placement,
     local_placement,
 )
+from mesh.translate.tracing import add_collector
 
 __all__ = [
     "COMPOSE_SERVICE_NAME",
@@ -40,7 +41,7 @@ def translate(manifests: Manifests, placement: Placement) -> dict[str, Any]:
     check_virtual_services(manifests)
     clusters = build_clusters(manifests, placement)
     listeners = gateway_listeners(manifests, placement) + outbound_listeners(manifests, placement)
-    return {
+    bootstrap = {
         "node": {"id": f"taskmesh-{placement.target}", "cluster": "taskmesh"},
         "admin": {
             "address": {
@@ -52,3 +53,5 @@ def translate(manifests: Manifests, placement: Placement) -> dict[str, Any]:
         },
         "static_resources": {"listeners": listeners, "clusters": clusters},
     }
+    add_collector(bootstrap, placement.traces)
+    return bootstrap

@@ -18,6 +18,7 @@ from mesh.translate.clusters import resolve_host
 from mesh.translate.fields import Node, spec
 from mesh.translate.placement import Placement
 from mesh.translate.routes import FAULT_FILTER, HTTP_FAULT, RouteContext, default_route, vs_routes
+from mesh.translate.tracing import GATEWAY_SERVICE, add_tracing, outbound_service
 
 HCM = "envoy.filters.network.http_connection_manager"
 HCM_TYPE = (
@@ -51,7 +52,10 @@ def access_log() -> list[dict[str, Any]]:
     ]
 
 
-def _hcm(stat_prefix: str, route_config: dict[str, Any], edge: bool) -> dict[str, Any]:
+def _hcm(
+    stat_prefix: str, route_config: dict[str, Any], edge: bool, traced_as: tuple[str, Any]
+) -> dict[str, Any]:
+    """TRACED_AS: (span service name, placement.traces); see mesh/translate/tracing.py."""
     config: dict[str, Any] = {
         "@type": HCM_TYPE,
         "stat_prefix": stat_prefix,
@@ -67,6 +71,7 @@ def _hcm(stat_prefix: str, route_config: dict[str, Any], edge: bool) -> dict[str
             {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}},
         ],
     }
+    add_tracing(config, *traced_as)
     if edge:
         # A client's x-request-id survives the edge, so one id follows a request
         # through both hops (the propagation demo depends on it).
@@ -172,7 +177,8 @@ def outbound_listeners(manifests: Manifests, placement: Placement) -> list[dict[
             name = f"{service.fqdn}:{port.port}"
             route_config = _route_config(name, [_vhost(name, ["*"], routes)])
             local_port = placement.service_ports[(service.name, port.port)]
-            hcm = _hcm(f"outbound_{service.name}_{port.port}", route_config, edge=False)
+            traced_as = (outbound_service(service.name), placement.traces)
+            hcm = _hcm(f"outbound_{service.name}_{port.port}", route_config, False, traced_as)
             listeners.append(
                 _listener(f"outbound_{name}", placement.listen_address, local_port, hcm)
             )
@@ -237,7 +243,8 @@ def gateway_listeners(manifests: Manifests, placement: Placement) -> list[dict[s
             hosts = [_vhost(f"{h}:{number}", [h], r) for h, r in vhosts.items()]
         else:
             hosts = [_vhost(f"blackhole:{number}", ["*"], [])]
-        hcm = _hcm(f"gateway_{number}", _route_config(name, hosts), edge=True)
+        traced_as = (GATEWAY_SERVICE, placement.traces)
+        hcm = _hcm(f"gateway_{number}", _route_config(name, hosts), True, traced_as)
         port = placement.gateway_port(number)
         listeners.append(_listener(f"gateway_{number}", placement.listen_address, port, hcm))
     for vs in manifests.virtual_services:

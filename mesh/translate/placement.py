@@ -38,6 +38,8 @@ class Placement:
     service_ports: dict[tuple[str, int], int]
     # instance name ("backend-v1-0") -> (host, port); port None means "the container port"
     instances: dict[str, tuple[str, int | None]] = field(default_factory=dict)
+    # (host, port) of the trace receiver Envoy reports spans to; None: no tracing
+    traces: tuple[str, int] | None = None
 
     @property
     def dns(self) -> bool:
@@ -81,9 +83,11 @@ def local_placement(
     gateway_port: int = DEFAULT_GATEWAY_PORT,
     service_ports: dict[str, int] | None = None,
     admin_port: int = DEFAULT_ADMIN_PORT,
+    traces_port: int | None = None,
 ) -> Placement:
     """Placement for processes on loopback. SERVICE_PORTS maps a Service name to the port
-    of its outbound listener (only for one-port Services); the others keep their number."""
+    of its outbound listener (only for one-port Services); the others keep their number.
+    TRACES_PORT: the local trace receiver's port (Envoy traces only when it is given)."""
     ports = default_service_ports(manifests)
     for name, port in (service_ports or {}).items():
         keys = [k for k in ports if k[0] == name]
@@ -103,6 +107,7 @@ def local_placement(
         gateway_ports=default_gateway_ports(manifests, gateway_port),
         service_ports=ports,
         instances={name: ("127.0.0.1", port) for name, port in instance_ports.items()},
+        traces=("127.0.0.1", traces_port) if traces_port is not None else None,
     )
 
 

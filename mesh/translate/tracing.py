@@ -1,0 +1,103 @@
+"""Envoy tracing for the local mesh: the HCM `tracing` block, the collector cluster, runtime.
+
+Why Zipkin and not Envoy's OpenTelemetry tracer: Envoy 1.40's `envoy.tracers.opentelemetry`
+reads and writes only W3C `traceparent` (its config has no propagator choice), so a request
+that arrives with B3 headers only would start a new trace at the gateway. The Zipkin
+tracer with `trace_context_option: USE_B3_WITH_W3C_PROPAGATION` reads B3, falls back to
+W3C, and writes both, which is what Istio's sidecars do for mixed callers. It sends Zipkin
+v2 JSON to the local trace receiver (`mesh/traces`), which also takes the apps' OTLP.
+
+Service names, as Istio would show them:
+- the gateway listener's spans: `istio-ingressgateway`;
+- an outbound listener's spans: `<service>.outbound` (e.g. `backend-service.outbound`).
+  One local Envoy plays the sidecar of every caller, so the span is named after the
+  destination, not the calling workload (Istio would say `frontend.default`).
+Envoy's Zipkin tracer names every span's service after the node's cluster, so the name
+travels as the span tag `istio.canonical_service`, which the receiver prefers.
+
+The compose target leaves tracing off (Placement.traces is None there).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ZIPKIN_CONFIG = "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig"
+COLLECTOR_CLUSTER = "taskmesh_traces"
+ZIPKIN_PATH = "/api/v2/spans"
+SERVICE_TAG = "istio.canonical_service"
+GATEWAY_SERVICE = "istio-ingressgateway"
+#: Spans leave Envoy after this many ms or this many spans (Envoy's defaults: 5 s and 5).
+FLUSH_INTERVAL_MS = 200
+MIN_FLUSH_SPANS = 1
+
+
+def outbound_service(service: str) -> str:
+    """The service name of the spans of SERVICE's outbound listener."""
+    return f"{service}.outbound"
+
+
+def hcm_tracing(service_name: str) -> dict[str, Any]:
+    """The HttpConnectionManager `tracing` block: every request sampled, sent to the receiver."""
+    return {
+        "random_sampling": {"value": 100.0},
+        "custom_tags": [{"tag": SERVICE_TAG, "literal": {"value": service_name}}],
+        "provider": {
+            "name": "envoy.tracers.zipkin",
+            "typed_config": {
+                "@type": ZIPKIN_CONFIG,
+                "collector_cluster": COLLECTOR_CLUSTER,
+                "collector_endpoint": ZIPKIN_PATH,
+                "collector_endpoint_version": "HTTP_JSON",
+                "trace_id_128bit": True,
+                # Our own span per hop, a child of the caller's (not Zipkin's shared ids).
+                "shared_span_context": False,
+                "trace_context_option": "USE_B3_WITH_W3C_PROPAGATION",
+            },
+        },
+    }
+
+
+def add_tracing(hcm_config: dict[str, Any], service_name: str, traces: Any) -> None:
+    """Add the tracing block to an HCM config when the placement has a trace receiver."""
+    if traces is not None:
+        hcm_config["tracing"] = hcm_tracing(service_name)
+
+
+def collector_cluster(host: str, port: int) -> dict[str, Any]:
+    """The cluster Envoy sends spans to (the `mesh up` trace receiver)."""
+    return {
+        "name": COLLECTOR_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": COLLECTOR_CLUSTER,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {"endpoint": {"address": {"socket_address": {
+                            "address": host, "port_value": port,
+                        }}}}
+                    ]
+                }
+            ],
+        },
+    }  # fmt: skip
+
+
+def add_collector(bootstrap: dict[str, Any], traces: tuple[str, int] | None) -> None:
+    """Add the collector cluster and a quick span flush to a bootstrap (no-op without one)."""
+    if traces is None:
+        return
+    bootstrap["static_resources"]["clusters"].append(collector_cluster(*traces))
+    bootstrap["layered_runtime"] = {
+        "layers": [
+            {
+                "name": "tracing",
+                "static_layer": {
+                    "tracing.zipkin.flush_interval_ms": FLUSH_INTERVAL_MS,
+                    "tracing.zipkin.min_flush_spans": MIN_FLUSH_SPANS,
+                },
+            }
+        ]
+    }
