@@ -4,8 +4,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install run test test-unit test-integration lint check bench clean minikube minikube-down compose-config
+.PHONY: demo-canary demo-circuit-breaker demo-outlier soak install run test test-unit test-integration lint check bench clean minikube minikube-down compose-config
 
 # (Re)install only when the project's dependency list changes.
 $(STAMP): pyproject.toml
@@ -49,3 +50,27 @@ minikube-down:
 compose-config: $(STAMP)
 	$(BIN)/mesh envoy-config k8s --target compose > compose/envoy.yaml.tmp
 	mv compose/envoy.yaml.tmp compose/envoy.yaml
+
+## Demos: each starts a throwaway local mesh on free ports, runs one of Istio's
+## traffic tasks, prints the evidence and stops everything.
+demo-canary: $(STAMP)
+	$(BIN)/mesh demo canary
+
+demo-circuit-breaker: $(STAMP)
+	$(BIN)/mesh demo circuit-breaker
+
+demo-outlier: $(STAMP)
+	$(BIN)/mesh demo outlier
+
+## Benchmarks: one table from one run (wrk at 32 connections, median of 3 rounds).
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null || { echo "make bench: needs wrk (apt-get install wrk)"; exit 1; }
+	$(BIN)/python bench/run.py
+
+## A bounded soak: steady load with faults flipping; memory must stay flat.
+soak: $(BENCH_STAMP)
+	$(BIN)/python bench/soak.py
