@@ -68,7 +68,7 @@ $(BENCH_STAMP): $(STAMP)
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
-	command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null || { echo "make bench: needs wrk (apt-get install wrk)"; exit 1; }
+	command -v wrk >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; } || { echo "make bench: needs wrk (apt-get install wrk)"; exit 1; }
 	$(BIN)/python bench/run.py
 
 ## A bounded soak: steady load with faults flipping; memory must stay flat.
