@@ -173,6 +173,28 @@ def _env(
     return env
 
 
+# --------------------------------------------------------------------------- traces
+
+
+def trace_env(traces_url: str) -> dict[str, str]:
+    """What the workloads need to send spans to the local receiver, quickly, and to link
+    a trace id to its view (frontend TRACE_VIEW_URL). Overrides the manifests' OTEL_*."""
+    return {
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": traces_url,
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{traces_url}/v1/traces",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        # the SDK's batch delay (default 5 s): `mesh traces` right after a request shows it
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "TRACE_VIEW_URL": f"{traces_url}/traces/{{trace_id}}",
+    }
+
+
+def traces_command(port: int) -> list[str]:
+    return [sys.executable, "-m", "mesh.traces", "--port", str(port), "--parent-pid",
+            str(os.getpid())]  # fmt: skip
+
+
 # --------------------------------------------------------------------------- the mesh
 
 
@@ -197,7 +219,9 @@ class LocalMesh:
         state_dir: str | Path = DEFAULT_STATE_DIR,
         echo: Echo | None = None,
         ready_timeout: float = READY_TIMEOUT_S,
+        traces_port: int | None = None,
     ) -> None:
+        """TRACES_PORT: run the trace receiver there and trace everything (None: no traces)."""
         self.directory = Path(directory)
         self.gateway_port = gateway_port
         self.admin_port = admin_port
@@ -205,6 +229,8 @@ class LocalMesh:
         self.state_dir = Path(state_dir)
         self.echo = echo
         self.ready_timeout = ready_timeout
+        self.traces_port = traces_port
+        self.traces: Child | None = None
         self.manifests: Manifests | None = None
         self.workloads: list[Workload] = []
         self.children: list[Child] = []
@@ -229,6 +255,11 @@ class LocalMesh:
         if not keys:
             raise KeyError(service)
         return f"http://{LOCAL_HOST}:{self.listeners[keys[0]]}"
+
+    @property
+    def traces_url(self) -> str | None:
+        """The trace receiver (`mesh traces` reads it), or None when traces are off."""
+        return None if self.traces_port is None else f"http://{LOCAL_HOST}:{self.traces_port}"
 
     def instance_url(self, instance: str) -> str:
         for w in self.workloads:
@@ -275,14 +306,20 @@ class LocalMesh:
             gateway_port=self.gateway_port,
             service_ports=self.service_port_overrides,
             admin_port=self.admin_port,
+            traces_port=self.traces_port,
         )
         self.listeners = placement.service_ports
         self.gateway_ports = placement.gateway_ports
         config = translate(manifests, placement)
         self.workloads = plan_workloads(manifests, self.state_dir, self.listeners, instance_ports)
+        if self.traces_url is not None:
+            for w in self.workloads:
+                w.env.update(trace_env(self.traces_url))
         fixed = [(p, f"gateway port {n}") for n, p in placement.gateway_ports.items()]
         fixed += [(p, f"{s}:{n}") for (s, n), p in placement.service_ports.items()]
         fixed.append((self.admin_port, "Envoy admin"))
+        if self.traces_port is not None:
+            fixed.append((self.traces_port, "trace receiver"))
         for port, what in fixed:
             check_port_free(port, what)
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -293,6 +330,10 @@ class LocalMesh:
         argv = envoy.command(self.config_path, base_id=self.admin_port, binary=binary)
         self.envoy = start_child("envoy", argv, {}, log_dir, self.echo)
         self.children.append(self.envoy)
+        if self.traces_port is not None:
+            self.traces = start_child("traces", traces_command(self.traces_port), {}, log_dir,
+                                      self.echo)  # fmt: skip
+            self.children.append(self.traces)
         self._wait_ready(started)
         self._state().write(self.state_dir)
         self._state_written = True
@@ -312,11 +353,14 @@ class LocalMesh:
                 InstanceState(w.name, w.deployment.name, w.image, w.port, c.popen.pid)
                 for w, c in zip(self.workloads, self.children, strict=False)
             ],
+            traces_url=self.traces_url,
         )
 
     def _wait_ready(self, started: float) -> None:
-        probes = {c.name: f"{self.instance_url(c.name)}/readyz" for c in self.children[:-1]}
+        probes = {w.name: f"{self.instance_url(w.name)}/readyz" for w in self.workloads}
         probes["envoy"] = f"{self.admin_url}/ready"
+        if self.traces_url is not None:
+            probes["traces"] = f"{self.traces_url}/healthz"
         pending = dict(probes)
         deadline = started + self.ready_timeout
         last: dict[str, str] = {}

@@ -35,6 +35,8 @@ class MeshState:
     service_urls: dict[str, str]
     envoy_pid: int
     instances: list[InstanceState] = field(default_factory=list)
+    # the trace receiver of `mesh up` (None with --no-traces)
+    traces_url: str | None = None
 
     def write(self, state_dir: Path) -> Path:
         state_dir.mkdir(parents=True, exist_ok=True)

@@ -84,6 +84,8 @@ def _listener(name: str, address: str, port: int, hcm: dict[str, Any]) -> dict[s
     return {
         "name": name,
         "address": {"socket_address": {"address": address, "port_value": port}},
+        # as istiod sets on gateway and sidecar-outbound listeners: Envoy's spans are CLIENT
+        "traffic_direction": "OUTBOUND",
         "filter_chains": [{"filters": [hcm]}],
     }
 
