@@ -1,0 +1,250 @@
+"""One Envoy bootstrap per workload instance (its sidecar), and mTLS for the gateway.
+
+A sidecar has, as in Istio:
+- an inbound listener (the pod's port, here a loopback port of its own) that terminates
+  mutual TLS with the workload's certificate (client certificate required under STRICT;
+  PERMISSIVE also takes plain text, told apart by the TLS inspector), runs the RBAC
+  filters of the AuthorizationPolicies that select the workload, and forwards to the
+  app's own loopback port (cluster `inbound|PORT||`);
+- the outbound listeners and clusters the shared router has (the same translation), but
+  with each cluster's endpoints at the destination sidecars' inbound ports and an
+  UpstreamTlsContext: the workload's certificate, Istio's SNI
+  (`outbound_.5000_.v1_.backend-service.default.svc.cluster.local`) and ALPN, and the
+  server's SPIFFE identity checked against the service accounts of the endpoints.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mesh.ca import CertPair, spiffe_id
+from mesh.manifests import Manifests
+from mesh.sidecars.plan import Sidecar
+from mesh.sidecars.rbac import rbac_filters
+from mesh.translate.clusters import DEFAULT_CONNECT_TIMEOUT, build_clusters
+from mesh.translate.listeners import HCM, HCM_TYPE, ROUTER_TYPE, access_log, outbound_listeners
+from mesh.translate.placement import Placement
+from mesh.translate.tracing import add_collector, add_tracing
+
+TLS_SOCKET = "envoy.transport_sockets.tls"
+UPSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+DOWNSTREAM_TLS = (
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+)
+TLS_INSPECTOR = (
+    "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
+)
+ISTIO_ALPN = ["istio-peer-exchange", "istio"]
+INBOUND_LISTENER = "virtualInbound"
+
+
+def istio_sni(cluster: str) -> str:
+    """`outbound|5000|v1|fqdn` -> `outbound_.5000_.v1_.fqdn` (no subset: `outbound_.5000_._.
+    fqdn`), as istiod's BuildDNSSrvSubsetKey."""
+    direction, port, subset, host = cluster.split("|")
+    return f"{direction}_.{port}_.{subset}_.{host}"
+
+
+def _common_tls(certs: CertPair, root_cert: Path) -> dict[str, Any]:
+    return {
+        "tls_certificates": [
+            {
+                "certificate_chain": {"filename": str(certs.cert)},
+                "private_key": {"filename": str(certs.key)},
+            }
+        ],
+        "validation_context": {"trusted_ca": {"filename": str(root_cert)}},
+    }
+
+
+def upstream_tls(
+    cluster: str, certs: CertPair, root_cert: Path, server_identities: list[str]
+) -> dict[str, Any]:
+    common = _common_tls(certs, root_cert)
+    common["alpn_protocols"] = ISTIO_ALPN
+    if server_identities:
+        common["validation_context"]["match_typed_subject_alt_names"] = [
+            {"san_type": "URI", "matcher": {"exact": spiffe_id(i)}} for i in server_identities
+        ]
+    return {
+        "name": TLS_SOCKET,
+        "typed_config": {
+            "@type": UPSTREAM_TLS,
+            "common_tls_context": common,
+            "sni": istio_sni(cluster),
+        },
+    }
+
+
+def downstream_tls(certs: CertPair, root_cert: Path) -> dict[str, Any]:
+    return {
+        "name": TLS_SOCKET,
+        "typed_config": {
+            "@type": DOWNSTREAM_TLS,
+            "common_tls_context": _common_tls(certs, root_cert),
+            "require_client_certificate": True,
+        },
+    }
+
+
+def secure_clusters(
+    clusters: list[dict[str, Any]], sidecars: list[Sidecar], certs: CertPair, root_cert: Path
+) -> None:
+    """Give every outbound cluster mTLS to its endpoints' sidecars (in place), unless all
+    of them have mTLS DISABLEd (Istio's auto-mTLS then sends plain text)."""
+    by_instance = {s.instance: s for s in sidecars}
+    for cluster in clusters:
+        if not cluster["name"].startswith("outbound|"):
+            continue
+        endpoints = [
+            by_instance[e["endpoint"]["hostname"]]
+            for group in cluster["load_assignment"]["endpoints"]
+            for e in group["lb_endpoints"]
+            if e["endpoint"].get("hostname") in by_instance
+        ]
+        if endpoints and all(s.mode == "DISABLE" for s in endpoints):
+            continue
+        identities = sorted({s.identity for s in endpoints})
+        cluster["transport_socket"] = upstream_tls(cluster["name"], certs, root_cert, identities)
+
+
+def sidecar_placement(
+    sidecar: Sidecar, sidecars: list[Sidecar], traces: tuple[str, int] | None = None
+) -> Placement:
+    """Where SIDECAR's outbound side sends: every instance at its sidecar's inbound port."""
+    return Placement(
+        target="local",
+        listen_address="127.0.0.1",
+        admin_address="127.0.0.1",
+        admin_port=sidecar.admin_port,
+        gateway_ports={},
+        service_ports=dict(sidecar.outbound),
+        instances={s.instance: ("127.0.0.1", s.inbound_port) for s in sidecars},
+        traces=traces,
+    )
+
+
+def _inbound_cluster(sidecar: Sidecar) -> dict[str, Any]:
+    return {
+        "name": sidecar.inbound_cluster,
+        "type": "STATIC",
+        "connect_timeout": DEFAULT_CONNECT_TIMEOUT,
+        "load_assignment": {
+            "cluster_name": sidecar.inbound_cluster,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {
+                            "endpoint": {
+                                "address": {
+                                    "socket_address": {
+                                        "address": "127.0.0.1",
+                                        "port_value": sidecar.app_port,
+                                    }
+                                }
+                            }
+                        }
+                    ]
+                }
+            ],
+        },
+    }
+
+
+def _inbound_hcm(
+    manifests: Manifests, sidecar: Sidecar, traces: tuple[str, int] | None
+) -> dict[str, Any]:
+    route = {
+        "name": "default",
+        "match": {"prefix": "/"},
+        "route": {"cluster": sidecar.inbound_cluster, "timeout": "0s"},
+    }
+    filters = rbac_filters(manifests, sidecar.deployment)
+    filters.append({"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}})
+    config = {
+        "@type": HCM_TYPE,
+        "stat_prefix": f"inbound_{sidecar.container_port}",
+        "codec_type": "AUTO",
+        # Istio's pathNormalization default (BASE): RBAC sees `/api/../admin` as `/admin`.
+        "normalize_path": True,
+        # The app sees who called it, as in the cluster (x-forwarded-client-cert).
+        "forward_client_cert_details": "APPEND_FORWARD",
+        "set_current_client_cert_details": {"subject": True, "dns": True, "uri": True},
+        "access_log": access_log(),
+        "route_config": {
+            "name": sidecar.inbound_cluster,
+            "virtual_hosts": [
+                {
+                    "name": f"inbound|http|{sidecar.container_port}",
+                    "domains": ["*"],
+                    "routes": [route],
+                }
+            ],
+            "validate_clusters": False,
+        },
+        "http_filters": filters,
+    }
+    add_tracing(config, f"{sidecar.deployment.name}.inbound", traces)
+    return {"name": HCM, "typed_config": config}
+
+
+def inbound_listener(
+    manifests: Manifests,
+    sidecar: Sidecar,
+    certs: CertPair,
+    root_cert: Path,
+    traces: tuple[str, int] | None = None,
+) -> dict[str, Any]:
+    hcm = _inbound_hcm(manifests, sidecar, traces)
+    tls_chain = {"filters": [hcm], "transport_socket": downstream_tls(certs, root_cert)}
+    listener: dict[str, Any] = {
+        "name": INBOUND_LISTENER,
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": sidecar.inbound_port}},
+    }
+    if sidecar.mode == "STRICT":
+        listener["filter_chains"] = [tls_chain]
+    elif sidecar.mode == "DISABLE":
+        listener["filter_chains"] = [{"filters": [hcm]}]
+    else:  # PERMISSIVE: mTLS when the client speaks TLS, plain text otherwise
+        inspector = {"@type": TLS_INSPECTOR}
+        listener["listener_filters"] = [
+            {"name": "envoy.filters.listener.tls_inspector", "typed_config": inspector}
+        ]
+        tls_chain["filter_chain_match"] = {"transport_protocol": "tls"}
+        plain = {"filter_chain_match": {"transport_protocol": "raw_buffer"}, "filters": [hcm]}
+        listener["filter_chains"] = [tls_chain, plain]
+    return listener
+
+
+def sidecar_bootstrap(
+    manifests: Manifests,
+    sidecar: Sidecar,
+    sidecars: list[Sidecar],
+    certs: CertPair,
+    root_cert: Path,
+    traces: tuple[str, int] | None = None,
+) -> dict[str, Any]:
+    """The whole Envoy bootstrap of SIDECAR (admin on its own port); TRACES: the trace
+    receiver, as the shared router's placement names it."""
+    placement = sidecar_placement(sidecar, sidecars, traces)
+    clusters = build_clusters(manifests, placement)
+    secure_clusters(clusters, sidecars, certs, root_cert)
+    clusters.append(_inbound_cluster(sidecar))
+    listeners = outbound_listeners(manifests, placement)
+    listeners.append(inbound_listener(manifests, sidecar, certs, root_cert, traces))
+    ns = sidecar.deployment.namespace
+    bootstrap = {
+        "node": {
+            "id": f"sidecar~127.0.0.1~{sidecar.instance}.{ns}~{ns}.svc.cluster.local",
+            "cluster": f"{sidecar.deployment.name}.{ns}",
+        },
+        "admin": {
+            "address": {
+                "socket_address": {"address": "127.0.0.1", "port_value": sidecar.admin_port}
+            }
+        },
+        "static_resources": {"listeners": listeners, "clusters": clusters},
+    }
+    add_collector(bootstrap, traces)
+    return bootstrap
