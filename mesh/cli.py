@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "fault": ("mesh.commands.fault", "flip the fault toggle of a running replica"),
     "load": ("mesh.commands.load", "fortio-style load test with a status and version report"),
     "demo": ("mesh.commands.demo", "run one of Istio's traffic tasks on a throwaway local mesh"),
+    "traces": ("mesh.commands.traces", "recent traces of a running mesh, as trees of spans"),
 }
 
 

@@ -20,6 +20,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -40,6 +41,7 @@ from mesh.processes import (
     start_child,
     stop_children,
 )
+from mesh.sidecars import SidecarSetup, prepare, secure_gateway, validate_all
 from mesh.state import (
     DEFAULT_STATE_DIR,
     InstanceState,
@@ -119,8 +121,10 @@ def plan_workloads(
     state_dir: Path,
     listeners: dict[tuple[str, int], int],
     ports: dict[str, int] | None = None,
+    instance_listeners: dict[str, dict[tuple[str, int], int]] | None = None,
 ) -> list[Workload]:
-    """Every replica with its command, env and port (free ports unless PORTS gives them)."""
+    """Every replica with its command, env and port (free ports unless PORTS gives them).
+    INSTANCE_LISTENERS: an instance's own Service URLs (its sidecar's outbound ports)."""
     workloads = []
     for d in manifests.deployments:
         container = _container(d)
@@ -135,7 +139,8 @@ def plan_workloads(
         argv = [_executable(name)]
         for instance in d.instance_names():
             port = (ports or {}).get(instance) or free_port()
-            env = _env(d, container, instance, port, state_dir, manifests, listeners)
+            own = (instance_listeners or {}).get(instance, listeners)
+            env = _env(d, container, instance, port, state_dir, manifests, own)
             workloads.append(Workload(instance, d, container.image, argv, env, port))
     return workloads
 
@@ -198,6 +203,14 @@ def traces_command(port: int) -> list[str]:
 # --------------------------------------------------------------------------- the mesh
 
 
+def _has_readiness_probe(d: Deployment) -> bool:
+    """Whether the translation gave D's endpoints an active health check."""
+    template = ((d.raw.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return any(
+        isinstance(c, dict) and c.get("readinessProbe") for c in template.get("containers") or []
+    )
+
+
 def _stop_leftovers(state_dir: Path) -> None:
     """Stop the processes a killed `mesh up` left behind (its state file names them)."""
     for pid in check_no_running_mesh(state_dir):
@@ -220,8 +233,11 @@ class LocalMesh:
         echo: Echo | None = None,
         ready_timeout: float = READY_TIMEOUT_S,
         traces_port: int | None = None,
+        sidecars: bool = False,
     ) -> None:
-        """TRACES_PORT: run the trace receiver there and trace everything (None: no traces)."""
+        """TRACES_PORT: run the trace receiver there and trace everything (None: no traces).
+        SIDECARS: one Envoy per instance too (mTLS, RBAC; mesh/sidecars), the shared one
+        then plays the ingress gateway with its own identity."""
         self.directory = Path(directory)
         self.gateway_port = gateway_port
         self.admin_port = admin_port
@@ -231,6 +247,8 @@ class LocalMesh:
         self.ready_timeout = ready_timeout
         self.traces_port = traces_port
         self.traces: Child | None = None
+        self.sidecars = sidecars
+        self.sidecar_setup: SidecarSetup | None = None
         self.manifests: Manifests | None = None
         self.workloads: list[Workload] = []
         self.children: list[Child] = []
@@ -300,9 +318,14 @@ class LocalMesh:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         _stop_leftovers(self.state_dir)
         instance_ports = {i: free_port() for d in manifests.deployments for i in d.instance_names()}
+        endpoints, setup = instance_ports, None
+        if self.sidecars:
+            traces = (LOCAL_HOST, self.traces_port) if self.traces_port is not None else None
+            setup = prepare(manifests, instance_ports, self.state_dir, free_port, traces)
+            self.sidecar_setup, endpoints = setup, setup.inbound_ports()
         placement = local_placement(
             manifests,
-            instance_ports,
+            endpoints,
             gateway_port=self.gateway_port,
             service_ports=self.service_port_overrides,
             admin_port=self.admin_port,
@@ -311,7 +334,12 @@ class LocalMesh:
         self.listeners = placement.service_ports
         self.gateway_ports = placement.gateway_ports
         config = translate(manifests, placement)
-        self.workloads = plan_workloads(manifests, self.state_dir, self.listeners, instance_ports)
+        if setup is not None:
+            secure_gateway(config, setup)
+        own = setup.app_listeners() if setup else None
+        self.workloads = plan_workloads(
+            manifests, self.state_dir, self.listeners, instance_ports, own
+        )
         if self.traces_url is not None:
             for w in self.workloads:
                 w.env.update(trace_env(self.traces_url))
@@ -323,10 +351,14 @@ class LocalMesh:
         for port, what in fixed:
             check_port_free(port, what)
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        envoy.validate(self.config_path, binary)
+        sidecar_configs = setup.configs if setup else {}
+        validate_all([self.config_path, *sidecar_configs.values()], binary)
         log_dir = self.state_dir / "logs"
         for w in self.workloads:
             self.children.append(start_child(w.name, w.argv, w.env, log_dir, self.echo))
+        for s in setup.sidecars if setup else []:
+            argv = envoy.command(sidecar_configs[s.name], base_id=s.admin_port, binary=binary)
+            self.children.append(start_child(s.name, argv, {}, log_dir, self.echo))
         argv = envoy.command(self.config_path, base_id=self.admin_port, binary=binary)
         self.envoy = start_child("envoy", argv, {}, log_dir, self.echo)
         self.children.append(self.envoy)
@@ -359,6 +391,8 @@ class LocalMesh:
     def _wait_ready(self, started: float) -> None:
         probes = {w.name: f"{self.instance_url(w.name)}/readyz" for w in self.workloads}
         probes["envoy"] = f"{self.admin_url}/ready"
+        for s in self.sidecar_setup.sidecars if self.sidecar_setup else []:
+            probes[s.name] = f"{s.admin_url}/ready"
         if self.traces_url is not None:
             probes["traces"] = f"{self.traces_url}/healthz"
         pending = dict(probes)
@@ -393,6 +427,84 @@ class LocalMesh:
                         f"{last.get(name, 'no answer')}); last lines:\n{child.last_lines()}"
                     )
                 time.sleep(0.02)  # poll interval while waiting for readiness
+
+    # -- rolling restart (`mesh restart`; the `mesh up` process owns the children)
+    def restart(self, deployment: str, say: Callable[[str], None] = print) -> list[str]:
+        """Restart DEPLOYMENT's replicas one at a time, with no failed request.
+
+        Per replica, as a rollout with maxUnavailable 1 and maxSurge 0 would (a new process
+        needs the same port, so it cannot start first): readiness off (PUT /admin/ready when
+        the app has it), wait until Envoy's active health check (the translated
+        readinessProbe) has taken the replica out of every cluster, SIGTERM (the app
+        finishes what is in flight), start it again with the same command, env and port,
+        wait on /readyz and until Envoy sends it traffic again. The state file gets the
+        new pid. Returns the restarted instance names; RunnerError on a failure.
+        """
+        names = [w.name for w in self.workloads if w.deployment.name == deployment]
+        if not names:
+            have = ", ".join(dict.fromkeys(w.deployment.name for w in self.workloads))
+            raise RunnerError(f"no Deployment {deployment!r} in this mesh (have: {have})")
+        for name in names:
+            index = next(i for i, w in enumerate(self.workloads) if w.name == name)
+            w, old = self.workloads[index], self.children[index]
+            probed = _has_readiness_probe(w.deployment)
+            url = self.instance_url(name)
+            with httpx.Client(timeout=5.0) as client:
+                try:
+                    toggled = client.put(f"{url}/admin/ready", json={"ready": False})
+                    has_toggle = toggled.status_code == 200
+                except httpx.TransportError:
+                    has_toggle = False
+            if has_toggle and probed:
+                say(f"{name}: not ready; waiting until Envoy stops sending it requests")
+                self._wait_envoy_health(name, healthy=False)
+            say(f"{name}: SIGTERM (pid {old.popen.pid}); in-flight requests finish")
+            stop_children([old])
+            new = start_child(name, w.argv, w.env, self.state_dir / "logs", self.echo)
+            self.children[index] = new
+            if self._state_written:
+                self._state().write(self.state_dir)
+            self._wait_child_ready(new, f"{url}/readyz")
+            if probed:
+                self._wait_envoy_health(name, healthy=True)
+            say(f"{name}: restarted (pid {new.popen.pid}), ready and in Envoy's rotation")
+        return names
+
+    def _wait_child_ready(self, child: Child, url: str) -> None:
+        deadline = time.monotonic() + self.ready_timeout
+        with httpx.Client(timeout=1.0) as client:
+            while True:
+                if not child.alive:
+                    raise RunnerError(
+                        f"{child.name} exited with status {child.popen.returncode} after a "
+                        f"restart; last lines:\n{child.last_lines()}"
+                    )
+                with contextlib.suppress(httpx.TransportError):
+                    if client.get(url).status_code == 200:
+                        return
+                if time.monotonic() > deadline:
+                    raise RunnerError(
+                        f"{child.name} not ready {self.ready_timeout:.0f}s after a restart"
+                    )
+                time.sleep(0.05)  # poll interval while waiting for readiness
+
+    def _wait_envoy_health(self, instance: str, healthy: bool) -> None:
+        """Until every Envoy cluster holding INSTANCE sees it HEALTHY (or not)."""
+        from mesh import admin
+
+        deadline = time.monotonic() + self.ready_timeout
+        while True:
+            hosts = [
+                h for c in admin.clusters(self.admin_url) for h in c.hosts if h.hostname == instance
+            ]
+            if hosts and all(h.healthy == healthy for h in hosts):
+                return
+            if time.monotonic() > deadline:
+                state = "healthy" if healthy else "unhealthy"
+                raise RunnerError(
+                    f"Envoy did not see {instance} {state} within {self.ready_timeout:.0f}s"
+                )
+            time.sleep(0.1)  # Envoy's health check runs every probe period (seconds)
 
     def stop(self) -> None:
         """Stop every process group and remove the state file; idempotent."""

@@ -14,6 +14,8 @@ from mesh.manifests import display_path
 from mesh.state import DEFAULT_STATE_DIR
 from mesh.translate.placement import DEFAULT_ADMIN_PORT, DEFAULT_GATEWAY_PORT
 
+DEFAULT_TRACES_PORT = 4318  # OTLP/HTTP's registered port
+
 HELP = "run every workload of DIR on loopback behind real Envoy"
 
 
@@ -46,6 +48,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--admin-port", type=port_number, default=DEFAULT_ADMIN_PORT, metavar="PORT"
     )
     parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR, metavar="DIR")
+    parser.add_argument(
+        "--traces-port",
+        type=port_number,
+        default=DEFAULT_TRACES_PORT,
+        metavar="PORT",
+        help=f"port of the trace receiver (`mesh traces`; default {DEFAULT_TRACES_PORT})",
+    )
+    parser.add_argument(
+        "--no-traces", action="store_true", help="no trace receiver, no tracing in Envoy"
+    )
     parser.add_argument("--quiet", action="store_true", help="do not echo the processes' logs")
 
 
@@ -75,6 +87,8 @@ def banner(mesh: Any, seconds: float) -> str:
         f"  gateway   {url}/",
         f"  admin     {mesh.admin_url}/   (mesh status, mesh fault WORKLOAD --status 503)",
     ]
+    if getattr(mesh, "traces_url", None):
+        lines.append(f"  traces    {mesh.traces_url}/   (mesh traces [TRACE_ID])")
     for (service, port), local in mesh.listeners.items():
         lines.append(f"  {service}:{port} -> http://127.0.0.1:{local}")
     for obj, note in mesh.manifests.not_enforced():
@@ -101,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         admin_port=args.admin_port,
         service_ports=service_ports(args),
         state_dir=args.state_dir,
+        traces_port=None if args.no_traces else args.traces_port,
         echo=None if args.quiet else echo_to(sys.stdout),
     )
     try:

@@ -60,8 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level="warning", access_log=False
     )
-    print(f"trace receiver on http://{args.host}:{args.port}/ (OTLP /v1/traces, Zipkin "
-          f"/api/v2/spans; keeps {args.max_traces} traces)", flush=True)  # fmt: skip
+    print(
+        f"trace receiver on http://{args.host}:{args.port}/ (OTLP /v1/traces, Zipkin "
+        f"/api/v2/spans; keeps {args.max_traces} traces)",
+        flush=True,
+    )
     asyncio.run(_serve(uvicorn.Server(config), args.parent_pid))
     return 0
 

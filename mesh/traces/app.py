@@ -94,8 +94,9 @@ def create_app(store: TraceStore) -> Starlette:
             return _error(400, "bad_trace_id", str(exc))
         spans = store.get(trace_id)
         if spans is None:
-            return _error(404, "not_found", f"no trace {trace_id} (kept: the last "
-                          f"{store.max_traces} traces)")  # fmt: skip
+            return _error(
+                404, "not_found", f"no trace {trace_id} (kept: the last {store.max_traces} traces)"
+            )
         return trace_id, spans
 
     async def list_json(request: Request) -> Response:

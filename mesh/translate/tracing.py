@@ -75,14 +75,21 @@ def collector_cluster(host: str, port: int) -> dict[str, Any]:
             "endpoints": [
                 {
                     "lb_endpoints": [
-                        {"endpoint": {"address": {"socket_address": {
-                            "address": host, "port_value": port,
-                        }}}}
+                        {
+                            "endpoint": {
+                                "address": {
+                                    "socket_address": {
+                                        "address": host,
+                                        "port_value": port,
+                                    }
+                                }
+                            }
+                        }
                     ]
                 }
             ],
         },
-    }  # fmt: skip
+    }
 
 
 def add_collector(bootstrap: dict[str, Any], traces: tuple[str, int] | None) -> None:
