@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 
 from frontend.client import BackendClient, BackendReply
 from frontend.errors import BackendFailure
-from frontend.page import render_page
+from frontend.page import STATIC_PREFIX, load_assets, render_page
 from frontend.settings import FrontendSettings
 from telemetry.asgi import TemplatedRoute, scope_headers
 from telemetry.instrument import instrument
@@ -48,6 +48,13 @@ class FrontendState:
     ready: bool = True
 
 
+def _id_headers() -> dict[str, str]:
+    """This request's ids as response headers, so the page can show what to look up."""
+    request_id, trace_id = current_ids()
+    ids = {"x-request-id": request_id, "x-trace-id": trace_id}
+    return {key: value for key, value in ids.items() if value}
+
+
 def _pass_through(reply: BackendReply) -> Response:
     """The backend's reply with `backend: {version, instance}` added (and as headers).
 
@@ -58,6 +65,7 @@ def _pass_through(reply: BackendReply) -> Response:
     headers = {
         f"x-backend-{key}": value for key, value in reply.backend.items() if value is not None
     }
+    headers.update(_id_headers())
     if reply.status == 204 or reply.data is None:
         return Response(status_code=reply.status, headers=headers)
     if isinstance(reply.data, dict) and "backend" not in reply.data:
@@ -80,7 +88,7 @@ def _failure_response(exc: BackendFailure) -> JSONResponse:
         extra={"cause": exc.cause, "status": exc.status, "detail": exc.message},
     )
     body = {**exc.to_json(), "request_id": request_id, "trace_id": trace_id}
-    return JSONResponse(body, status_code=exc.status)
+    return JSONResponse(body, status_code=exc.status, headers=_id_headers())
 
 
 def create_app(
@@ -244,6 +252,19 @@ def create_app(
             headers={f"x-backend-{k}": v for k, v in reply.backend.items() if v is not None},
         )
 
+    assets = load_assets()
+
+    async def static(request: Request) -> Response:
+        asset = assets.get(request.path_params["name"])
+        if asset is None:
+            return JSONResponse(
+                {"error": "not_found", "message": f"no static file {request.url.path}"}, 404
+            )
+        headers = {"etag": asset.etag, "cache-control": "no-cache"}
+        if request.headers.get("if-none-match") == asset.etag:
+            return Response(status_code=304, headers=headers)
+        return Response(asset.body, headers=headers, media_type=asset.media_type)
+
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -270,6 +291,7 @@ def create_app(
         (TASK, update_task, ["PATCH"]),
         (TASK, delete_task, ["DELETE"]),
         ("/api/headers", headers, ["GET"]),
+        (STATIC_PREFIX + "/{name}", static, ["GET"]),
         ("/healthz", healthz, ["GET"]),
         ("/readyz", readyz, ["GET"]),
         ("/version", version, ["GET"]),

@@ -1,49 +1,164 @@
 """The server-rendered page: tasks, who answered, the ids to look up, or why it failed.
 
-Plain HTML with inline CSS, no external assets: it must render behind a mesh
-with no egress. Every value from a request or the backend is escaped.
+The first paint is complete HTML and works without JavaScript. `static/page.js`
+then enhances it in place: add, complete and delete tasks, the canary switch,
+and the live traffic panel. Everything is served by the frontend itself (no
+CDN, no external fonts): the page must work behind a mesh with no egress.
+Every value from a request or the backend is escaped.
+
+The elements the script enhances are found by id; the controls that only work
+with the script are rendered `hidden` and shown by it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass
 from html import escape
+from pathlib import Path
 from typing import Any
 
-from frontend.errors import BackendFailure
+from frontend.errors import CAUSE_WORDS, BackendFailure
 
-STYLE = """
-body{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#222}
-h1{font-size:1.4rem} .meta{font-size:.85rem;color:#555} code{background:#f2f2f2;padding:0 .2rem}
-.who{padding:.6rem .8rem;border-radius:.4rem;background:#e8f4ea;border:1px solid #9c9}
-.who.v2{background:#e8eefa;border-color:#99c} .degraded{background:#fbeaea;border:1px solid #c99;
-padding:.6rem .8rem;border-radius:.4rem} ul{padding-left:1.2rem}
-li.done span.t{text-decoration:line-through;color:#777}
-.prio{font-size:.75rem;padding:0 .3rem;border-radius:.2rem;margin-left:.4rem;background:#eee}
-.prio.high{background:#f6d0d0} .prio.low{background:#e4e4e4}
-"""
+STATIC_PREFIX = "/static"
+STATIC_DIR = Path(__file__).parent / "static"
+MEDIA_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 
 
-def _ids(request_id: str | None, trace_id: str | None) -> str:
-    trace = (
-        f"<code>{escape(trace_id)}</code>"
-        if trace_id
-        else "none (no trace headers came in and this service records no spans)"
+@dataclass(frozen=True)
+class Asset:
+    """A static file of the page, read once when the app is made."""
+
+    body: bytes
+    media_type: str
+    etag: str
+
+
+def load_assets(directory: Path = STATIC_DIR) -> dict[str, Asset]:
+    """The page's static files by name; only these names are ever served (no path lookups)."""
+    assets = {}
+    for path in sorted(directory.iterdir()):
+        media_type = MEDIA_TYPES.get(path.suffix)
+        if media_type is None or not path.is_file():
+            continue
+        body = path.read_bytes()
+        etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+        assets[path.name] = Asset(body, media_type, etag)
+    return assets
+
+
+def _json_block(element_id: str, value: Any) -> str:
+    """A JSON value for the script, safe inside HTML (no `</script>` can close it)."""
+    text = json.dumps(value, separators=(",", ":")).replace("<", "\\u003c")
+    return f'<script type="application/json" id="{element_id}">{text}</script>'
+
+
+def _badge(backend: dict[str, str | None], request_id: str | None, trace_id: str | None) -> str:
+    version = backend.get("version")
+    instance = backend.get("instance") or "unknown"
+    trace = escape(trace_id) if trace_id else "none"
+    who = (
+        f'Answered by backend <strong id="badge-version">{escape(version)}</strong> '
+        f'on instance <code id="badge-instance">{escape(instance)}</code>'
+        if version
+        else "No backend answered"
     )
     return (
-        f'<p class="meta">request id: <code>{escape(request_id or "none")}</code>'
-        f" &middot; trace id: {trace}</p>"
+        f'<div id="badge" class="who {escape(version or "none")}" role="status" '
+        f'aria-live="polite" aria-atomic="true"><span id="badge-who">{who}</span>'
+        f'<span class="meta ids">request id: <code id="badge-request-id">'
+        f"{escape(request_id or 'none')}</code> &middot; trace id: "
+        f'<code id="badge-trace-id">{trace}</code></span></div>'
     )
 
 
-def _task(task: dict[str, Any]) -> str:
+def _degraded(failure: BackendFailure | None) -> str:
+    if failure is None:
+        return (
+            '<div id="degraded" class="degraded" role="alert" hidden>'
+            '<strong>The task list is unavailable.</strong> <span id="degraded-words"></span>'
+            '<br><span class="meta" id="degraded-detail"></span></div>'
+        )
+    return (
+        '<div id="degraded" class="degraded" role="alert"><strong>The task list is unavailable.'
+        f'</strong> <span id="degraded-words">{escape(failure.words)}.</span><br>'
+        f'<span class="meta" id="degraded-detail">{escape(failure.message)}'
+        f" (HTTP {failure.status}, cause <code>{escape(failure.cause)}</code>)</span></div>"
+    )
+
+
+def _task(task: dict[str, Any], served_by: str) -> str:
+    """One task row; the script renders rows with the same markup plus their controls."""
     done = bool(task.get("done"))
     prio = task.get("priority")
-    badge = f'<span class="prio {escape(str(prio))}">{escape(str(prio))}</span>' if prio else ""
+    badge = (
+        f'<span class="prio {escape(str(prio))}">priority {escape(str(prio))}</span>'
+        if prio
+        else ""
+    )
     mark = "&#9745;" if done else "&#9744;"
     return (
-        f'<li class="{"done" if done else "open"}">{mark} '
-        f'<span class="t">{escape(str(task.get("title", "")))}</span>{badge}</li>'
+        f'<li class="task {"done" if done else "open"}" data-id="{escape(str(task.get("id")))}">'
+        f'<span class="mark" aria-hidden="true">{mark}</span> '
+        f'<span class="t">{escape(str(task.get("title", "")))}</span>{badge}'
+        f'<span class="served {escape(served_by)}">served by {escape(served_by)}</span></li>'
     )
+
+
+def _tasks(data: dict[str, Any] | None, served_by: str) -> str:
+    tasks = (data or {}).get("tasks") or []
+    rows = "".join(_task(t, served_by) for t in tasks)
+    return (
+        f'<ul id="tasks">{rows}</ul><p id="no-tasks"{" hidden" if tasks else ""}>No tasks yet.</p>'
+    )
+
+
+FORM = """
+<form id="add-form" class="add" hidden>
+  <label for="new-title">New task</label>
+  <input id="new-title" name="title" required maxlength="200" autocomplete="off">
+  <span id="priority-field" hidden><label for="new-priority">Priority (v2)</label>
+  <select id="new-priority" name="priority"><option value="low">low</option>
+  <option value="normal" selected>normal</option><option value="high">high</option></select></span>
+  <button type="submit">Add</button>
+  <p id="form-error" class="form-error" role="alert" hidden></p>
+</form>
+"""
+
+CANARY = """
+<section id="canary-section" aria-labelledby="canary-h" hidden>
+  <h2 id="canary-h">Canary</h2>
+  <p><label class="switch"><input type="checkbox" role="switch" id="canary">
+  Send this page's requests with <code>x-canary: true</code></label></p>
+  <p class="meta">The frontend forwards the header; the backend VirtualService sends such
+  requests to subset v2, all others by its ordinary route.</p>
+</section>
+"""
+
+TRAFFIC = """
+<section id="traffic" aria-labelledby="traffic-h" hidden>
+  <h2 id="traffic-h">Live traffic</h2>
+  <p class="meta">The page sends <code>GET /api/tasks</code> at a steady rate and counts, per
+  second, who answered and why calls failed. It stops by itself after
+  <span id="traffic-limit">60</span>&nbsp;s and whenever this tab is hidden.</p>
+  <div class="controls">
+    <label for="rate">Requests per second</label>
+    <input id="rate" type="number" min="1" max="20" step="1" value="5">
+    <button type="button" id="traffic-toggle" aria-pressed="false">Start traffic</button>
+    <span id="traffic-status" role="status" aria-live="polite">Stopped.</span>
+    <span id="traffic-clock" class="meta"></span>
+  </div>
+  <canvas id="traffic-chart" width="640" height="160" role="img"
+    aria-label="Share of replies per second: no traffic yet"></canvas>
+  <table id="traffic-legend">
+    <caption>Replies by who answered and errors by cause</caption>
+    <thead><tr><th scope="col">Series</th><th scope="col">Last second</th>
+    <th scope="col">Share (last second)</th><th scope="col">Total</th></tr></thead>
+    <tbody></tbody>
+  </table>
+</section>
+"""
 
 
 def render_page(
@@ -54,36 +169,36 @@ def render_page(
     failure: BackendFailure | None,
     request_id: str | None,
     trace_id: str | None,
+    trace_view_url: str | None = None,
 ) -> str:
+    """The whole page. `trace_view_url` (with `{trace_id}`) makes trace ids links."""
+    served_by = backend.get("version") or "unknown"
+    body_attrs = f' data-trace-view="{escape(trace_view_url)}"' if trace_view_url else ""
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         '<meta name=viewport content="width=device-width,initial-scale=1">',
-        f"<title>taskmesh</title><style>{STYLE}</style></head><body>",
-        "<h1>taskmesh</h1>",
-    ]
-    if failure is not None:
-        parts.append(
-            '<div class="degraded" role="alert"><strong>The task list is unavailable.</strong> '
-            f"{escape(failure.words)}.<br><span class=meta>{escape(failure.message)}"
-            f" (HTTP {failure.status}, cause <code>{escape(failure.cause)}</code>)</span></div>"
-        )
-    else:
-        version = backend.get("version") or "unknown"
-        instance = backend.get("instance") or "unknown"
-        tasks = (data or {}).get("tasks") or []
-        parts.append(
-            f'<p class="who {escape(version)}">Answered by backend <strong>{escape(version)}'
-            f"</strong> on instance <code>{escape(instance)}</code></p>"
-        )
-        if tasks:
-            parts.append("<ul>" + "".join(_task(t) for t in tasks) + "</ul>")
-        else:
-            parts.append("<p>No tasks yet.</p>")
-    parts.append(_ids(request_id, trace_id))
-    parts.append(
+        '<link rel="icon" href="data:,">',
+        f'<link rel="stylesheet" href="{STATIC_PREFIX}/page.css">',
+        f'<script src="{STATIC_PREFIX}/page.js" defer></script>',
+        f"<title>taskmesh</title></head><body{body_attrs}>",
+        "<header><h1>taskmesh</h1>",
         f'<p class="meta">frontend {escape(frontend["version"])} on '
         f"<code>{escape(frontend['instance'])}</code> &middot; JSON at "
-        '<a href="/api/tasks">/api/tasks</a> &middot; <a href="/api/headers">/api/headers</a></p>'
-    )
-    parts.append("</body></html>")
+        '<a href="/api/tasks">/api/tasks</a> &middot; <a href="/api/headers">/api/headers</a>'
+        "</p></header><main>",
+        '<section aria-labelledby="who-h"><h2 id="who-h" class="sr-only">Who answered</h2>',
+        _badge(failure.backend if failure is not None else backend, request_id, trace_id),
+        _degraded(failure),
+        "</section>",
+        '<section id="tasks-section" aria-labelledby="tasks-h"><h2 id="tasks-h">Tasks</h2>',
+        FORM,
+        _tasks(data if failure is None else None, served_by),
+        "<noscript><p class=meta>Adding, completing and deleting tasks, the canary switch and "
+        "the live traffic panel need JavaScript.</p></noscript></section>",
+        CANARY,
+        TRAFFIC,
+        "</main>",
+        _json_block("cause-words", CAUSE_WORDS),
+        "</body></html>",
+    ]
     return "".join(parts)
