@@ -37,6 +37,13 @@ TLS_INSPECTOR = (
 )
 ISTIO_ALPN = ["istio-peer-exchange", "istio"]
 INBOUND_LISTENER = "virtualInbound"
+PROBE_MATCH = {"probe": "plaintext"}
+RAW_BUFFER = {
+    "name": "envoy.transport_sockets.raw_buffer",
+    "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"
+    },
+}
 
 
 def istio_sni(cluster: str) -> str:
@@ -106,7 +113,30 @@ def secure_clusters(
         if endpoints and all(s.mode == "DISABLE" for s in endpoints):
             continue
         identities = sorted({s.identity for s in endpoints})
-        cluster["transport_socket"] = upstream_tls(cluster["name"], certs, root_cert, identities)
+        tls = upstream_tls(cluster["name"], certs, root_cert, identities)
+        if cluster.get("health_checks"):
+            _plain_health_checks(cluster, by_instance, tls)
+        else:
+            cluster["transport_socket"] = tls
+
+
+def _plain_health_checks(
+    cluster: dict[str, Any], by_instance: dict[str, Sidecar], tls: dict[str, Any]
+) -> None:
+    """Readiness probes go to the app's own port in plain text, past its sidecar (as the
+    kubelet's do through Istio's probe rewrite): the RBAC of a sidecar would refuse them.
+    Requests still go over mTLS to the sidecar (the transport socket without criteria)."""
+    cluster["transport_socket_matches"] = [
+        {"name": "probe", "match": dict(PROBE_MATCH), "transport_socket": RAW_BUFFER},
+        {"name": "istio-mtls", "match": {}, "transport_socket": tls},
+    ]
+    for check in cluster["health_checks"]:
+        check["transport_socket_match_criteria"] = dict(PROBE_MATCH)
+    for group in cluster["load_assignment"]["endpoints"]:
+        for entry in group["lb_endpoints"]:
+            sidecar = by_instance.get(entry["endpoint"].get("hostname", ""))
+            if sidecar is not None:
+                entry["endpoint"]["health_check_config"] = {"port_value": sidecar.app_port}
 
 
 def sidecar_placement(
