@@ -177,3 +177,25 @@ def test_one_backend_overlay_is_k8s_with_one_v1_replica() -> None:
     assert {k: v for k, v in replicas.items() if k != "backend-v1"} == {
         k: v for k, v in full.items() if k != "backend-v1"
     }
+
+
+def test_mesh_up_timing_retries_only_a_port_race(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    errors = [bench.BenchError("mesh up: port 1234 (gateway) ... Address already in use")]
+    calls: list[Path] = []
+
+    def fake(work: Path) -> float:
+        calls.append(work)
+        if errors:
+            raise errors.pop()
+        return 1.25
+
+    monkeypatch.setattr(bench, "_time_mesh_up", fake)
+    assert bench.time_mesh_up(tmp_path) == 1.25 and len(calls) == 2
+
+    calls.clear()
+    errors.append(bench.BenchError("mesh up k8s not ready: frontend-0 exited"))
+    with pytest.raises(bench.BenchError, match="frontend-0 exited"):
+        bench.time_mesh_up(tmp_path)
+    assert len(calls) == 1
