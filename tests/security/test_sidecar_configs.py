@@ -1,0 +1,164 @@
+"""The generated sidecar configs: Istio's names, where traffic goes, what TLS each side asks."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mesh import envoy
+from mesh.manifests import Manifests, load
+from mesh.sidecars import SidecarSetup, prepare, secure_gateway, validate_all
+from mesh.sidecars.bootstrap import INBOUND_LISTENER, istio_sni
+from mesh.translate import local_placement, translate
+from tests.mesh.support import K8S, overlay
+
+BACKEND = "backend-service.default.svc.cluster.local"
+
+
+def _prepare(manifests: Manifests, state: Path) -> SidecarSetup:
+    ports = itertools.count(31000)
+    apps = {i: next(ports) for d in manifests.deployments for i in d.instance_names()}
+    return prepare(manifests, apps, state, lambda: next(ports))
+
+
+def _config(setup: SidecarSetup, instance: str) -> dict[str, Any]:
+    sidecar = next(s for s in setup.sidecars if s.instance == instance)
+    return yaml.safe_load(setup.configs[sidecar.name].read_text())
+
+
+def _by_name(items: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return next(item for item in items if item["name"] == name)
+
+
+def _tls(cluster: dict[str, Any]) -> dict[str, Any]:
+    if "transport_socket" in cluster:
+        return cluster["transport_socket"]["typed_config"]
+    match = _by_name(cluster["transport_socket_matches"], "istio-mtls")
+    return match["transport_socket"]["typed_config"]
+
+
+@pytest.fixture(scope="module", name="k8s")
+def _k8s(tmp_path_factory: pytest.TempPathFactory) -> tuple[Manifests, SidecarSetup]:
+    manifests = load(K8S)
+    return manifests, _prepare(manifests, tmp_path_factory.mktemp("state"))
+
+
+def test_sni_follows_istio(k8s: tuple[Manifests, SidecarSetup]) -> None:
+    assert istio_sni(f"outbound|5000|v1|{BACKEND}") == f"outbound_.5000_.v1_.{BACKEND}"
+    assert istio_sni(f"outbound|5000||{BACKEND}") == f"outbound_.5000_._.{BACKEND}"
+
+
+def test_outbound_clusters_reach_backend_sidecars_over_mtls(
+    k8s: tuple[Manifests, SidecarSetup],
+) -> None:
+    _, setup = k8s
+    clusters = _config(setup, "frontend-0")["static_resources"]["clusters"]
+    v2 = _by_name(clusters, f"outbound|5000|v2|{BACKEND}")
+    tls = _tls(v2)
+    assert tls["sni"] == f"outbound_.5000_.v2_.{BACKEND}"
+    context = tls["common_tls_context"]
+    assert context["alpn_protocols"] == ["istio-peer-exchange", "istio"]
+    assert context["tls_certificates"][0]["certificate_chain"]["filename"].endswith(
+        "frontend-0-cert.pem"
+    )
+    sans = context["validation_context"]["match_typed_subject_alt_names"]
+    assert sans == [
+        {"san_type": "URI", "matcher": {"exact": "spiffe://cluster.local/ns/default/sa/backend"}}
+    ]
+    ports = [
+        e["endpoint"]["address"]["socket_address"]["port_value"]
+        for e in v2["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    ]
+    v2_sidecar = next(s for s in setup.sidecars if s.instance == "backend-v2-0")
+    assert ports == [v2_sidecar.inbound_port]
+
+
+def test_strict_inbound_requires_a_client_certificate_and_forwards_to_the_app(
+    k8s: tuple[Manifests, SidecarSetup],
+) -> None:
+    _, setup = k8s
+    sidecar = next(s for s in setup.sidecars if s.instance == "backend-v1-0")
+    config = _config(setup, "backend-v1-0")
+    inbound = _by_name(config["static_resources"]["listeners"], INBOUND_LISTENER)
+    (chain,) = inbound["filter_chains"]
+    tls = chain["transport_socket"]["typed_config"]
+    assert tls["require_client_certificate"] is True
+    assert tls["common_tls_context"]["validation_context"]["trusted_ca"]["filename"] == str(
+        setup.ca.root_cert_path
+    )
+    hcm = chain["filters"][0]["typed_config"]
+    names = [f["name"] for f in hcm["http_filters"]]
+    assert names == ["envoy.filters.http.rbac.allow", "envoy.filters.http.router"]
+    app = _by_name(config["static_resources"]["clusters"], "inbound|5000||")
+    address = app["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+    assert address["socket_address"]["port_value"] == sidecar.app_port
+
+
+def test_the_gateway_calls_the_frontend_sidecar_with_its_own_identity(
+    k8s: tuple[Manifests, SidecarSetup],
+) -> None:
+    manifests, setup = k8s
+    config = translate(manifests, local_placement(manifests, setup.inbound_ports()))
+    secure_gateway(config, setup)
+    cluster = _by_name(
+        config["static_resources"]["clusters"],
+        "outbound|8000||frontend-service.default.svc.cluster.local",
+    )
+    context = _tls(cluster)["common_tls_context"]
+    assert context["tls_certificates"][0]["certificate_chain"]["filename"] == str(
+        setup.gateway_certs.cert
+    )
+    assert setup.gateway_certs.identity.endswith("/sa/istio-ingressgateway-service-account")
+
+
+def _permissive_overlay(where: Path) -> Manifests:
+    patch = {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "PeerAuthentication",
+        "metadata": {"name": "default"},
+        "spec": {"mtls": {"mode": "PERMISSIVE"}},
+    }
+    disable = {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "PeerAuthentication",
+        "metadata": {"name": "v2-plain"},
+        "spec": {"selector": {"matchLabels": {"version": "v2"}}, "mtls": {"mode": "DISABLE"}},
+    }
+    return load(overlay(where, patches=[patch], extra=[disable]))
+
+
+def test_permissive_takes_both_and_disable_gets_plain_text(tmp_path: Path) -> None:
+    manifests = _permissive_overlay(tmp_path / "overlay")
+    setup = _prepare(manifests, tmp_path / "state")
+    inbound = _by_name(
+        _config(setup, "backend-v1-0")["static_resources"]["listeners"], INBOUND_LISTENER
+    )
+    matches = [c.get("filter_chain_match") for c in inbound["filter_chains"]]
+    assert matches == [{"transport_protocol": "tls"}, {"transport_protocol": "raw_buffer"}]
+    assert "transport_socket" not in inbound["filter_chains"][1]
+    plain = _by_name(
+        _config(setup, "backend-v2-0")["static_resources"]["listeners"], INBOUND_LISTENER
+    )
+    assert [set(c) for c in plain["filter_chains"]] == [{"filters"}]
+    clusters = _config(setup, "frontend-0")["static_resources"]["clusters"]
+    v2 = _by_name(clusters, f"outbound|5000|v2|{BACKEND}")
+    assert "transport_socket" not in v2 and "transport_socket_matches" not in v2
+    assert _tls(_by_name(clusters, f"outbound|5000|v1|{BACKEND}"))["sni"].startswith("outbound_")
+
+
+@pytest.mark.integration
+def test_envoy_accepts_every_generated_config(tmp_path: Path) -> None:
+    paths = []
+    for name, manifests in (("k8s", load(K8S)), ("permissive", _permissive_overlay(tmp_path))):
+        setup = _prepare(manifests, tmp_path / name)
+        gateway = translate(manifests, local_placement(manifests, setup.inbound_ports()))
+        secure_gateway(gateway, setup)
+        path = tmp_path / name / "envoy.yaml"
+        path.write_text(yaml.safe_dump(gateway, sort_keys=False))
+        paths += [path, *setup.configs.values()]
+    assert len(paths) == 10
+    validate_all(paths, envoy.envoy_binary())
