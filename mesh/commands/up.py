@@ -58,6 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-traces", action="store_true", help="no trace receiver, no tracing in Envoy"
     )
+    parser.add_argument(
+        "--sidecars",
+        action="store_true",
+        help="one Envoy per workload instance too, as Istio: mTLS (PeerAuthentication) "
+        "and RBAC (AuthorizationPolicy) between workloads",
+    )
     parser.add_argument("--quiet", action="store_true", help="do not echo the processes' logs")
 
 
@@ -81,9 +87,13 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 
 def banner(mesh: Any, seconds: float) -> str:
+    from mesh.sidecars import ENFORCED_KINDS
+
     url = mesh.gateway_url
+    setup = getattr(mesh, "sidecar_setup", None)
+    proxies = f"{len(setup.sidecars)} sidecars and the gateway" if setup else "Envoy"
     lines = [
-        f"mesh up: {len(mesh.workloads)} workloads and Envoy ready in {seconds:.1f}s",
+        f"mesh up: {len(mesh.workloads)} workloads and {proxies} ready in {seconds:.1f}s",
         f"  gateway   {url}/",
         f"  admin     {mesh.admin_url}/   (mesh status, mesh fault WORKLOAD --status 503)",
     ]
@@ -91,8 +101,12 @@ def banner(mesh: Any, seconds: float) -> str:
         lines.append(f"  traces    {mesh.traces_url}/   (mesh traces [TRACE_ID])")
     for (service, port), local in mesh.listeners.items():
         lines.append(f"  {service}:{port} -> http://127.0.0.1:{local}")
+    if setup:
+        modes = ", ".join(sorted({f"mTLS {s.mode}" for s in setup.sidecars}))
+        lines.append(f"  sidecars  {modes}, RBAC from AuthorizationPolicy; CA {setup.ca.directory}")
     for obj, note in mesh.manifests.not_enforced():
-        lines.append(f"  not enforced locally: {obj.ref}: {note}")
+        if not (setup and obj.kind in ENFORCED_KINDS):
+            lines.append(f"  not enforced locally: {obj.ref}: {note}")
     lines += [
         "try:",
         f"  curl -s {url}/api/tasks",
@@ -115,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         admin_port=args.admin_port,
         service_ports=service_ports(args),
         state_dir=args.state_dir,
+        sidecars=args.sidecars,
         traces_port=None if args.no_traces else args.traces_port,
         echo=None if args.quiet else echo_to(sys.stdout),
     )
