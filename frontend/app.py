@@ -221,6 +221,7 @@ def create_app(
             failure=problem,
             request_id=request_id,
             trace_id=trace_id,
+            trace_view_url=settings.trace_view_url,
         )
         return HTMLResponse(html, status_code=problem.status if problem else 200)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from frontend.errors import CAUSE_WORDS, BackendFailure
 
@@ -54,10 +55,23 @@ def _json_block(element_id: str, value: Any) -> str:
     return f'<script type="application/json" id="{element_id}">{text}</script>'
 
 
-def _badge(backend: dict[str, str | None], request_id: str | None, trace_id: str | None) -> str:
+def _trace(trace_id: str | None, trace_view_url: str | None) -> str:
+    """The trace id, a link to its view when a TRACE_VIEW_URL template is set."""
+    code = f'<code id="badge-trace-id">{escape(trace_id or "none")}</code>'
+    if not trace_id or not trace_view_url:
+        return code
+    href = trace_view_url.replace("{trace_id}", quote(trace_id, safe=""))
+    return f'<a href="{escape(href)}">{code}</a>'
+
+
+def _badge(
+    backend: dict[str, str | None],
+    request_id: str | None,
+    trace_id: str | None,
+    trace_view_url: str | None = None,
+) -> str:
     version = backend.get("version")
     instance = backend.get("instance") or "unknown"
-    trace = escape(trace_id) if trace_id else "none"
     who = (
         f'Answered by backend <strong id="badge-version">{escape(version)}</strong> '
         f'on instance <code id="badge-instance">{escape(instance)}</code>'
@@ -69,7 +83,7 @@ def _badge(backend: dict[str, str | None], request_id: str | None, trace_id: str
         f'aria-live="polite" aria-atomic="true"><span id="badge-who">{who}</span>'
         f'<span class="meta ids">request id: <code id="badge-request-id">'
         f"{escape(request_id or 'none')}</code> &middot; trace id: "
-        f'<code id="badge-trace-id">{trace}</code></span></div>'
+        f"{_trace(trace_id, trace_view_url)}</span></div>"
     )
 
 
@@ -187,7 +201,12 @@ def render_page(
         '<a href="/api/tasks">/api/tasks</a> &middot; <a href="/api/headers">/api/headers</a>'
         "</p></header><main>",
         '<section aria-labelledby="who-h"><h2 id="who-h" class="sr-only">Who answered</h2>',
-        _badge(failure.backend if failure is not None else backend, request_id, trace_id),
+        _badge(
+            failure.backend if failure is not None else backend,
+            request_id,
+            trace_id,
+            trace_view_url,
+        ),
         _degraded(failure),
         "</section>",
         '<section id="tasks-section" aria-labelledby="tasks-h"><h2 id="tasks-h">Tasks</h2>',

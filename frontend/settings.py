@@ -35,6 +35,8 @@ class FrontendSettings:
     backend_pool_size: int = 100
     metrics_enabled: bool = True
     shutdown_delay_s: float = 0.0
+    #: Where a trace id links to, with `{trace_id}` (`mesh up` sets TRACE_VIEW_URL); None: no link.
+    trace_view_url: str | None = None
     telemetry: TelemetrySettings | None = None
 
     @property
@@ -56,10 +58,23 @@ class FrontendSettings:
             backend_pool_size=env_int(env, "BACKEND_POOL_SIZE", 100, 1, 10_000),
             metrics_enabled=env_bool(env, "METRICS_ENABLED", True),
             shutdown_delay_s=env_float(env, "SHUTDOWN_DELAY_S", 0.0, 0.0, 300.0),
+            trace_view_url=check_trace_view_url(env.get("TRACE_VIEW_URL") or None),
             telemetry=telemetry_from_env(
                 env, default_service="frontend", version=version, instance=instance
             ),
         )
+
+
+def check_trace_view_url(template: str | None) -> str | None:
+    """An http(s) URL template with `{trace_id}` in it, or None."""
+    if template is None:
+        return None
+    parts = urlsplit(template)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(f"TRACE_VIEW_URL: {template!r} is not an http(s):// URL")
+    if "{trace_id}" not in template:
+        raise SettingsError(f"TRACE_VIEW_URL: {template!r} has no {{trace_id}} placeholder")
+    return template
 
 
 def check_backend_url(url: str) -> str:
