@@ -107,6 +107,7 @@ def create_app(
         pool_size=settings.backend_pool_size,
         tracing=tracing,
         registry=metrics.registry,
+        version=settings.version,
     )
     state = FrontendState(settings=settings, client=client)
     identity = {"version": settings.version, "instance": settings.instance}

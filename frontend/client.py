@@ -47,8 +47,13 @@ class BackendReply:
 
 
 class BackendMetrics:
-    def __init__(self, registry: CollectorRegistry):
-        labels = ["route", "method", "outcome"]
+    """Backend calls by outcome: `ok` or the failure cause (frontend/errors.py: circuit_open,
+    no_healthy_upstream, timeout, refused, bad_reply, backend_error); `version` is the
+    frontend's own, as on every metric of the services."""
+
+    def __init__(self, registry: CollectorRegistry, version: str = "unknown"):
+        self.version = version
+        labels = ["route", "method", "outcome", "version"]
         self.requests = Counter(
             "frontend_backend_requests",
             "Backend calls by backend route, method and outcome (ok or the failure cause).",
@@ -69,7 +74,8 @@ class BackendMetrics:
         key = (route, method, outcome)
         children = self._children.get(key)
         if children is None:
-            children = (self.requests.labels(*key), self.duration.labels(*key))
+            labels = (*key, self.version)
+            children = (self.requests.labels(*labels), self.duration.labels(*labels))
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
@@ -97,12 +103,13 @@ class BackendClient:
         pool_size: int,
         tracing: Tracing,
         registry: CollectorRegistry,
+        version: str = "unknown",
     ):
         self.base_url = base_url
         self.timeout_s = timeout_s
         self.pool_size = pool_size
         self.tracing = tracing
-        self.metrics = BackendMetrics(registry)
+        self.metrics = BackendMetrics(registry, version)
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
