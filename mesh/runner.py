@@ -367,6 +367,9 @@ class LocalMesh:
                                       self.echo)  # fmt: skip
             self.children.append(self.traces)
         self._wait_ready(started)
+        for w in self.workloads:  # Envoy's first health check may predate the app
+            if _has_readiness_probe(w.deployment):
+                self._wait_envoy_health(w.name, healthy=True)
         self._state().write(self.state_dir)
         self._state_written = True
 
@@ -493,18 +496,23 @@ class LocalMesh:
         from mesh import admin
 
         deadline = time.monotonic() + self.ready_timeout
-        while True:
-            hosts = [
-                h for c in admin.clusters(self.admin_url) for h in c.hosts if h.hostname == instance
-            ]
-            if hosts and all(h.healthy == healthy for h in hosts):
-                return
-            if time.monotonic() > deadline:
-                state = "healthy" if healthy else "unhealthy"
-                raise RunnerError(
-                    f"Envoy did not see {instance} {state} within {self.ready_timeout:.0f}s"
-                )
-            time.sleep(0.1)  # Envoy's health check runs every probe period (seconds)
+        with httpx.Client(timeout=5.0) as client:
+            while True:
+                data = admin._get(client, f"{self.admin_url}/clusters?format=json").json()
+                hosts = [
+                    admin._host(h)
+                    for c in data.get("cluster_statuses", [])
+                    for h in c.get("host_statuses", [])
+                    if h.get("hostname") == instance
+                ]
+                if hosts and all(h.healthy == healthy for h in hosts):
+                    return
+                if time.monotonic() > deadline:
+                    state = "healthy" if healthy else "unhealthy"
+                    raise RunnerError(
+                        f"Envoy did not see {instance} {state} within {self.ready_timeout:.0f}s"
+                    )
+                time.sleep(0.05)  # Envoy health-checks every probe period (seconds)
 
     def stop(self) -> None:
         """Stop every process group and remove the state file; idempotent."""

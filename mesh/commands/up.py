@@ -117,6 +117,7 @@ def banner(mesh: Any, seconds: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mesh.commands.restart import serve_requests
     from mesh.runner import LocalMesh, echo_to
 
     if not Path(args.dir).is_dir():
@@ -137,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         with mesh:
             print(banner(mesh, time.monotonic() - started), flush=True)
             while True:
+                serve_requests(mesh)  # `mesh restart`: this process owns the children
                 dead = mesh.dead()
                 if dead:
                     child = dead[0]
