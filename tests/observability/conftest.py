@@ -1,0 +1,43 @@
+"""A local mesh of k8s/ with the trace receiver on, shared by a test module."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from mesh.manifests import load
+from mesh.runner import LocalMesh
+from tests.support.procs import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "k8s"
+VARIANTS = K8S / "variants"
+
+MeshFactory = Callable[[Path], LocalMesh]
+
+
+@pytest.fixture(scope="module", name="start_mesh")
+def _start_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshFactory]:
+    """Start a traced mesh of a directory on free ports; stopped at module end."""
+    started: list[LocalMesh] = []
+
+    def start(directory: Path) -> LocalMesh:
+        mesh = LocalMesh(
+            directory,
+            gateway_port=free_port(),
+            admin_port=free_port(),
+            service_ports={s.name: free_port() for s in load(directory).services},
+            state_dir=tmp_path_factory.mktemp("mesh-state"),
+            traces_port=free_port(),
+        )
+        mesh.__enter__()
+        started.append(mesh)
+        return mesh
+
+    try:
+        yield start
+    finally:
+        for mesh in started:
+            mesh.stop()
