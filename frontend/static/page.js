@@ -320,6 +320,7 @@
     ticker: null,
     clock: null,
     startedAt: 0,
+    stoppedAt: null, // the second the last run stopped in
     inFlight: 0,
     skipped: 0,
     buckets: new Map(), // second -> Map(key -> count)
@@ -365,7 +366,7 @@
     const startedAt = traffic.startedAt;
     try {
       const reply = await api("GET", "/api/tasks");
-      if (startedAt === traffic.startedAt) record(seriesOf(reply));
+      if (traffic.running && startedAt === traffic.startedAt) record(seriesOf(reply));
     } finally {
       traffic.inFlight -= 1;
     }
@@ -391,6 +392,7 @@
     }
     traffic.running = true;
     traffic.startedAt = performance.now();
+    traffic.stoppedAt = null;
     traffic.skipped = 0;
     traffic.buckets = new Map();
     traffic.totals = new Map();
@@ -407,6 +409,7 @@
   function stopTraffic(why) {
     if (!traffic.running) return;
     traffic.running = false;
+    traffic.stoppedAt = second(performance.now());
     clearInterval(traffic.ticker);
     clearInterval(traffic.clock);
     $("traffic-toggle").textContent = "Start traffic";
@@ -531,7 +534,10 @@
   }
 
   function draw() {
-    const current = traffic.startedAt ? second(performance.now()) : 0;
+    // While running, the newest bar is the second in progress and the legend's "last
+    // second" the one before it; once stopped, the cut-short final second is left out.
+    let current = traffic.startedAt ? second(performance.now()) : 0;
+    if (traffic.stoppedAt !== null) current = Math.max(0, traffic.stoppedAt - 1);
     const shown = traffic.running ? Math.max(0, current - 1) : current;
     const series = seriesList();
     drawChart(series, current);
