@@ -41,7 +41,14 @@ from mesh.processes import (
     start_child,
     stop_children,
 )
-from mesh.sidecars import SidecarSetup, prepare, secure_gateway, validate_all
+from mesh.sidecars import (
+    SidecarSetup,
+    leftover_pids,
+    prepare,
+    record_pids,
+    secure_gateway,
+    validate_all,
+)
 from mesh.state import (
     DEFAULT_STATE_DIR,
     InstanceState,
@@ -213,7 +220,7 @@ def _has_readiness_probe(d: Deployment) -> bool:
 
 def _stop_leftovers(state_dir: Path) -> None:
     """Stop the processes a killed `mesh up` left behind (its state file names them)."""
-    for pid in check_no_running_mesh(state_dir):
+    for pid in check_no_running_mesh(state_dir) + leftover_pids(state_dir):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
     remove_state(state_dir)
@@ -359,6 +366,9 @@ class LocalMesh:
         for s in setup.sidecars if setup else []:
             argv = envoy.command(sidecar_configs[s.name], base_id=s.admin_port, binary=binary)
             self.children.append(start_child(s.name, argv, {}, log_dir, self.echo))
+        if setup is not None:
+            pids = {c.name: c.popen.pid for c in self.children if c.name in setup.configs}
+            record_pids(self.state_dir, setup, pids)
         argv = envoy.command(self.config_path, base_id=self.admin_port, binary=binary)
         self.envoy = start_child("envoy", argv, {}, log_dir, self.echo)
         self.children.append(self.envoy)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,10 +31,13 @@ ENFORCED_KINDS = ("PeerAuthentication", "AuthorizationPolicy")
 PKI_DIR = "pki"
 CONFIG_DIR = "sidecars"
 GATEWAY_CERT_NAME = "istio-ingressgateway"
+PIDS_FILE = "pids.json"
 
 __all__ = [
     "ENFORCED_KINDS",
     "GATEWAY_IDENTITY",
+    "leftover_pids",
+    "record_pids",
     "Sidecar",
     "SidecarSetup",
     "prepare",
@@ -97,3 +101,30 @@ def validate_all(paths: list[Path], binary: Path) -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         for future in [pool.submit(envoy.validate, p, binary) for p in paths]:
             future.result()
+
+
+def record_pids(state_dir: Path, setup: SidecarSetup, pids: dict[str, int]) -> None:
+    """Remember the running sidecars (name -> pid), so a later `mesh up` with the same
+    state dir can stop the ones a killed run left behind."""
+    entries = {name: {"pid": pid, "config": str(setup.configs[name])} for name, pid in pids.items()}
+    (state_dir / CONFIG_DIR / PIDS_FILE).write_text(json.dumps(entries, indent=2) + "\n")
+
+
+def leftover_pids(state_dir: Path) -> list[int]:
+    """Pids of sidecars recorded in STATE_DIR that still run their recorded config (a
+    reused pid runs something else and is left alone)."""
+    path = state_dir / CONFIG_DIR / PIDS_FILE
+    try:
+        entries = json.loads(path.read_text())
+        recorded = [(int(e["pid"]), str(e["config"])) for e in entries.values()]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return []
+    found = []
+    for pid, config in recorded:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if config.encode() in argv:
+            found.append(pid)
+    return found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,19 @@ import yaml
 
 from mesh import envoy
 from mesh.manifests import Manifests, load
-from mesh.sidecars import SidecarSetup, prepare, secure_gateway, validate_all
+from mesh.runner import _stop_leftovers
+from mesh.sidecars import (
+    SidecarSetup,
+    leftover_pids,
+    prepare,
+    record_pids,
+    secure_gateway,
+    validate_all,
+)
 from mesh.sidecars.bootstrap import INBOUND_LISTENER, istio_sni
 from mesh.translate import local_placement, translate
 from tests.mesh.support import K8S, overlay
+from tests.support.procs import free_port
 
 BACKEND = "backend-service.default.svc.cluster.local"
 
@@ -162,3 +172,29 @@ def test_envoy_accepts_every_generated_config(tmp_path: Path) -> None:
         paths += [path, *setup.configs.values()]
     assert len(paths) == 10
     validate_all(paths, envoy.envoy_binary())
+
+
+@pytest.mark.integration
+def test_sidecars_left_by_a_killed_mesh_are_stopped(tmp_path: Path) -> None:
+    manifests = load(K8S)
+    ports = iter([free_port() for _ in range(40)])
+    apps = {i: next(ports) for d in manifests.deployments for i in d.instance_names()}
+    setup = prepare(manifests, apps, tmp_path, lambda: next(ports))
+    sidecar = setup.sidecars[0]
+    argv = envoy.command(setup.configs[sidecar.name], base_id=sidecar.admin_port)
+    leftover = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)  # fmt: skip
+    bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        # the second sidecar's pid was reused by an unrelated process: left alone
+        reused = setup.sidecars[1].name
+        record_pids(tmp_path, setup, {sidecar.name: leftover.pid, reused: bystander.pid})
+        assert leftover_pids(tmp_path) == [leftover.pid]
+        _stop_leftovers(tmp_path)
+        assert leftover.wait(timeout=10) != 0
+        assert bystander.poll() is None
+    finally:
+        for proc in (leftover, bystander):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
