@@ -13,6 +13,7 @@ import pytest
 
 from mesh.runner import LocalMesh
 from mesh.translate.tracing import GATEWAY_SERVICE, outbound_service
+from tests.observability.accesslog import same_request_id
 from tests.observability.conftest import K8S, MeshFactory
 
 pytestmark = pytest.mark.integration
@@ -91,11 +92,6 @@ def test_b3_headers_only_yield_one_chain(mesh: LocalMesh) -> None:
     assert_chain(wait_for_chain(mesh, trace_id), parent)
 
 
-def _same_request_id(a: str, b: str) -> bool:
-    """Envoy's UUID extension packs its trace decision into character 14 of the id."""
-    return len(a) == len(b) == 36 and a[:14] + a[15:] == b[:14] + b[15:]
-
-
 def _trace_of_request(mesh: LocalMesh, request_id: str) -> str:
     """The trace whose gateway span carries REQUEST_ID (Envoy tags it guid:x-request-id)."""
     deadline = time.monotonic() + WAIT_S
@@ -104,7 +100,7 @@ def _trace_of_request(mesh: LocalMesh, request_id: str) -> str:
         for summary in listing.json()["traces"]:
             for span in _spans(mesh, summary["trace_id"]):
                 tagged = span["attributes"].get("guid:x-request-id", "")
-                if span["service"] == GATEWAY_SERVICE and _same_request_id(tagged, request_id):
+                if span["service"] == GATEWAY_SERVICE and same_request_id(tagged, request_id):
                     return str(summary["trace_id"])
         if time.monotonic() > deadline:
             raise AssertionError(f"no trace has a span of request {request_id}")
