@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
 
 from mesh.runner import LocalMesh
 from tests.mesh.conftest import new_mesh
@@ -45,6 +52,8 @@ def playwright() -> Iterator[Playwright]:
             "(apt-get install -y chromium); never `playwright install`",
             pytrace=False,
         )
+    # DOM waits get room for a loaded 2-core machine (they end as soon as the DOM is there)
+    expect.set_options(timeout=20_000)
     with sync_playwright() as p:
         yield p
 

@@ -116,6 +116,8 @@ def test_canary_switch_toggles_with_space_and_flips_the_badge_to_v2(
     expect(row.locator(".prio")).to_have_text("priority high")
     expect(row.locator(".served")).to_have_text("served by v2")
     save_screenshot(page, "canary-on")
+    row.get_by_role("button", name=f"Delete task: {title}").click()
+    expect(page.locator("#tasks li", has_text=title)).to_have_count(0)
 
     switch.focus()
     page.keyboard.press("Space")
@@ -129,6 +131,22 @@ def test_traffic_rate_is_bounded(mesh: LocalMesh, tab: Tab) -> None:
     page.get_by_label("Requests per second").fill("50")
     page.get_by_role("button", name="Start traffic").click()
     expect(page.locator("#traffic-status")).to_contain_text("from 1 to 20")
+    expect(page.locator("#traffic-toggle")).to_have_attribute("aria-pressed", "false")
+
+
+def test_traffic_stops_by_itself_at_the_time_limit(mesh: LocalMesh, tab: Tab) -> None:
+    """The page's clock is Playwright's fake one: a minute passes without waiting a minute."""
+    page = tab.page
+    page.clock.install()
+    enhanced(page, mesh.gateway_url)
+    limit_s = int(page.locator("#traffic-limit").inner_text())
+    page.get_by_label("Requests per second").fill("1")
+    page.get_by_role("button", name="Start traffic").click()
+    expect(page.locator("#traffic-toggle")).to_have_attribute("aria-pressed", "true")
+    page.clock.run_for((limit_s - 1) * 1000)
+    expect(page.locator("#traffic-toggle")).to_have_attribute("aria-pressed", "true")
+    page.clock.run_for(2000)
+    expect(page.locator("#traffic-status")).to_contain_text(f"the {limit_s} s limit")
     expect(page.locator("#traffic-toggle")).to_have_attribute("aria-pressed", "false")
 
 
