@@ -51,9 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--traces-port",
         type=port_number,
-        default=DEFAULT_TRACES_PORT,
         metavar="PORT",
-        help=f"port of the trace receiver (`mesh traces`; default {DEFAULT_TRACES_PORT})",
+        help=f"port of the trace receiver (`mesh traces`; default {DEFAULT_TRACES_PORT}, or a "
+        f"free port when {DEFAULT_TRACES_PORT} is taken, e.g. by a local collector)",
     )
     parser.add_argument(
         "--no-traces", action="store_true", help="no trace receiver, no tracing in Envoy"
@@ -77,6 +77,23 @@ def service_ports(args: argparse.Namespace) -> dict[str, int]:
     if args.backend_port is not None:
         ports["backend-service"] = args.backend_port
     return ports
+
+
+def traces_port(args: argparse.Namespace) -> int | None:
+    """--traces-port as given (a busy one is an error later), else 4318 if free, else any
+    free port: the receiver is ours alone, unlike the gateway ports users type."""
+    if args.no_traces:
+        return None
+    if args.traces_port is not None:
+        return int(args.traces_port)
+    from mesh.errors import RunnerError
+    from mesh.processes import check_port_free, free_port
+
+    try:
+        check_port_free(DEFAULT_TRACES_PORT, "trace receiver")
+    except RunnerError:
+        return free_port()
+    return DEFAULT_TRACES_PORT
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
@@ -131,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         service_ports=service_ports(args),
         state_dir=args.state_dir,
         sidecars=args.sidecars,
-        traces_port=None if args.no_traces else args.traces_port,
+        traces_port=traces_port(args),
         echo=None if args.quiet else echo_to(sys.stdout),
     )
     try:

@@ -196,3 +196,22 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> N
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.05)  # polling a process's state, not a pass condition
+
+
+def test_mesh_up_trace_port_falls_back_when_4318_is_taken() -> None:
+    import argparse
+    import socket
+
+    from mesh.commands.up import DEFAULT_TRACES_PORT, traces_port
+
+    def args(**kw: Any) -> argparse.Namespace:
+        return argparse.Namespace(**{"no_traces": False, "traces_port": None, **kw})
+
+    assert traces_port(args(no_traces=True)) is None
+    assert traces_port(args(traces_port=4999)) == 4999
+    with socket.socket() as busy:
+        with contextlib.suppress(OSError):  # already taken by someone else: just as good
+            busy.bind(("127.0.0.1", DEFAULT_TRACES_PORT))
+            busy.listen()
+        port = traces_port(args())
+    assert port is not None and port != DEFAULT_TRACES_PORT
