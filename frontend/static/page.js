@@ -415,6 +415,9 @@
     $("traffic-toggle").textContent = "Start traffic";
     $("traffic-toggle").setAttribute("aria-pressed", "false");
     $("traffic-status").textContent = `Stopped: ${why}.`;
+    const ran = Math.floor((performance.now() - traffic.startedAt) / 1000);
+    const skipped = traffic.skipped ? `; ${traffic.skipped} skipped (too many in flight)` : "";
+    $("traffic-clock").textContent = `ran ${ran} s${skipped}`;
     draw();
   }
 
@@ -598,7 +601,7 @@
     $("canary").addEventListener("change", onCanary);
     $("traffic-limit").textContent = String(TRAFFIC_LIMIT_S);
     $("traffic-toggle").addEventListener("click", () =>
-      traffic.running ? stopTraffic("stopped by you") : startTraffic(),
+      traffic.running ? stopTraffic("you pressed Stop") : startTraffic(),
     );
     $("rate").addEventListener("change", () => {
       const rate = readRate();

@@ -48,6 +48,10 @@ def test_page_loads_with_the_ids_of_the_call_that_answered(mesh: LocalMesh, tab:
     expect(page.locator("#badge-version")).to_have_text(reply.headers["x-backend-version"])
     expect(page.locator("#badge-instance")).to_have_text(reply.headers["x-backend-instance"])
     expect(page.locator("#badge-request-id")).to_have_text(reply.headers["x-request-id"])
+    trace_id = reply.headers["x-trace-id"]
+    expect(page.locator("#badge-trace-id")).to_have_text(trace_id)
+    link = page.locator("#badge a", has=page.locator("#badge-trace-id"))
+    expect(link).to_have_attribute("href", f"{mesh.traces_url}/traces/{trace_id}")
     expect(page.locator("#degraded")).to_be_hidden()
     assert tab.console.errors == []
 
@@ -199,7 +203,7 @@ def test_traffic_panel_counts_injected_faults(mesh: LocalMesh, tab: Tab) -> None
         page.get_by_role("button", name="Stop traffic").click()
     finally:
         httpx.delete(f"{faulted}/admin/fault", timeout=5).raise_for_status()
-    expect(page.locator("#traffic-status")).to_contain_text("stopped by you")
+    expect(page.locator("#traffic-status")).to_contain_text("you pressed Stop")
     save_screenshot(page, "traffic-fault")
     assert legend_total(page, "errors") >= legend_total(page, "error:fault") > 0
     # the healthy replicas kept answering
