@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Request, Response
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -27,6 +28,7 @@ from pydantic import (
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from backend import openapi
 from backend.errors import ApiError, install_error_handlers, validation_response
 from backend.fault import FaultMiddleware, FaultSpec, FaultState
 from backend.settings import BackendSettings
@@ -41,6 +43,8 @@ log = logging.getLogger("backend")
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Priority = Literal["low", "normal", "high"]
 MAX_IDEMPOTENCY_KEY = 255
+# SQLite's INTEGER: a larger id in the path is a 422, never an OverflowError (500)
+TaskId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 
 
 class TaskCreateV1(BaseModel):
@@ -136,6 +140,7 @@ def create_app(
     v2 = settings.shows_priority
     create_model: type[TaskCreateV1] = TaskCreateV2 if v2 else TaskCreateV1
     patch_model: type[TaskPatchV1] = TaskPatchV2 if v2 else TaskPatchV1
+    doc = openapi.routes(v2)  # what each route accepts and answers, for the schema
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -185,7 +190,7 @@ def create_app(
 
     # -- tasks -------------------------------------------------------------
 
-    @app.get("/api/tasks")
+    @app.get("/api/tasks", **doc["GET /api/tasks"])
     async def list_tasks() -> JSONResponse:
         # A read in WAL mode never waits for a writer: cheap enough for the event loop.
         tasks = state.store.list_tasks(by_priority=v2)
@@ -197,14 +202,14 @@ def create_app(
             }
         )
 
-    @app.get("/api/tasks/{task_id}")
-    async def get_task(task_id: int) -> JSONResponse:
+    @app.get("/api/tasks/{task_id}", **doc["GET /api/tasks/{task_id}"])
+    async def get_task(task_id: TaskId) -> JSONResponse:
         task = state.store.get(task_id)
         if task is None:
             raise not_found(task_id)
         return JSONResponse(view(task))
 
-    @app.post("/api/tasks", status_code=201)
+    @app.post("/api/tasks", status_code=201, **doc["POST /api/tasks"])
     async def create_task(request: Request) -> JSONResponse:
         raw = await request.body()
         key = request.headers.get("idempotency-key")
@@ -243,8 +248,8 @@ def create_app(
         assert task is not None
         return JSONResponse(view(task), status_code=201)
 
-    @app.patch("/api/tasks/{task_id}")
-    async def update_task(task_id: int, request: Request) -> JSONResponse:
+    @app.patch("/api/tasks/{task_id}", **doc["PATCH /api/tasks/{task_id}"])
+    async def update_task(task_id: TaskId, request: Request) -> JSONResponse:
         body = parse_body(patch_model, await request.body(), settings.version)
         changes = body.model_dump(exclude_unset=True)
         if not changes:
@@ -255,13 +260,13 @@ def create_app(
             raise not_found(task_id)
         return JSONResponse(view(task))
 
-    @app.delete("/api/tasks/{task_id}", status_code=204)
-    async def delete_task(task_id: int) -> Response:
+    @app.delete("/api/tasks/{task_id}", status_code=204, **doc["DELETE /api/tasks/{task_id}"])
+    async def delete_task(task_id: TaskId) -> Response:
         if not await run_in_threadpool(state.store.delete, task_id):
             raise not_found(task_id)
         return Response(status_code=204)
 
-    @app.get("/api/headers")
+    @app.get("/api/headers", **doc["GET /api/headers"])
     async def headers(request: Request) -> JSONResponse:
         return JSONResponse(
             {
@@ -273,11 +278,11 @@ def create_app(
 
     # -- probes and identity -------------------------------------------------
 
-    @app.get("/healthz")
+    @app.get("/healthz", **doc["GET /healthz"])
     async def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz")
+    @app.get("/readyz", **doc["GET /readyz"])
     async def readyz() -> JSONResponse:
         if not state.started:
             return JSONResponse({"status": "starting"}, status_code=503)
@@ -289,23 +294,23 @@ def create_app(
             return JSONResponse({"status": "store unavailable", "reason": str(exc)}, 503)
         return JSONResponse({"status": "ready"})
 
-    @app.get("/version")
+    @app.get("/version", **doc["GET /version"])
     async def version() -> JSONResponse:
         return JSONResponse(
             {"service": "backend", "version": settings.version, "instance": settings.instance}
         )
 
-    @app.get("/metrics")
+    @app.get("/metrics", **doc["GET /metrics"])
     async def metrics_endpoint() -> Response:
         return metrics.response()
 
     # -- admin: fault toggle and readiness -----------------------------------
 
-    @app.get("/admin/fault")
+    @app.get("/admin/fault", **doc["GET /admin/fault"])
     async def get_fault() -> JSONResponse:
         return JSONResponse(state.fault.view())
 
-    @app.put("/admin/fault")
+    @app.put("/admin/fault", **doc["PUT /admin/fault"])
     async def put_fault(request: Request) -> JSONResponse:
         spec = parse_body(FaultSpec, await request.body(), settings.version)
         assert isinstance(spec, FaultSpec)
@@ -313,17 +318,17 @@ def create_app(
         log.warning("fault set", extra={"fault": spec.model_dump()})
         return JSONResponse(state.fault.view())
 
-    @app.delete("/admin/fault")
+    @app.delete("/admin/fault", **doc["DELETE /admin/fault"])
     async def clear_fault() -> JSONResponse:
         state.fault.spec = FaultSpec()
         log.info("fault cleared")
         return JSONResponse(state.fault.view())
 
-    @app.get("/admin/ready")
+    @app.get("/admin/ready", **doc["GET /admin/ready"])
     async def get_ready() -> JSONResponse:
         return JSONResponse({"ready": state.ready})
 
-    @app.put("/admin/ready")
+    @app.put("/admin/ready", **doc["PUT /admin/ready"])
     async def put_ready(request: Request) -> JSONResponse:
         body = parse_body(ReadyBody, await request.body(), settings.version)
         assert isinstance(body, ReadyBody)

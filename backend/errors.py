@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 log = logging.getLogger("backend")
 
@@ -68,6 +69,17 @@ def validation_response(errors: list[Mapping[str, Any]], version: str = "") -> J
     return JSONResponse(error_body("validation_error", message, fields=fields), status_code=422)
 
 
+def allowed_methods(request: Request) -> str:
+    """`Allow` of a 405: every method of every route on this path. Starlette names only
+    the first route's, and the API has one route per method."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI, version: str = "") -> None:
     """JSON for validation errors, HTTP errors (404/405), ApiError and anything unexpected."""
 
@@ -75,11 +87,14 @@ def install_error_handlers(app: FastAPI, version: str = "") -> None:
         assert isinstance(exc, RequestValidationError)
         return validation_response(list(exc.errors()), version)
 
-    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["allow"] = allowed_methods(request)
         return JSONResponse(
-            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers
         )
 
     async def on_api_error(_: Request, exc: Exception) -> JSONResponse:
