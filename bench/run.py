@@ -460,12 +460,12 @@ def report(
     for t in TARGETS:
         value = ratio(by_key[t.numerator], by_key[t.denominator])
         if t.minimum is None:
-            print(f"| {t.label} | {value:.2f} | - | - |")
+            print(f"| {t.label} | {value:.3f} | - | - |")
             continue
         ok = value >= t.minimum
         if not ok:
-            missed.append(f"{t.label} {value:.2f} < {t.minimum:.2f}")
-        print(f"| {t.label} | {value:.2f} | >= {t.minimum:.2f} | {verdict(ok)} |")
+            missed.append(f"{t.label} {value:.3f} < {t.minimum:.2f}")
+        print(f"| {t.label} | {value:.3f} | >= {t.minimum:.2f} | {verdict(ok)} |")
 
     d, v = hop.direct, hop.via_envoy
     print(f"\n| one Envoy hop, -c {HOP_CONNECTIONS} (median of rounds) | p50 ms | p99 ms |")
