@@ -501,16 +501,26 @@ class LocalMesh:
                     )
                 time.sleep(0.05)  # poll interval while waiting for readiness
 
+    def _envoy_admin_urls(self) -> list[str]:
+        """The shared Envoy's admin, then every sidecar's (each health-checks on its own)."""
+        sidecars = self.sidecar_setup.sidecars if self.sidecar_setup else []
+        return [self.admin_url, *(s.admin_url for s in sidecars)]
+
     def _wait_envoy_health(self, instance: str, healthy: bool) -> None:
-        """Until every Envoy cluster holding INSTANCE sees it HEALTHY (or not)."""
+        """Until every Envoy cluster holding INSTANCE sees it HEALTHY (or not), in the
+        shared Envoy and in every sidecar."""
         from mesh import admin
 
         deadline = time.monotonic() + self.ready_timeout
         with httpx.Client(timeout=5.0) as client:
             while True:
-                data = admin._get(client, f"{self.admin_url}/clusters?format=json").json()
+                views = [
+                    admin._get(client, f"{url}/clusters?format=json").json()
+                    for url in self._envoy_admin_urls()
+                ]
                 hosts = [
                     admin._host(h)
+                    for data in views
                     for c in data.get("cluster_statuses", [])
                     for h in c.get("host_statuses", [])
                     if h.get("hostname") == instance

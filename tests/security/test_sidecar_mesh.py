@@ -5,8 +5,10 @@ with certificates from the mesh's own CA (or none)."""
 
 from __future__ import annotations
 
+import collections
 import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from mesh.manifests import load
 from mesh.runner import LocalMesh
 from mesh.sidecars import GATEWAY_IDENTITY, Sidecar, SidecarSetup
 from tests.mesh.support import K8S
-from tests.mesh.traffic import poll, versions
+from tests.mesh.traffic import versions
 from tests.support.procs import free_port
 
 pytestmark = pytest.mark.integration
@@ -40,10 +42,6 @@ def _mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
         sidecars=True,
     )
     with mesh:
-        # ready means every process answers; the first health-check round may still be
-        # running, so wait until a request crosses both hops
-        url = f"{mesh.gateway_url}/api/tasks"
-        poll(lambda: httpx.get(url, timeout=5).status_code == 200, 30, "a routed request")
         yield mesh
 
 
@@ -211,3 +209,27 @@ def test_private_keys_stay_private(mesh: LocalMesh) -> None:
     keys = sorted(Path(_setup(mesh).ca.directory).glob("*-key.pem"))
     assert len(keys) >= 5  # root, gateway and one per instance
     assert {k.stat().st_mode & 0o777 for k in keys} == {0o600}
+
+
+def test_a_rolling_restart_behind_sidecars_fails_no_request(mesh: LocalMesh) -> None:
+    """Last in this module: the frontend's sidecar stops sending to a replica (its own
+    health check) before the replica gets SIGTERM."""
+    url = f"{mesh.gateway_url}/api/tasks"
+    statuses: collections.Counter[int] = collections.Counter()
+    done = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(timeout=10.0) as client:
+            while not done.is_set():
+                statuses[client.get(url).status_code] += 1
+
+    worker = threading.Thread(target=load, name="load")
+    worker.start()
+    try:
+        restarted = mesh.restart("backend-v1", say=lambda line: None)
+    finally:
+        done.set()
+        worker.join(timeout=30)
+    assert restarted == ["backend-v1-0", "backend-v1-1"]
+    assert set(statuses) == {200}, statuses
+    assert statuses[200] > 0
