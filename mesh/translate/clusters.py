@@ -187,6 +187,10 @@ def _cluster(
     checks = health_checks(manifests, service, port, subset_labels)
     if checks:
         cluster["health_checks"] = checks
+        if "outlier_detection" in cluster:
+            # Envoy lets a passing health check end an ejection early; the kubelet's probe
+            # has no such power in Istio, so an ejected host stays out baseEjectionTime.
+            cluster["outlier_detection"]["successful_active_health_check_uneject_host"] = False
     return cluster
 
 
