@@ -14,7 +14,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
+
+from telemetry.asgi import allowed_methods
 
 log = logging.getLogger("backend")
 
@@ -69,17 +70,6 @@ def validation_response(errors: list[Mapping[str, Any]], version: str = "") -> J
     return JSONResponse(error_body("validation_error", message, fields=fields), status_code=422)
 
 
-def allowed_methods(request: Request) -> str:
-    """`Allow` of a 405: every method of every route on this path. Starlette names only
-    the first route's, and the API has one route per method."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    return ", ".join(sorted(methods))
-
-
 def install_error_handlers(app: FastAPI, version: str = "") -> None:
     """JSON for validation errors, HTTP errors (404/405), ApiError and anything unexpected."""
 
@@ -92,7 +82,7 @@ def install_error_handlers(app: FastAPI, version: str = "") -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
-            headers["allow"] = allowed_methods(request)
+            headers["allow"] = allowed_methods(request.app.router.routes, request.scope)
         return JSONResponse(
             error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers
         )

@@ -24,7 +24,7 @@ from frontend.client import BackendClient, BackendReply
 from frontend.errors import BackendFailure
 from frontend.page import STATIC_PREFIX, load_assets, render_page
 from frontend.settings import FrontendSettings
-from telemetry.asgi import TemplatedRoute, scope_headers
+from telemetry.asgi import TemplatedRoute, allowed_methods, scope_headers
 from telemetry.instrument import instrument
 from telemetry.limits import BodyLimitMiddleware
 from telemetry.logs import current_ids
@@ -140,12 +140,13 @@ def create_app(
         assert isinstance(exc, BackendFailure)
         return _failure_response(exc)
 
-    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(
-            {"error": code, "message": str(exc.detail)}, exc.status_code, headers=exc.headers
-        )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["allow"] = allowed_methods(request.app.router.routes, request.scope)
+        return JSONResponse({"error": code, "message": str(exc.detail)}, exc.status_code, headers)
 
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

@@ -60,3 +60,14 @@ class TemplatedRoute(Route):
         if match != Match.NONE:
             child_scope["route"] = self
         return match, child_scope
+
+
+def allowed_methods(routes: Iterable[Any], scope: Scope) -> str:
+    """`Allow` of a 405: every method of every route on the path. Starlette names only
+    the first matching route's, and these apps have one route per method."""
+    methods: set[str] = set()
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -59,3 +60,41 @@ def fresh_idempotency_key(case: schemathesis.Case) -> None:
 def test_backend_api(case: schemathesis.Case) -> None:
     fresh_idempotency_key(case)
     case.call_and_validate()
+
+
+# -- the frontend: its /api/* is the backend's, passed through with `backend` added, so
+# its schema is the backend's /api/* paths (the frontend publishes no OpenAPI itself).
+
+
+@pytest.fixture(scope="module", name="frontend_url")
+def _frontend_url(tmp_path_factory: pytest.TempPathFactory, backend_url: str) -> Iterator[str]:
+    tmp: Path = tmp_path_factory.mktemp("schemathesis-frontend")
+    port = free_port()
+    env = {"PORT": str(port), "HOST": "127.0.0.1", "BACKEND_URL": backend_url}
+    proc = start("frontend", [str(VENV_BIN / "frontend")], tmp, env, port)
+    with running([proc]):
+        wait_http_ok(proc)
+        yield proc.url
+
+
+@pytest.fixture(scope="module", name="frontend_schema")
+def _frontend_schema(backend_url: str) -> schemathesis.schemas.BaseSchema:
+    spec = httpx.get(f"{backend_url}/openapi.json", timeout=10).json()
+    spec["paths"] = {p: ops for p, ops in spec["paths"].items() if p.startswith("/api/")}
+    return schemathesis.openapi.from_dict(spec)
+
+
+frontend = schemathesis.pytest.from_fixture("frontend_schema")
+
+
+@pytest.mark.integration
+@frontend.parametrize()
+@settings(
+    max_examples=MAX_EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_frontend_api(case: schemathesis.Case, frontend_url: str) -> None:
+    fresh_idempotency_key(case)
+    case.call_and_validate(base_url=frontend_url)
