@@ -36,9 +36,7 @@ def parse(line: str) -> AccessLog | None:
     if m is None:
         return None
     flags = frozenset(m["flags"].split(",")) - {"-"}
-    return AccessLog(
-        int(m["code"]), flags, m["details"], m["request_id"], m["cluster"], m["path"]
-    )
+    return AccessLog(int(m["code"]), flags, m["details"], m["request_id"], m["cluster"], m["path"])
 
 
 def same_request_id(a: str, b: str) -> bool:
