@@ -20,8 +20,8 @@ __all__ = ["Source", "display_path", "load", "merge_patch"]
 
 # Kinds the local mesh reads but does not enforce (reported by `mesh up`).
 NOT_ENFORCED_NOTES = {
-    "PeerAuthentication": "no mTLS: plain HTTP on loopback",
-    "AuthorizationPolicy": "no authorization checks",
+    "PeerAuthentication": "no mTLS: plain HTTP on loopback (enforced with `mesh up --sidecars`)",
+    "AuthorizationPolicy": "no authorization checks (enforced with `mesh up --sidecars`)",
     "Telemetry": "Envoy access logs are always on (stdout, Istio's text format)",
     "PersistentVolumeClaim": "one SQLite file under the state dir instead",
 }
