@@ -33,7 +33,8 @@ class FaultSpec(BaseModel):
     when only `delay_ms` is given: `{"delay_ms": 2000}` means "delay every request".
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: "503" or false are refused (422), never coerced into a fault
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     status: int = Field(503, ge=500, le=599)
     error_rate: float = Field(0.0, ge=0.0, le=1.0)
