@@ -10,6 +10,7 @@ from mesh.traces.model import Span
 
 DEFAULT_MAX_TRACES = 500
 MAX_SPANS_PER_TRACE = 1000
+MAX_PROBE_TRACES = 50
 
 
 PROBE_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -21,46 +22,59 @@ def is_probe(span: Span) -> bool:
 
 class TraceStore:
     """Traces by id; adding a span to a trace makes it the newest. Not thread-safe (one
-    event loop owns it)."""
+    event loop owns it).
+
+    Probes and scrapes (Envoy's health checks hit every backend every few seconds) would
+    push real requests out of the last N within minutes, so a trace whose spans are all
+    probes is kept in a small ring of its own; a later non-probe span moves it over.
+    """
 
     def __init__(self, max_traces: int = DEFAULT_MAX_TRACES) -> None:
         if max_traces < 1:
             raise ValueError("max_traces must be at least 1")
         self.max_traces = max_traces
+        self.max_probe_traces = max(1, min(max_traces, MAX_PROBE_TRACES))
         self._traces: OrderedDict[str, list[Span]] = OrderedDict()
+        self._probes: OrderedDict[str, list[Span]] = OrderedDict()
         self.dropped_spans = 0
 
     def add(self, spans: Iterable[Span]) -> None:
         for span in spans:
-            trace = self._traces.get(span.trace_id)
-            if trace is None:
-                trace = self._traces[span.trace_id] = []
-            self._traces.move_to_end(span.trace_id)
+            trace_id = span.trace_id
+            if trace_id in self._traces:
+                ring = self._traces
+            elif is_probe(span):
+                ring = self._probes
+            else:  # the first real span: the trace moves to the main ring
+                ring = self._traces
+                ring[trace_id] = self._probes.pop(trace_id, [])
+            trace = ring.setdefault(trace_id, [])
+            ring.move_to_end(trace_id)
             if len(trace) >= MAX_SPANS_PER_TRACE:
                 self.dropped_spans += 1
                 continue
             trace.append(span)
-        while len(self._traces) > self.max_traces:
-            self._traces.popitem(last=False)
+        for ring, cap in ((self._traces, self.max_traces), (self._probes, self.max_probe_traces)):
+            while len(ring) > cap:
+                ring.popitem(last=False)
 
     def get(self, trace_id: str) -> list[Span] | None:
         spans = self._traces.get(trace_id)
+        if spans is None:
+            spans = self._probes.get(trace_id)
         return sorted(spans, key=lambda s: s.start_ns) if spans is not None else None
 
     def recent(self, limit: int, probes: bool = False) -> list[tuple[str, list[Span]]]:
         """Up to LIMIT traces, the most recently updated first; traces of nothing but
         probes and scrapes (/healthz, /readyz, /metrics) only with PROBES."""
-        out = []
-        for trace_id in reversed(self._traces):
-            if len(out) >= limit:
-                break
-            spans = self._traces[trace_id]
-            if probes or not all(is_probe(s) for s in spans):
-                out.append((trace_id, self.get(trace_id) or []))
-        return out
+        newest = list(reversed(self._traces))
+        if probes:
+            last = {t: spans[-1].end_ns for t, spans in {**self._traces, **self._probes}.items()}
+            newest = sorted(last, key=lambda t: last[t], reverse=True)
+        return [(t, self.get(t) or []) for t in newest[:limit]]
 
     def __len__(self) -> int:
-        return len(self._traces)
+        return len(self._traces) + len(self._probes)
 
 
 def summary(trace_id: str, spans: list[Span]) -> dict[str, Any]:

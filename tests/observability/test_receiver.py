@@ -135,11 +135,23 @@ def test_store_keeps_the_last_n_traces_newest_first_and_hides_probe_traces() -> 
     store.add([_span("a" * 32, "1" * 16, None, 1)])
     store.add([_span("b" * 32, "2" * 16, None, 2, route="/readyz")])
     store.add([_span("c" * 32, "3" * 16, None, 3)])
-    assert store.get("a" * 32) is None  # evicted
-    assert [t for t, _ in store.recent(10)] == ["c" * 32]
-    assert [t for t, _ in store.recent(10, probes=True)] == ["c" * 32, "b" * 32]
-    store.add([_span("b" * 32, "4" * 16, "2" * 16, 4)])  # a late span makes b the newest
-    assert [t for t, _ in store.recent(10)] == ["b" * 32, "c" * 32]
+    assert [t for t, _ in store.recent(10)] == ["c" * 32, "a" * 32]  # a probe evicts nothing
+    assert [t for t, _ in store.recent(10, probes=True)] == ["c" * 32, "b" * 32, "a" * 32]
+    store.add([_span("d" * 32, "4" * 16, None, 4)])
+    assert store.get("a" * 32) is None  # the oldest real trace goes
+    store.add([_span("b" * 32, "5" * 16, "2" * 16, 5)])  # a real span joins the probe trace
+    assert [t for t, _ in store.recent(10)] == ["b" * 32, "d" * 32]
+    assert len(store.get("b" * 32) or []) == 2
+
+
+def test_probe_traces_have_a_bounded_ring_of_their_own() -> None:
+    store = TraceStore(max_traces=500)
+    store.add([_span("e" * 32, "1" * 16, None, 1)])
+    for n in range(store.max_probe_traces + 10):
+        store.add([_span(f"{n:032x}", "2" * 16, None, 10 + n, route="/healthz")])
+    assert store.get(f"{0:032x}") is None
+    assert store.get("e" * 32) is not None
+    assert len(store) == store.max_probe_traces + 1
 
 
 def test_tree_nests_children_and_shows_orphans_as_roots() -> None:
