@@ -64,7 +64,7 @@ demo-outlier: $(STAMP)
 
 ## Benchmarks: one table from one run (wrk at 32 connections, median of 3 rounds).
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	$(BIN)/python -m pip install -q -e '.[bench]'
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
