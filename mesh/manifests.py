@@ -1,10 +1,11 @@
 """Read a manifest directory the way `kubectl apply -k DIR` would, into typed models.
 
-`mesh.kustomize` reads the kustomization (resources, merge patches, namespace); this
-module turns the objects into models: Deployment, Service, ServiceAccount, Gateway,
-VirtualService, DestinationRule, and every other kind kept raw (reported as not enforced
-locally). Every object keeps the file and document index it came from, so errors can
-name them.
+`mesh.kustomize` reads the kustomization (resources, namespace, strategic-merge and
+JSON6902 patches; the same reader as `mesh check`); this module stops at the first
+problem it met, as a ManifestError, and turns the objects into models: Deployment,
+Service, ServiceAccount, Gateway, VirtualService, DestinationRule, and every other kind
+kept raw (reported as not enforced locally). Every object keeps the file and document
+index it came from, so errors can name them.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mesh import kustomize
 from mesh.errors import ManifestError
-from mesh.kustomize import Source, display_path, merge_patch, read
+from mesh.kustomize import display_path
 
-__all__ = ["Source", "display_path", "load", "merge_patch"]
+__all__ = ["Source", "display_path", "load"]
 
 # Kinds the local mesh reads but does not enforce (reported by `mesh up`).
 NOT_ENFORCED_NOTES = {
@@ -25,6 +27,18 @@ NOT_ENFORCED_NOTES = {
     "Telemetry": "Envoy access logs are always on (stdout, Istio's text format)",
     "PersistentVolumeClaim": "one SQLite file under the state dir instead",
 }
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where an object came from: file and 0-based document index (and patch files)."""
+
+    file: str
+    index: int = 0
+    patched_by: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return self.file if self.index == 0 else f"{self.file}[{self.index}]"
 
 
 @dataclass
@@ -172,8 +186,24 @@ def load(directory: str | Path) -> Manifests:
     path = Path(directory)
     if not path.is_dir():
         raise ManifestError(f"{directory}: not a directory")
-    objects = [_model(doc, source) for doc, source in read(path)]
+    if kustomize.find_kustomization(path) is None:
+        raise ManifestError(
+            f"{display_path(path)}: no kustomization.yaml "
+            f"(expected a directory that `kubectl apply -k` accepts)"
+        )
+    tree = kustomize.read_tree(path)
+    if tree.problems:
+        raise ManifestError(str(tree.problems[0]))
+    for res, first in kustomize.duplicates(tree.resources, key=lambda r: (r.kind, r.name)):
+        raise ManifestError(
+            f"{_source(res)}: {res.kind}/{res.name} is already defined in {_source(first)}"
+        )
+    objects = [_model(res.doc, _source(res), res.namespace) for res in tree.resources]
     return Manifests(root=display_path(path), objects=objects)
+
+
+def _source(res: kustomize.Resource) -> Source:
+    return Source(res.file, res.index, res.patched_by)
 
 
 # --------------------------------------------------------------------------- models
@@ -187,13 +217,15 @@ def _labels(value: Any, where: str, field_path: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
-def _model(doc: dict[str, Any], source: Source) -> Obj:
-    meta = doc["metadata"]
+def _model(doc: dict[str, Any], source: Source, namespace: str) -> Obj:
+    meta = doc.get("metadata")
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
+        raise ManifestError(f"{source}: {doc['kind']}: missing metadata.name")
     base = {
         "api_version": doc["apiVersion"],
         "kind": doc["kind"],
         "name": meta["name"],
-        "namespace": meta.get("namespace") or "default",
+        "namespace": namespace or "default",
         "raw": doc,
         "source": source,
     }

@@ -11,7 +11,7 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mesh.check.loader import Resource
+    from mesh.kustomize.reader import Resource
 
 
 def matches_target(res: Resource, target: dict[str, Any]) -> bool:
@@ -49,16 +49,16 @@ MERGE_KEYS = {
 def merge(base: Any, patch: Any, core: bool, field: str = "") -> Any:
     """Strategic merge, simplified: maps merge, ``null`` deletes, and on core
     kinds the lists above (plus ``ports``, keyed by ``containerPort`` in a
-    container and ``port`` in a Service) merge item by item."""
-    if isinstance(base, dict) and isinstance(patch, dict):
-        out = copy.deepcopy(base)
+    container and ``port`` in a Service) merge item by item. With ``core=False``
+    this is an RFC 7386 JSON merge patch (every list replaced whole), what
+    kustomize applies to custom resources."""
+    if isinstance(patch, dict):
+        out = copy.deepcopy(base) if isinstance(base, dict) else {}
         for key, value in patch.items():
             if value is None:
                 out.pop(key, None)
-            elif key in out:
-                out[key] = merge(out[key], value, core, key)
             else:
-                out[key] = copy.deepcopy(value)
+                out[key] = merge(out.get(key), value, core, key)
         return out
     key = _merge_key(field, base, patch) if core else None
     if key is not None and isinstance(base, list) and isinstance(patch, list):

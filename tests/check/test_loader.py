@@ -116,7 +116,7 @@ def test_delete_patch_removes_the_object(tmp_path: Path) -> None:
         ("resources: [sub]\n", {"sub/x.txt": ""}, "has no kustomization.yaml"),
         ("resources: [.]\n", {}, "cycle"),
         ("images: []\nresources: []\n", {}, "field 'images' is not supported"),
-        ("resources: [https://example.com/app]\n", {}, "cannot be checked offline"),
+        ("resources: [https://example.com/app]\n", {}, "cannot be read offline"),
         ("resources: [x.yaml]\n", {"x.yaml": "just: data\n"}, "needs apiVersion and kind"),
         (
             "resources: []\npatches:\n  - path: p.yaml\n",

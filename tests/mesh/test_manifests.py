@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from mesh.errors import ManifestError
-from mesh.manifests import Deployment, Service, load, merge_patch
+from mesh.kustomize import merge
+from mesh.manifests import Deployment, Service, load
 from tests.mesh.support import K8S, VARIANTS, overlay, vs_patch
 
 DIRS = [K8S, VARIANTS / "weighted", VARIANTS / "circuit-breaker"]
@@ -70,8 +71,72 @@ def test_models_of_the_repository_manifests() -> None:
 def test_merge_patch_follows_rfc_7386() -> None:
     target = {"a": {"b": 1, "c": [1, 2]}, "d": 1}
     patch = {"a": {"c": [3], "e": 2}, "d": None}
-    assert merge_patch(target, patch) == {"a": {"b": 1, "c": [3], "e": 2}}
+    assert merge(target, patch, core=False) == {"a": {"b": 1, "c": [3], "e": 2}}
     assert target == {"a": {"b": 1, "c": [1, 2]}, "d": 1}  # not mutated
+
+
+def test_merge_patch_drops_nulls_inside_new_maps() -> None:
+    assert merge({"a": 1}, {"b": {"c": None, "d": 2}}, core=False) == {"a": 1, "b": {"d": 2}}
+    assert merge({"a": 1}, {"a": {"c": None}}, core=False) == {"a": {}}
+
+
+def test_strategic_merge_of_a_deployment_merges_env_by_name(tmp_path: Path) -> None:
+    """The reader `mesh check` uses: built-in kinds get kustomize's strategic merge."""
+    base = load(K8S)
+    v1 = next(d for d in base.deployments if d.name == "backend-v1")
+    container = v1.containers[0]
+    patch = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "backend-v1"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {"name": container.name, "env": [{"name": "EXTRA", "value": "1"}]}
+                    ]
+                }
+            }
+        },
+    }
+    patched = next(
+        d
+        for d in load(overlay(tmp_path / "o", patches=[patch])).deployments
+        if d.name == "backend-v1"
+    )
+    env = [(e.name, e.value, e.field_path) for e in patched.containers[0].env]
+    assert env == [(e.name, e.value, e.field_path) for e in container.env] + [("EXTRA", "1", None)]
+    assert patched.containers[0].image == container.image
+
+
+def test_json6902_patch_with_a_target(tmp_path: Path) -> None:
+    d = overlay(tmp_path / "o")
+    kust = yaml.safe_load((d / "kustomization.yaml").read_text())
+    before = next(x for x in load(K8S).deployments if x.name == "backend-v2")
+    kust["patches"] = [
+        {
+            "target": {"kind": "Deployment", "name": "backend-v2"},
+            "patch": f"- op: replace\n  path: /spec/replicas\n  value: {before.replicas + 2}\n",
+        }
+    ]
+    (d / "kustomization.yaml").write_text(yaml.safe_dump(kust))
+    v2 = next(x for x in load(d).deployments if x.name == "backend-v2")
+    assert v2.replicas == before.replicas + 2
+    assert v2.source.patched_by == ("inline patch",)
+
+
+def test_a_json6902_path_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
+    d = overlay(tmp_path / "o")
+    kust = yaml.safe_load((d / "kustomization.yaml").read_text())
+    kust["patches"] = [
+        {
+            "target": {"kind": "Deployment", "name": "backend-v2"},
+            "patch": "- op: replace\n  path: /spec/nothing/here\n  value: 3\n",
+        }
+    ]
+    (d / "kustomization.yaml").write_text(yaml.safe_dump(kust))
+    with pytest.raises(ManifestError, match="path /spec/nothing/here does not exist"):
+        load(d)
 
 
 def test_patch_records_its_file_and_replaces_lists(tmp_path: Path) -> None:
@@ -96,19 +161,23 @@ def test_namespace_defaults_and_overrides(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kustomization", "files", "expected"),
     [
-        ("resources: [missing.yaml]\n", {}, "resources[0]: missing.yaml does not exist"),
-        ("namePrefix: x-\nresources: []\n", {}, "namePrefix is not supported"),
+        (
+            "resources: [missing.yaml]\n",
+            {},
+            "kustomization.yaml: resource 'missing.yaml' does not exist",
+        ),
+        ("namePrefix: x-\nresources: []\n", {}, "field 'namePrefix' is not supported"),
         (
             "resources: [a.yaml, b.yaml]\n",
             {"a.yaml": "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: x}\n"}
             | {"b.yaml": "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: x}\n"},
             "ServiceAccount/x is already defined in",
         ),
-        ("resources: [a.yaml]\n", {"a.yaml": "kind: [\n"}, "a.yaml: line"),
+        ("resources: [a.yaml]\n", {"a.yaml": "kind: [\n"}, "a.yaml: invalid YAML (line"),
         (
             "resources: []\npatches: [{path: p.yaml}]\n",
             {"p.yaml": "apiVersion: v1\nkind: Service\nmetadata: {name: nope}\n"},
-            "no Service/nope to patch",
+            "patch Service/nope matches no resource",
         ),
         (
             "resources: [a.yaml]\n",
