@@ -4,6 +4,13 @@ the environment, so the only option is --help (which lists the variables)."""
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from telemetry.settings import SettingsError, TelemetrySettings
+
+S = TypeVar("S", bound="ServiceSettings")
 
 
 def parse_args(prog: str, description: str, env_help: str, argv: list[str] | None) -> None:
@@ -31,3 +38,61 @@ BACKEND_ENV = f"""environment:
 FRONTEND_ENV = f"""environment:
 {COMMON_ENV}
   BACKEND_URL (http://backend-service:5000), BACKEND_TIMEOUT_S (10), BACKEND_POOL_SIZE (100)"""
+
+
+class ServiceSettings(Protocol):
+    """What `run_service` needs of BackendSettings and FrontendSettings."""
+
+    host: str
+    port: int
+    version: str
+    instance: str
+    shutdown_delay_s: float
+
+    @property
+    def telemetry_settings(self) -> TelemetrySettings: ...
+
+
+def run_service(
+    prog: str,
+    description: str,
+    env_help: str,
+    argv: list[str] | None,
+    load: Callable[[], tuple[Callable[[], S], Callable[[S], Any]]],
+) -> int:
+    """The `backend` and `frontend` entry points: parse --help, read the settings, log
+    as PROG, serve the app with a graceful drain (readiness of `app.state.<PROG>` off).
+
+    LOAD imports and returns (settings from the environment, app factory); it is only
+    called after --help was handled, so --help stays quick. Bad settings: one line on
+    stderr, exit 2."""
+    parse_args(prog, description, env_help, argv)
+    from telemetry.logs import configure_logging
+    from telemetry.serve import serve
+
+    from_env, create_app = load()
+    try:
+        settings = from_env()
+    except SettingsError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(
+        settings.telemetry_settings.log_level_number,
+        service=prog,
+        version=settings.version,
+        instance=settings.instance,
+    )
+    app = create_app(settings)
+    state = getattr(app.state, prog)
+
+    def drain() -> None:
+        state.ready = False
+
+    serve(
+        app,
+        host=settings.host,
+        port=settings.port,
+        on_drain=drain,
+        shutdown_delay_s=settings.shutdown_delay_s,
+    )
+    return 0
