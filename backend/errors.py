@@ -13,9 +13,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException
 
-from telemetry.asgi import allowed_methods
+from telemetry.errors import error_body, install_common_handlers
+
+__all__ = ["ApiError", "describe", "error_body", "install_error_handlers", "validation_response"]
 
 log = logging.getLogger("backend")
 
@@ -31,10 +32,6 @@ class ApiError(Exception):
         self.error = error
         self.message = message
         self.extra = extra
-
-
-def error_body(error: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {"error": error, "message": message, **extra}
 
 
 def describe(errors: Iterable[Mapping[str, Any]], version: str = "") -> list[dict[str, str]]:
@@ -77,28 +74,10 @@ def install_error_handlers(app: FastAPI, version: str = "") -> None:
         assert isinstance(exc, RequestValidationError)
         return validation_response(list(exc.errors()), version)
 
-    async def on_http(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, HTTPException)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        headers = dict(exc.headers or {})
-        if exc.status_code == 405:
-            headers["allow"] = allowed_methods(request.app.router.routes, request.scope)
-        return JSONResponse(
-            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers
-        )
-
     async def on_api_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
         return JSONResponse(error_body(exc.error, exc.message, **exc.extra), status_code=exc.status)
 
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return JSONResponse(
-            error_body("internal_error", f"internal error: {type(exc).__name__}"),
-            status_code=500,
-        )
-
     app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(ApiError, on_api_error)
-    app.add_exception_handler(Exception, on_unexpected)
+    install_common_handlers(app, log)

@@ -18,13 +18,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
-from starlette.exceptions import HTTPException
 
 from frontend.client import BackendClient, BackendReply
 from frontend.errors import BackendFailure
 from frontend.page import STATIC_PREFIX, load_assets, render_page
 from frontend.settings import FrontendSettings
-from telemetry.asgi import TemplatedRoute, allowed_methods, scope_headers
+from telemetry.asgi import TemplatedRoute, scope_headers
+from telemetry.errors import install_common_handlers
 from telemetry.instrument import instrument
 from telemetry.limits import BodyLimitMiddleware
 from telemetry.logs import current_ids
@@ -140,14 +140,6 @@ def create_app(
         assert isinstance(exc, BackendFailure)
         return _failure_response(exc)
 
-    async def on_http(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, HTTPException)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        headers = dict(exc.headers or {})
-        if exc.status_code == 405:
-            headers["allow"] = allowed_methods(request.app.router.routes, request.scope)
-        return JSONResponse({"error": code, "message": str(exc.detail)}, exc.status_code, headers)
-
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         fields = [
@@ -157,12 +149,6 @@ def create_app(
         message = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
         return JSONResponse(
             {"error": "validation_error", "message": message, "fields": fields}, 422
-        )
-
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return JSONResponse(
-            {"error": "internal_error", "message": f"internal error: {type(exc).__name__}"}, 500
         )
 
     async def on_bad_id(_: Request, exc: Exception) -> JSONResponse:
@@ -178,9 +164,8 @@ def create_app(
 
     app.add_exception_handler(InvalidTaskId, on_bad_id)
     app.add_exception_handler(BackendFailure, on_failure)
-    app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(Exception, on_unexpected)
+    install_common_handlers(app, log)
 
     async def call(
         request: Request, method: str, path: str, route: str, body: bytes | None = None
