@@ -9,59 +9,34 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 from urllib.parse import urlsplit
 
-from telemetry.settings import (
-    SettingsError,
-    TelemetrySettings,
-    default_instance,
-    env_bool,
-    env_float,
-    env_int,
-    telemetry_from_env,
-)
+from telemetry.settings import ServiceSettings, SettingsError, env_float, env_int
 
 
 @dataclass(frozen=True)
-class FrontendSettings:
-    version: str = "v1"
+class FrontendSettings(ServiceSettings):
+    SERVICE: ClassVar[str] = "frontend"
     instance: str = "frontend"
-    host: str = "0.0.0.0"
     port: int = 8000
     backend_url: str = "http://backend-service:5000"
     #: Upper bound for one backend call; lowered per request by x-envoy-expected-rq-timeout-ms.
     backend_timeout_s: float = 10.0
     #: Connections kept to the backend (one pool for the whole process).
     backend_pool_size: int = 100
-    metrics_enabled: bool = True
-    shutdown_delay_s: float = 0.0
     #: Where a trace id links to, with `{trace_id}` (`mesh up` sets TRACE_VIEW_URL); None: no link.
     trace_view_url: str | None = None
-    telemetry: TelemetrySettings | None = None
-
-    @property
-    def telemetry_settings(self) -> TelemetrySettings:
-        return self.telemetry or TelemetrySettings("frontend", self.version, self.instance)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> FrontendSettings:
         env = os.environ if environ is None else environ
-        version = env.get("APP_VERSION") or "v1"
-        instance = default_instance(env)
         return cls(
-            version=version,
-            instance=instance,
-            host=env.get("HOST") or "0.0.0.0",
-            port=env_int(env, "PORT", 8000, 1, 65535),
+            **cls.common_from_env(env, env.get("APP_VERSION") or "v1"),
             backend_url=check_backend_url(env.get("BACKEND_URL") or cls.backend_url),
             backend_timeout_s=env_float(env, "BACKEND_TIMEOUT_S", 10.0, 0.001, 3600.0),
             backend_pool_size=env_int(env, "BACKEND_POOL_SIZE", 100, 1, 10_000),
-            metrics_enabled=env_bool(env, "METRICS_ENABLED", True),
-            shutdown_delay_s=env_float(env, "SHUTDOWN_DELAY_S", 0.0, 0.0, 300.0),
             trace_view_url=check_trace_view_url(env.get("TRACE_VIEW_URL") or None),
-            telemetry=telemetry_from_env(
-                env, default_service="frontend", version=version, instance=instance
-            ),
         )
 
 

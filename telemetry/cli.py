@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-from telemetry.settings import SettingsError, TelemetrySettings
+from telemetry.settings import ServiceSettings, SettingsError
 
-S = TypeVar("S", bound="ServiceSettings")
+S = TypeVar("S", bound=ServiceSettings)
 
 
 def parse_args(prog: str, description: str, env_help: str, argv: list[str] | None) -> None:
@@ -38,19 +38,6 @@ BACKEND_ENV = f"""environment:
 FRONTEND_ENV = f"""environment:
 {COMMON_ENV}
   BACKEND_URL (http://backend-service:5000), BACKEND_TIMEOUT_S (10), BACKEND_POOL_SIZE (100)"""
-
-
-class ServiceSettings(Protocol):
-    """What `run_service` needs of BackendSettings and FrontendSettings."""
-
-    host: str
-    port: int
-    version: str
-    instance: str
-    shutdown_delay_s: float
-
-    @property
-    def telemetry_settings(self) -> TelemetrySettings: ...
 
 
 def run_service(

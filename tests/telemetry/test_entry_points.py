@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 import telemetry.logs
 import telemetry.serve
 from backend.__main__ import main as backend_main
+from backend.settings import BackendSettings
 from frontend.__main__ import main as frontend_main
+from frontend.settings import FrontendSettings
 from telemetry.cli import run_service
-from telemetry.settings import TelemetrySettings
+from telemetry.settings import ServiceSettings
 
 MAINS: dict[str, Callable[[list[str] | None], int]] = {
     "backend": backend_main,
@@ -43,16 +45,13 @@ def test_an_argument_is_refused(prog: str, capsys: pytest.CaptureFixture[str]) -
 
 
 @dataclass(frozen=True)
-class FakeSettings:
+class FakeSettings(ServiceSettings):
+    SERVICE: ClassVar[str] = "svc"
     host: str = "127.0.0.1"
     port: int = 1234
     version: str = "v2"
     instance: str = "svc-0"
     shutdown_delay_s: float = 1.5
-
-    @property
-    def telemetry_settings(self) -> TelemetrySettings:
-        return TelemetrySettings("svc", self.version, self.instance)
 
 
 def test_run_service_serves_the_app_and_drains_its_readiness(
@@ -81,3 +80,25 @@ def test_run_service_serves_the_app_and_drains_its_readiness(
     assert (logged["service"], logged["version"], logged["instance"]) == ("svc", "v2", "svc-0")
     served["on_drain"]()
     assert app.state.svc.ready is False
+
+
+@pytest.mark.parametrize(("cls", "port"), [(BackendSettings, 5000), (FrontendSettings, 8000)])
+def test_both_services_read_the_shared_settings_alike(
+    cls: type[ServiceSettings], port: int
+) -> None:
+    assert cls.from_env({}).port == port
+    env = {
+        "APP_VERSION": "v2",
+        "INSTANCE_NAME": "x-3",
+        "HOST": "127.0.0.1",
+        "PORT": "4321",
+        "METRICS_ENABLED": "0",
+        "SHUTDOWN_DELAY_S": "2.5",
+        "LOG_LEVEL": "debug",
+    }
+    s = cls.from_env(env)
+    assert (s.version, s.instance, s.host, s.port) == ("v2", "x-3", "127.0.0.1", 4321)
+    assert (s.metrics_enabled, s.shutdown_delay_s) == (False, 2.5)
+    t = s.telemetry_settings
+    assert (t.service_name, t.service_version, t.instance) == (cls.SERVICE, "v2", "x-3")
+    assert t.log_level == "debug"
