@@ -8,7 +8,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from mesh.runner import LocalMesh, _stop_leftovers, plan_workloads, rewrite_urls
 from mesh.state import check_no_running_mesh, read_state
 from tests.mesh.conftest import new_mesh
 from tests.mesh.support import K8S
+from tests.support.mesh_up import mesh_up
 from tests.support.procs import VENV_BIN, free_port, start, wait_http_ok
 
 
@@ -133,32 +133,15 @@ def _gone(pid: int) -> bool:
 @pytest.mark.integration
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_mesh_up_stops_every_process_on_a_signal(tmp_path: Path, sig: signal.Signals) -> None:
-    state_dir = tmp_path / "state"
-    argv = [str(VENV_BIN / "mesh"), "up", str(K8S), "--quiet", "--state-dir", str(state_dir)]
-    argv += ["--gateway-port", str(free_port()), "--admin-port", str(free_port())]
-    for name in ("backend-service", "frontend-service"):
-        argv += ["--service-port", f"{name}={free_port()}"]
-    log = tmp_path / "up.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while not (state_dir / "mesh.json").exists():
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)  # poll for the state file, written once everything is ready
-        state = read_state(state_dir)
+    with mesh_up(K8S, tmp_path) as up:
+        state = read_state(up.state_dir)
         pids = [i.pid for i in state.instances] + [state.envoy_pid]
         assert all(not _gone(pid) for pid in pids)
-        proc.send_signal(sig)
-        assert proc.wait(timeout=30) == 0, log.read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert all(_gone(pid) for pid in pids), log.read_text()
-    assert not (state_dir / "mesh.json").exists()
-    text = log.read_text()
+        up.proc.send_signal(sig)
+        assert up.proc.wait(timeout=30) == 0, up.output()
+    assert all(_gone(pid) for pid in pids), up.output()
+    assert not (up.state_dir / "mesh.json").exists()
+    text = up.output()
     assert "curl -s -H 'x-canary: true' http://127.0.0.1:" in text
     assert "mesh up: stopped" in text
 

@@ -1,0 +1,60 @@
+"""`mesh up` as a child process on free ports, for the tests that drive the CLI itself."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.procs import VENV_BIN, free_port
+
+SERVICES = ("backend-service", "frontend-service")
+
+
+@dataclass
+class MeshUp:
+    proc: subprocess.Popen[bytes]
+    state_dir: Path
+    log: Path
+    gateway_port: int
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def mesh_up(
+    directory: Path, workdir: Path, *options: str, timeout: float = 60.0
+) -> Iterator[MeshUp]:
+    """Run `mesh up DIRECTORY --quiet OPTIONS` with every port free and its state dir and
+    log under WORKDIR; yield once the state file exists (written when all is ready).
+
+    A test may stop it itself (a signal, then `proc.wait`); one still running at the end
+    is terminated (SIGTERM lets `mesh up` stop its children), killed if it hangs."""
+    state_dir, log, gateway = workdir / "state", workdir / "up.log", free_port()
+    argv = [str(VENV_BIN / "mesh"), "up", str(directory), "--quiet", *options]
+    argv += ["--state-dir", str(state_dir), "--gateway-port", str(gateway)]
+    argv += ["--admin-port", str(free_port())]
+    for name in SERVICES:
+        argv += ["--service-port", f"{name}={free_port()}"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+    up = MeshUp(proc, state_dir, log, gateway)
+    try:
+        deadline = time.monotonic() + timeout
+        while not (state_dir / "mesh.json").exists():
+            assert proc.poll() is None, up.output()
+            assert time.monotonic() < deadline, up.output()
+            time.sleep(0.05)  # poll for the state file, written once everything is ready
+        yield up
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
