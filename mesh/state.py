@@ -6,6 +6,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mesh.errors import StateError
 
@@ -41,13 +42,19 @@ class MeshState:
     def write(self, state_dir: Path) -> Path:
         state_dir.mkdir(parents=True, exist_ok=True)
         path = state_dir / STATE_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        tmp.replace(path)
+        write_json(path, asdict(self), indent=2)
         return path
 
 
-def _alive(pid: int) -> bool:
+def write_json(path: Path, data: dict[str, Any], indent: int | None = None) -> None:
+    """Write DATA as JSON to PATH atomically: a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=indent) + "\n")
+    tmp.replace(path)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process PID exists (owned by another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -68,7 +75,7 @@ def read_state(state_dir: Path) -> MeshState:
         state = MeshState(**data, instances=instances)
     except (ValueError, TypeError, KeyError) as exc:
         raise StateError(f"{path}: unreadable state file ({exc})") from exc
-    if not _alive(state.pid):
+    if not pid_alive(state.pid):
         raise StateError(f"no running mesh (process {state.pid} of {path} has exited)")
     return state
 
@@ -85,12 +92,12 @@ def check_no_running_mesh(state_dir: Path) -> list[int]:
         children = [int(i["pid"]) for i in data["instances"]] + [int(data["envoy_pid"])]
     except (ValueError, TypeError, KeyError):
         return []
-    if _alive(pid) and pid != os.getpid():
+    if pid_alive(pid) and pid != os.getpid():
         raise StateError(
             f"a mesh is already running with state dir {state_dir} (pid {pid}); stop it "
             f"or pass another --state-dir"
         )
-    return [p for p in dict.fromkeys(children) if _alive(p) and _ours(p)]
+    return [p for p in dict.fromkeys(children) if pid_alive(p) and _ours(p)]
 
 
 def _ours(pid: int) -> bool:

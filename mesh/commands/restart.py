@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mesh.cli import CliError
-from mesh.state import DEFAULT_STATE_DIR, read_state
+from mesh.state import DEFAULT_STATE_DIR, pid_alive, read_state, write_json
 
 HELP = "rolling restart of a Deployment's replicas in a running mesh (no failed request)"
 CONTROL_DIR = "control"
@@ -43,22 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help=f"give up after this long (default {DEFAULT_TIMEOUT_S:g})",
     )
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data) + "\n")
-    tmp.replace(path)  # readers never see half a file
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # ------------------------------------------------------------------ the `mesh up` side
@@ -96,7 +79,7 @@ def serve_requests(mesh: Any, say: Callable[[str], None] = print) -> int:
             record(f"failed: {exc}")
             outcome = {"ok": False, "lines": lines, "error": str(exc)}
         request.unlink(missing_ok=True)
-        _write_json(result, outcome)
+        write_json(result, outcome)
         handled += 1
     return handled
 
@@ -120,11 +103,11 @@ def run(args: argparse.Namespace) -> int:
     ident = uuid.uuid4().hex
     request = control / f"{ident}{REQUEST_SUFFIX}"
     result = control / f"{ident}{RESULT_SUFFIX}"
-    _write_json(request, {"restart": args.deployment})
+    write_json(request, {"restart": args.deployment})
     deadline = time.monotonic() + args.timeout
     try:
         while not result.exists():
-            if not _alive(state.pid):
+            if not pid_alive(state.pid):
                 raise CliError(f"the mesh (pid {state.pid}) exited before the restart finished")
             if time.monotonic() > deadline:
                 raise CliError(
