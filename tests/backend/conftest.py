@@ -13,6 +13,7 @@ import pytest
 
 from backend.app import create_app
 from backend.settings import BackendSettings
+from tests.support.asgi import app_client
 
 BackendFactory = Callable[..., contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]
 
@@ -37,11 +38,8 @@ def _make_backend(db_path: Path) -> BackendFactory:
             **overrides,
         )
         app = create_app(settings, span_exporter=span_exporter)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://backend") as c:
-                c.app = app  # type: ignore[attr-defined]
-                yield c
+        async with app_client(app, "http://backend") as client:
+            yield client
 
     return make
 

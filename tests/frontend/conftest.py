@@ -17,6 +17,7 @@ from aiohttp import web
 
 from frontend.app import create_app
 from frontend.settings import FrontendSettings
+from tests.support.asgi import app_client
 from tests.support.procs import free_port
 
 
@@ -102,11 +103,8 @@ def _make_frontend() -> FrontendFactory:
             FrontendSettings(), instance="frontend-0", backend_url=backend_url, **overrides
         )
         app = create_app(settings, span_exporter=span_exporter)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://frontend") as c:
-                c.app = app  # type: ignore[attr-defined]
-                yield c
+        async with app_client(app, "http://frontend") as client:
+            yield client
 
     return make
 
