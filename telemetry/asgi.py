@@ -11,11 +11,27 @@ from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 from starlette.routing import Match, Route
-from starlette.types import Scope
+from starlette.types import Message, Scope, Send
 
 #: Scope key where the first middleware leaves the decoded request headers for the others.
 HEADERS_KEY = "taskmesh.headers"
 UNMATCHED_ROUTE = "unmatched"
+
+
+class StatusRecorder:
+    """A `send` that passes every message on and keeps the response status (500 until a
+    response starts: what a middleware reports for an app that raised)."""
+
+    __slots__ = ("send", "status")
+
+    def __init__(self, send: Send):
+        self.send = send
+        self.status = 500
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self.send(message)
 
 
 def headers_from_raw(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:

@@ -13,9 +13,9 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from telemetry.asgi import route_template
+from telemetry.asgi import StatusRecorder, route_template
 
 REQUEST_LABELS = ("route", "method", "status", "version")
 #: Latency buckets in seconds, from sub-millisecond (in-process) to the mesh's 5 s route timeout.
@@ -78,20 +78,13 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status_code = 500
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status_code
-            if message["type"] == "http.response.start":
-                status_code = message["status"]
-            await send(message)
-
+        sent = StatusRecorder(send)
         try:
-            await self.app(scope, receive, send_with_status)
+            await self.app(scope, receive, sent)
         finally:
             self.metrics.observe(
                 route_template(scope),
                 scope["method"],
-                status_code,
+                sent.status,
                 time.perf_counter() - start,
             )

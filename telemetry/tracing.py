@@ -36,9 +36,9 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from telemetry.asgi import route_template, scope_headers
+from telemetry.asgi import StatusRecorder, route_template, scope_headers
 from telemetry.settings import TelemetrySettings
 
 
@@ -174,16 +174,9 @@ class ServerSpanMiddleware:
             attributes={"http.request.method": method, "url.path": scope["path"]},
         )
         token = otel_context.attach(trace.set_span_in_context(span, parent))
-        status_code = 500
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status_code
-            if message["type"] == "http.response.start":
-                status_code = message["status"]
-            await send(message)
-
+        sent = StatusRecorder(send)
         try:
-            await self.app(scope, receive, send_with_status)
+            await self.app(scope, receive, sent)
         except Exception as exc:
             span.record_exception(exc)
             raise
@@ -191,8 +184,8 @@ class ServerSpanMiddleware:
             route = route_template(scope)
             span.update_name(f"{method} {route}")
             span.set_attribute("http.route", route)
-            span.set_attribute("http.response.status_code", status_code)
-            if status_code >= 500:
+            span.set_attribute("http.response.status_code", sent.status)
+            if sent.status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
             span.end()
             otel_context.detach(token)
