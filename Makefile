@@ -72,5 +72,5 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py
 
 ## A bounded soak: steady load with faults flipping; memory must stay flat.
-soak: $(BENCH_STAMP)
+soak: $(STAMP)
 	$(BIN)/python bench/soak.py
