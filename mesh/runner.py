@@ -8,6 +8,11 @@ Envoy config (`envoy --mode validate`), start every replica (its own process gro
 free port, the Deployment's env) and Envoy, then wait on every `/readyz` and Envoy's
 admin `/ready`. Any failure stops everything started so far and raises RunnerError with
 the failing child's last log lines. Leaving the block stops every process group.
+
+Readiness is Istio's: Envoy's outbound clusters get their endpoints over EDS (files under
+<state-dir>/eds), and the runner plays kubelet and endpoints controller
+(mesh/endpoints.py): it runs every replica's readinessProbe and publishes the ready
+replicas only. The mesh is ready when every replica is and every Envoy lists them.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from types import TracebackType
 import httpx
 import yaml
 
-from mesh import envoy
+from mesh import admin, envoy
+from mesh.endpoints import Endpoints
 from mesh.errors import MeshError, RunnerError
 from mesh.manifests import Container, Deployment, Manifests, load
 from mesh.processes import (
@@ -57,7 +63,8 @@ from mesh.state import (
     remove_state,
 )
 from mesh.translate import local_placement, translate
-from mesh.translate.clusters import resolve_host
+from mesh.translate.clusters import endpoint_probes, resolve_host
+from mesh.translate.eds import use_eds
 from mesh.translate.placement import DEFAULT_ADMIN_PORT, DEFAULT_GATEWAY_PORT
 
 # image name (without registry and tag) -> console entry point of this project
@@ -66,6 +73,7 @@ IMAGE_ENTRY_POINTS = {
     "taskmesh-frontend": "frontend",
 }
 TASKS_DB_FILE = "tasks.db"
+EDS_DIR = "eds"
 READY_TIMEOUT_S = 30.0
 _URL = re.compile(r"(?P<scheme>https?://)(?P<host>[A-Za-z0-9.-]+):(?P<port>\d+)")
 
@@ -210,12 +218,12 @@ def traces_command(port: int) -> list[str]:
 # --------------------------------------------------------------------------- the mesh
 
 
-def _has_readiness_probe(d: Deployment) -> bool:
-    """Whether the translation gave D's endpoints an active health check."""
-    template = ((d.raw.get("spec") or {}).get("template") or {}).get("spec") or {}
-    return any(
-        isinstance(c, dict) and c.get("readinessProbe") for c in template.get("containers") or []
-    )
+def _use_eds_in_file(path: Path, directory: Path) -> dict[Path, dict]:
+    """A written Envoy config (a sidecar's) with its outbound clusters on EDS files."""
+    config = yaml.safe_load(path.read_text())
+    files = use_eds(config, directory)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return files
 
 
 def _stop_leftovers(state_dir: Path) -> None:
@@ -264,6 +272,7 @@ class LocalMesh:
         self.listeners: dict[tuple[str, int], int] = {}
         self.gateway_ports: dict[int, int] = {}
         self._state_written = False
+        self.endpoints: Endpoints | None = None
 
     # -- public views
     @property
@@ -357,8 +366,20 @@ class LocalMesh:
             fixed.append((self.traces_port, "trace receiver"))
         for port, what in fixed:
             check_port_free(port, what)
-        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        eds_root = self.state_dir / EDS_DIR
+        shutil.rmtree(eds_root, ignore_errors=True)
+        eds_files = use_eds(config, eds_root / "envoy")
         sidecar_configs = setup.configs if setup else {}
+        for name, path in sidecar_configs.items():
+            eds_files.update(_use_eds_in_file(path, eds_root / name))
+        probes = endpoint_probes(manifests)
+        self.endpoints = Endpoints(
+            eds_files,
+            {w.name: probes.get(w.deployment.name) for w in self.workloads},
+            {w.name: self.instance_url(w.name) for w in self.workloads},
+        )
+        self.endpoints.start()  # the files exist before Envoy (or validate) reads them
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         validate_all([self.config_path, *sidecar_configs.values()], binary)
         log_dir = self.state_dir / "logs"
         for w in self.workloads:
@@ -377,9 +398,9 @@ class LocalMesh:
                                       self.echo)  # fmt: skip
             self.children.append(self.traces)
         self._wait_ready(started)
-        for w in self.workloads:  # Envoy's first health check may predate the app
-            if _has_readiness_probe(w.deployment):
-                self._wait_envoy_health(w.name, healthy=True)
+        for w in self.workloads:  # probed ready, published, and in every Envoy's clusters
+            self._wait_in_rotation(w.name, listed=True)
+        self._settle()
         self._state().write(self.state_dir)
         self._state_written = True
 
@@ -446,13 +467,15 @@ class LocalMesh:
         """Restart DEPLOYMENT's replicas one at a time, with no failed request.
 
         Per replica, as a rollout with maxUnavailable 1 and maxSurge 0 would (a new process
-        needs the same port, so it cannot start first): readiness off (PUT /admin/ready when
-        the app has it), wait until Envoy's active health check (the translated
-        readinessProbe) has taken the replica out of every cluster, SIGTERM (the app
-        finishes what is in flight), start it again with the same command, env and port,
-        wait on /readyz and until Envoy sends it traffic again. The state file gets the
-        new pid. Returns the restarted instance names; RunnerError on a failure.
+        needs the same port, so it cannot start first): readiness off (PUT /admin/ready
+        when the app has it), the prober sees its readinessProbe fail and the EDS files
+        drop it (a replica without probe or toggle is dropped as terminating), wait until
+        no Envoy lists it, SIGTERM (the app finishes what is in flight), start it again
+        with the same command, env and port, wait until it is probed ready, published and
+        listed (and healthy) by every Envoy. The state file gets the new pid. Returns the
+        restarted instance names; RunnerError on a failure.
         """
+        assert self.endpoints is not None
         names = [w.name for w in self.workloads if w.deployment.name == deployment]
         if not names:
             have = ", ".join(dict.fromkeys(w.deployment.name for w in self.workloads))
@@ -460,7 +483,7 @@ class LocalMesh:
         for name in names:
             index = next(i for i, w in enumerate(self.workloads) if w.name == name)
             w, old = self.workloads[index], self.children[index]
-            probed = _has_readiness_probe(w.deployment)
+            probed = self.endpoints.probes.get(name) is not None
             url = self.instance_url(name)
             with httpx.Client(timeout=5.0) as client:
                 try:
@@ -469,19 +492,35 @@ class LocalMesh:
                 except httpx.TransportError:
                     has_toggle = False
             if has_toggle and probed:
-                say(f"{name}: not ready; waiting until Envoy stops sending it requests")
-                self._wait_envoy_health(name, healthy=False)
+                say(f"{name}: not ready; waiting until its readinessProbe fails")
+                if not self.endpoints.wait(name, ready=False, timeout=self.ready_timeout):
+                    raise RunnerError(
+                        f"{name}: readinessProbe still passes {self.ready_timeout:.0f}s "
+                        f"after PUT /admin/ready false"
+                    )
+            self.endpoints.set_terminating(name, True)
+            say(f"{name}: out of the endpoints; waiting until Envoy stops sending it requests")
+            self._wait_in_rotation(name, listed=False)
             say(f"{name}: SIGTERM (pid {old.popen.pid}); in-flight requests finish")
             stop_children([old])
+            self.endpoints.restarted(name)
             new = start_child(name, w.argv, w.env, self.state_dir / "logs", self.echo)
             self.children[index] = new
             if self._state_written:
                 self._state().write(self.state_dir)
             self._wait_child_ready(new, f"{url}/readyz")
-            if probed:
-                self._wait_envoy_health(name, healthy=True)
+            self.endpoints.set_terminating(name, False)  # a probed one waits for its probe
+            self._wait_in_rotation(name, listed=True)
             say(f"{name}: restarted (pid {new.popen.pid}), ready and in Envoy's rotation")
+        self._settle()
         return names
+
+    def _settle(self) -> None:
+        """Wait out Envoy's update merge window after the last EDS change, so an outlier
+        ejection right after `ready` takes effect at once (as in a cluster whose
+        endpoints changed more than a second ago)."""
+        assert self.endpoints is not None
+        time.sleep(self.endpoints.settled_in())  # a known deadline, not a guess
 
     def _wait_child_ready(self, child: Child, url: str) -> None:
         deadline = time.monotonic() + self.ready_timeout
@@ -502,40 +541,51 @@ class LocalMesh:
                 time.sleep(0.05)  # poll interval while waiting for readiness
 
     def _envoy_admin_urls(self) -> list[str]:
-        """The shared Envoy's admin, then every sidecar's (each health-checks on its own)."""
+        """The shared Envoy's admin, then every sidecar's (each gets the endpoints)."""
         sidecars = self.sidecar_setup.sidecars if self.sidecar_setup else []
         return [self.admin_url, *(s.admin_url for s in sidecars)]
 
-    def _wait_envoy_health(self, instance: str, healthy: bool) -> None:
-        """Until every Envoy cluster holding INSTANCE sees it HEALTHY (or not), in the
-        shared Envoy and in every sidecar."""
-        from mesh import admin
-
+    def _wait_in_rotation(self, instance: str, listed: bool) -> None:
+        """LISTED: until INSTANCE is probed ready, published and every Envoy lists it,
+        healthy (not ejected), in every cluster that holds it; else until no Envoy lists
+        it any more (then no new request goes to it)."""
+        assert self.endpoints is not None
+        clusters = set(self.endpoints.clusters_of(instance))
+        if not clusters:
+            return  # behind no Service: no Envoy sends it anything
         deadline = time.monotonic() + self.ready_timeout
+        if listed and not self.endpoints.wait(instance, ready=True, timeout=self.ready_timeout):
+            raise RunnerError(
+                f"{instance}: readinessProbe not passing within {self.ready_timeout:.0f}s"
+            )
         with httpx.Client(timeout=5.0) as client:
             while True:
-                views = [
-                    admin._get(client, f"{url}/clusters?format=json").json()
-                    for url in self._envoy_admin_urls()
-                ]
-                hosts = [
-                    admin._host(h)
-                    for data in views
-                    for c in data.get("cluster_statuses", [])
-                    for h in c.get("host_statuses", [])
-                    if h.get("hostname") == instance
-                ]
-                if hosts and all(h.healthy == healthy for h in hosts):
+                seen = []
+                for url in self._envoy_admin_urls():
+                    view = admin._get(client, f"{url}/clusters?format=json").json()
+                    for c in view.get("cluster_statuses", []):
+                        if c.get("name") not in clusters:
+                            continue
+                        hosts = [
+                            admin._host(h)
+                            for h in c.get("host_statuses", [])
+                            if h.get("hostname") == instance
+                        ]
+                        in_rotation = bool(hosts) and all(h.healthy for h in hosts)
+                        seen.append(in_rotation if listed else not hosts)
+                if seen and all(seen):
                     return
                 if time.monotonic() > deadline:
-                    state = "healthy" if healthy else "unhealthy"
+                    state = "list" if listed else "drop"
                     raise RunnerError(
-                        f"Envoy did not see {instance} {state} within {self.ready_timeout:.0f}s"
+                        f"Envoy did not {state} {instance} within {self.ready_timeout:.0f}s"
                     )
-                time.sleep(0.05)  # Envoy health-checks every probe period (seconds)
+                time.sleep(0.05)  # Envoy reloads an EDS file within milliseconds
 
     def stop(self) -> None:
         """Stop every process group and remove the state file; idempotent."""
+        if self.endpoints is not None:
+            self.endpoints.stop()
         stop_children([c for c in self.children if c.popen.returncode is None])
         if self._state_written:  # never another mesh's state file
             remove_state(self.state_dir)

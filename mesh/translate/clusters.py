@@ -12,8 +12,9 @@ from typing import Any
 
 from mesh.errors import TranslationError
 from mesh.manifests import DestinationRule, Manifests, Service, ServicePort
-from mesh.translate.fields import Node, envoy_duration, spec
+from mesh.translate.fields import Node, spec
 from mesh.translate.placement import Placement
+from mesh.translate.probes import ReadinessProbe, as_health_check, readiness_probe
 
 MAX_U32 = 4294967295
 DEFAULT_CONNECT_TIMEOUT = "10s"
@@ -184,6 +185,10 @@ def _cluster(
             {"lb_endpoints": _endpoints(manifests, placement, service, port, subset_labels)}
         ],
     }
+    if not placement.dns:  # the runner probes (mesh/endpoints.py); errors name the field
+        for d in _selected(manifests, service, subset_labels):
+            readiness_probe(d, _container_port(d, service, port))
+        return cluster
     checks = health_checks(manifests, service, port, subset_labels)
     if checks:
         cluster["health_checks"] = checks
@@ -206,17 +211,16 @@ def _selected(manifests: Manifests, service: Service, subset_labels: dict[str, s
 def health_checks(
     manifests: Manifests, service: Service, port: ServicePort, subset_labels: dict[str, str]
 ) -> list[dict[str, Any]]:
-    """The endpoints' readinessProbe as Envoy's active health check.
+    """Compose target: the endpoints' readinessProbe as Envoy's active health check.
 
-    In a cluster the kubelet runs the probe and a failing pod leaves the Service's
-    endpoints, so istiod stops sending it traffic. Without a kubelet, Envoy runs the same
-    probe (same path, period, thresholds; also with no traffic, as the kubelet does), so
-    a replica that turns not ready, drains or restarts gets no new requests. Every
-    Deployment behind one cluster must probe alike (a cluster has one health check).
+    There no endpoints controller drops a not-ready container, so Envoy runs the probe
+    itself. Every Deployment behind one cluster must probe alike (a cluster has one
+    health check). The local target checks the probes here too but runs them in the
+    runner, which publishes the ready endpoints over EDS (mesh/endpoints.py), as Istio.
     """
-    checks: list[tuple[str, dict[str, Any]]] = []
+    checks: list[tuple[str, ReadinessProbe]] = []
     for d in _selected(manifests, service, subset_labels):
-        probe = _readiness_probe(d, _container_port(d, service, port))
+        probe = readiness_probe(d, _container_port(d, service, port))
         if probe is not None:
             checks.append((d.name, probe))
     if not checks:
@@ -226,82 +230,23 @@ def health_checks(
         if other != first:
             raise TranslationError(
                 f"{service.where()}: Deployments {first_name} and {other_name} behind one "
-                f"Service port probe readiness differently; the local mesh health-checks "
+                f"Service port probe readiness differently; the compose target health-checks "
                 f"each cluster with one probe: make their readinessProbes equal"
             )
-    return [first]
+    return [as_health_check(first)]
 
 
-def _readiness_probe(d: Any, serving_port: int) -> dict[str, Any] | None:
-    template = ((d.raw.get("spec") or {}).get("template") or {}).get("spec") or {}
-    for c in Node(d, "spec.template.spec", template).items("containers"):
-        probe = c.get("readinessProbe")
-        if probe is None:
-            continue
-        probe.only(
-            "httpGet",
-            "tcpSocket",
-            "periodSeconds",
-            "timeoutSeconds",
-            "failureThreshold",
-            "successThreshold",
-            "initialDelaySeconds",
-            "terminationGracePeriodSeconds",
-        )
-        # initialDelaySeconds needs nothing: the runner waits on /readyz before traffic
-        period = probe.at("periodSeconds").int(1) if probe.has("periodSeconds") else 10
-        interval = envoy_duration(period)
-        check: dict[str, Any] = {
-            "timeout": envoy_duration(
-                probe.at("timeoutSeconds").int(1) if probe.has("timeoutSeconds") else 1
-            ),
-            "interval": interval,
-            "no_traffic_interval": interval,
-            "unhealthy_threshold": (
-                probe.at("failureThreshold").int(1) if probe.has("failureThreshold") else 3
-            ),
-            "healthy_threshold": (
-                probe.at("successThreshold").int(1) if probe.has("successThreshold") else 1
-            ),
-        }
-        if probe.has("httpGet"):
-            get = probe.at("httpGet").only("path", "port", "scheme", "httpHeaders")
-            _check_probe_port(d, c, get.at("port"), serving_port)
-            if get.has("scheme") and get.at("scheme").str() != "HTTP":
-                raise get.at("scheme").error("must be HTTP in the local mesh")
-            http: dict[str, Any] = {"path": get.at("path").str() if get.has("path") else "/"}
-            headers = []
-            for h in get.items("httpHeaders"):
-                h.only("name", "value")
-                headers.append(
-                    {"header": {"key": h.at("name").str(), "value": h.at("value").str()}}
-                )
-            if headers:
-                http["request_headers_to_add"] = headers
-            check["http_health_check"] = http
-        elif probe.has("tcpSocket"):
-            tcp = probe.at("tcpSocket").only("port")
-            _check_probe_port(d, c, tcp.at("port"), serving_port)
-            check["tcp_health_check"] = {}
-        else:
-            raise probe.error("needs httpGet or tcpSocket in the local mesh")
-        return check
-    return None
-
-
-def _check_probe_port(d: Any, container: Node, port: Node, serving_port: int) -> None:
-    """Envoy probes the address it sends traffic to: the probe must name the serving port."""
-    number = port.value
-    if isinstance(number, str):
-        named = [p.at("containerPort").value for p in container.items("ports")
-                 if p.at("name").value == number]  # fmt: skip
-        if not named:
-            raise port.error(f"names no container port of Deployment/{d.name}")
-        number = named[0]
-    if number != serving_port:
-        raise port.error(
-            f"is {port.value!r}: the local mesh probes the serving port ({serving_port}) only"
-        )
+def endpoint_probes(manifests: Manifests) -> dict[str, ReadinessProbe]:
+    """Deployment name -> its readinessProbe, for the Deployments behind a Service port
+    (the others get no traffic to gate). Checked against every serving port."""
+    probes: dict[str, ReadinessProbe] = {}
+    for service in manifests.services:
+        for port in service.ports:
+            for d in _selected(manifests, service, {}):
+                probe = readiness_probe(d, _container_port(d, service, port))
+                if probe is not None:
+                    probes[d.name] = probe
+    return probes
 
 
 def _endpoints(

@@ -8,6 +8,7 @@ import uuid
 import httpx
 import pytest
 
+from mesh import admin
 from mesh.cli import main as mesh_main
 from mesh.runner import LocalMesh
 from tests.mesh.conftest import MeshFactory
@@ -114,3 +115,30 @@ def versions_by_instance(url: str, n: int) -> set[str]:
 def test_fault_command_rejects_unknown_workloads(mesh: LocalMesh) -> None:
     assert mesh_main(["fault", "nope-0", "--state-dir", str(mesh.state_dir)]) == 2
     clear_fault(mesh, "backend-v1-1")  # the toggle of a replica answers directly
+
+
+def listed(mesh: LocalMesh, cluster_name: str) -> set[str]:
+    """The instances Envoy's /clusters lists in CLUSTER_NAME."""
+    return {h.hostname for c in admin.clusters(mesh.admin_url) if c.name == cluster_name
+            for h in c.hosts}  # fmt: skip
+
+
+def test_a_not_ready_replica_leaves_envoys_rotation_and_returns(mesh: LocalMesh) -> None:
+    """The runner's prober sees /readyz fail, the EDS files drop the replica and Envoy
+    stops listing it (as the endpoints controller and istiod do), then it comes back."""
+    url, v1, name = mesh.service_url("backend-service"), backend_cluster("v1"), "backend-v1-1"
+    assert name in listed(mesh, v1)
+    ready = f"{mesh.instance_url(name)}/admin/ready"
+    httpx.put(ready, json={"ready": False}, timeout=5.0).raise_for_status()
+    try:
+        poll(lambda: name not in listed(mesh, v1), timeout=30, what=f"Envoy to drop {name}")
+        assert name not in listed(mesh, backend_cluster())
+        assert versions_by_instance(url, 50) == {"backend-v1-0"}
+    finally:
+        httpx.put(ready, json={"ready": True}, timeout=5.0).raise_for_status()
+    poll(lambda: name in listed(mesh, v1), timeout=30, what=f"Envoy to list {name} again")
+    poll(
+        lambda: name in versions_by_instance(url, 20),
+        timeout=30,
+        what=f"{name} to get requests again",
+    )
