@@ -7,23 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from mesh.manifests import load
 from mesh.runner import LocalMesh
-from tests.support.procs import free_port
+from tests.support.mesh import new_mesh
 
 MeshFactory = Callable[[Path], LocalMesh]
-
-
-def new_mesh(directory: Path, state_dir: Path) -> LocalMesh:
-    """A LocalMesh of DIRECTORY on free ports (gateway, admin, every Service)."""
-    services = {s.name: free_port() for s in load(directory).services}
-    return LocalMesh(
-        directory,
-        gateway_port=free_port(),
-        admin_port=free_port(),
-        service_ports=services,
-        state_dir=state_dir,
-    )
 
 
 @pytest.fixture(scope="module", name="start_mesh")

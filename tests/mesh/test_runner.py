@@ -17,8 +17,8 @@ from mesh.errors import RunnerError, StateError
 from mesh.manifests import load
 from mesh.runner import LocalMesh, _stop_leftovers, plan_workloads, rewrite_urls
 from mesh.state import check_no_running_mesh, read_state
-from tests.mesh.conftest import new_mesh
 from tests.mesh.support import K8S
+from tests.support.mesh import new_mesh
 from tests.support.mesh_up import mesh_up
 from tests.support.procs import VENV_BIN, free_port, start, wait_http_ok
 

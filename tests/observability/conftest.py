@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mesh.manifests import load
 from mesh.runner import LocalMesh
+from tests.support.mesh import new_mesh
 from tests.support.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,14 +24,7 @@ def _start_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshFactor
     started: list[LocalMesh] = []
 
     def start(directory: Path) -> LocalMesh:
-        mesh = LocalMesh(
-            directory,
-            gateway_port=free_port(),
-            admin_port=free_port(),
-            service_ports={s.name: free_port() for s in load(directory).services},
-            state_dir=tmp_path_factory.mktemp("mesh-state"),
-            traces_port=free_port(),
-        )
+        mesh = new_mesh(directory, tmp_path_factory.mktemp("mesh-state"), traces_port=free_port())
         mesh.__enter__()
         started.append(mesh)
         return mesh

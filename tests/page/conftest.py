@@ -22,7 +22,7 @@ from playwright.sync_api import (
 )
 
 from mesh.runner import LocalMesh
-from tests.mesh.conftest import new_mesh
+from tests.support.mesh import new_mesh
 from tests.support.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,15 +124,7 @@ def tab_without_js(browser: Browser, request: pytest.FixtureRequest) -> Iterator
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
     """The weighted variant (90/10, x-canary -> v2) on real Envoy, on free ports, traced."""
-    plain = new_mesh(WEIGHTED, tmp_path_factory.mktemp("page-mesh"))
-    running = LocalMesh(
-        WEIGHTED,
-        gateway_port=plain.gateway_port,
-        admin_port=plain.admin_port,
-        service_ports=plain.service_port_overrides,
-        state_dir=plain.state_dir,
-        traces_port=free_port(),
-    )
+    running = new_mesh(WEIGHTED, tmp_path_factory.mktemp("page-mesh"), traces_port=free_port())
     running.__enter__()
     try:
         yield running

@@ -280,9 +280,9 @@ def test_the_frontend_forwards_only_the_documented_headers(services: Services) -
 def test_huge_headers_are_refused_by_the_mesh_with_431(tmp_path: Path) -> None:
     """The apps' HTTP parser (httptools) has no header limit; Envoy, in front of every
     workload in the mesh, refuses more than max_request_headers_kb (60 KiB) with 431."""
-    from tests.robustness.conftest import new_mesh
+    from tests.robustness.conftest import k8s_mesh
 
-    with new_mesh(tmp_path / "state") as mesh:
+    with k8s_mesh(tmp_path / "state") as mesh:
         url = f"{mesh.gateway_url}/api/tasks"
         before = httpx.get(url, timeout=10).json()["tasks"]
         huge = {"x-huge": "h" * (ENVOY_HEADER_LIMIT + 1024)}

@@ -16,12 +16,11 @@ import httpx
 import pytest
 
 from mesh.ca import CertPair, workload_identity
-from mesh.manifests import load
 from mesh.runner import LocalMesh
 from mesh.sidecars import GATEWAY_IDENTITY, Sidecar, SidecarSetup
 from tests.mesh.support import K8S
 from tests.mesh.traffic import versions
-from tests.support.procs import free_port
+from tests.support.mesh import new_mesh
 
 pytestmark = pytest.mark.integration
 
@@ -32,15 +31,7 @@ DENIED = "RBAC: access denied"
 
 @pytest.fixture(scope="module", name="mesh")
 def _mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
-    services = {s.name: free_port() for s in load(K8S).services}
-    mesh = LocalMesh(
-        K8S,
-        gateway_port=free_port(),
-        admin_port=free_port(),
-        service_ports=services,
-        state_dir=tmp_path_factory.mktemp("sidecar-mesh"),
-        sidecars=True,
-    )
+    mesh = new_mesh(K8S, tmp_path_factory.mktemp("sidecar-mesh"), sidecars=True)
     with mesh:
         yield mesh
 
