@@ -1,4 +1,8 @@
-"""Refuse request bodies above a size limit with a JSON 413, before any parsing."""
+"""Refuse oversized requests before any parsing: headers with a JSON 431, bodies with a 413.
+
+Envoy refuses headers over 60 KiB in front of the apps, but a caller on the apps'
+own port bypasses it (and uvicorn's httptools parser has no header cap), so the
+apps keep a limit of their own."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_HEADER_BYTES = 64 * 1024
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -17,11 +22,25 @@ class BodyLimitMiddleware:
     bodies have no length). The buffered body is replayed to the app.
     """
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES):
+    def __init__(
+        self, app: ASGIApp, limit: int = MAX_BODY_BYTES, header_limit: int = MAX_HEADER_BYTES
+    ):
         self.app = app
         self.limit = limit
+        self.header_limit = header_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            header_bytes = sum(len(k) + len(v) for k, v in scope["headers"])
+            if header_bytes > self.header_limit:
+                await _refuse(
+                    send,
+                    431,
+                    "headers_too_large",
+                    f"headers: larger than {self.header_limit} bytes",
+                    self.header_limit,
+                )
+                return
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return
@@ -61,22 +80,22 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "error": "body_too_large",
-                "message": f"body: larger than {self.limit} bytes",
-                "limit_bytes": self.limit,
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
+        await _refuse(
+            send, 413, "body_too_large", f"body: larger than {self.limit} bytes", self.limit
         )
-        await send({"type": "http.response.body", "body": body})
+
+
+async def _refuse(send: Send, status: int, error: str, message: str, limit: int) -> None:
+    body = json.dumps({"error": error, "message": message, "limit_bytes": limit}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

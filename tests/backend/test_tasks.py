@@ -218,3 +218,14 @@ async def test_one_server_span_per_request_with_the_route(make_backend):
     assert span.name == "GET /api/tasks/{task_id}"
     assert format(span.context.trace_id, "032x") == trace_id
     assert span.resource.attributes["service.version"] == "v2"
+
+
+async def test_headers_over_64_kib_are_431_json_and_create_nothing(v1):
+    before = len((await v1.get("/api/tasks")).json()["tasks"])
+    huge = {f"x-filler-{i}": "y" * 1000 for i in range(70)}
+    r = await v1.post("/api/tasks", json={"title": "never stored"}, headers=huge)
+    assert r.status_code == 431 and r.json()["error"] == "headers_too_large"
+    assert len((await v1.get("/api/tasks")).json()["tasks"]) == before
+    # just under the limit still works: the cap is on size, not on having many headers
+    r = await v1.get("/api/tasks", headers={f"x-filler-{i}": "y" * 1000 for i in range(50)})
+    assert r.status_code == 200
