@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mesh.runner import LocalMesh
-from tests.support.mesh import new_mesh
+from tests.support.mesh import mesh_starter
 
 MeshFactory = Callable[[Path], LocalMesh]
 
@@ -16,16 +16,5 @@ MeshFactory = Callable[[Path], LocalMesh]
 @pytest.fixture(scope="module", name="start_mesh")
 def _start_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshFactory]:
     """Start a mesh for a directory, once per module; all are stopped at module end."""
-    started: list[LocalMesh] = []
-
-    def start(directory: Path) -> LocalMesh:
-        mesh = new_mesh(directory, tmp_path_factory.mktemp("mesh-state"))
-        mesh.__enter__()
-        started.append(mesh)
-        return mesh
-
-    try:
+    with mesh_starter(tmp_path_factory) as start:
         yield start
-    finally:
-        for mesh in started:
-            mesh.stop()

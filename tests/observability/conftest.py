@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mesh.runner import LocalMesh
-from tests.support.mesh import new_mesh
+from tests.support.mesh import mesh_starter
 from tests.support.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,16 +21,5 @@ MeshFactory = Callable[[Path], LocalMesh]
 @pytest.fixture(scope="module", name="start_mesh")
 def _start_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshFactory]:
     """Start a traced mesh of a directory on free ports; stopped at module end."""
-    started: list[LocalMesh] = []
-
-    def start(directory: Path) -> LocalMesh:
-        mesh = new_mesh(directory, tmp_path_factory.mktemp("mesh-state"), traces_port=free_port())
-        mesh.__enter__()
-        started.append(mesh)
-        return mesh
-
-    try:
+    with mesh_starter(tmp_path_factory, traces_port=free_port) as start:
         yield start
-    finally:
-        for mesh in started:
-            mesh.stop()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from mesh.manifests import load
 from mesh.runner import LocalMesh
@@ -27,3 +31,28 @@ def new_mesh(directory: Path, state_dir: Path, **options: Any) -> LocalMesh:
         state_dir=state_dir,
         **options,
     )
+
+
+@contextlib.contextmanager
+def mesh_starter(
+    tmp_path_factory: pytest.TempPathFactory, **options: Any
+) -> Iterator[Callable[[Path], LocalMesh]]:
+    """A function that starts a mesh of a directory; every mesh it started stops on exit.
+
+    For module-scoped ``start_mesh`` fixtures: OPTIONS go to ``new_mesh``; a callable
+    option value (e.g. ``traces_port=free_port``) is called anew for each mesh.
+    """
+    started: list[LocalMesh] = []
+
+    def start(directory: Path) -> LocalMesh:
+        resolved = {k: v() if callable(v) else v for k, v in options.items()}
+        mesh = new_mesh(directory, tmp_path_factory.mktemp("mesh-state"), **resolved)
+        mesh.__enter__()
+        started.append(mesh)
+        return mesh
+
+    try:
+        yield start
+    finally:
+        for mesh in started:
+            mesh.stop()
