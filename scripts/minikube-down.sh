@@ -18,7 +18,7 @@ fi
 
 if [[ "${KEEP_CLUSTER:-0}" == 1 ]]; then
   kubectl config use-context "$PROFILE"
-  kubectl kustomize k8s | kubectl delete --ignore-not-found -f -
+  kubectl kustomize --load-restrictor LoadRestrictionsNone k8s | kubectl delete --ignore-not-found -f -
   kubectl label namespace "$NAMESPACE" istio-injection- || true
   if command -v istioctl >/dev/null 2>&1; then
     istioctl uninstall --purge -y

