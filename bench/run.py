@@ -16,7 +16,8 @@ configuration in a shuffled order; the table shows each configuration's median
 round, and a ratio is the median of its per-round ratios (runs of one round
 share the machine's state). Then: one Envoy hop at -c 1 (backend direct vs
 through Envoy's backend-service listener), each service's time to ready, the
-time `mesh up k8s` takes to be ready, and resident memory after the load.
+time `mesh up k8s` takes to be ready, resident memory after the load, and what
+reading the manifests costs (`mesh check k8s`, one manifest load: bench/manifests.py).
 
 Servers, wrk and RSS/CPU readings come from bench/services.py.
 """
@@ -43,6 +44,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/run.py`: make `bench.services` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import manifests  # noqa: E402
 from bench.services import (  # noqa: E402
     CLK_TCK,
     PAGE_KB,
@@ -420,7 +422,10 @@ def _bench(args: argparse.Namespace, gunicorn: Path) -> int:
             rss.update({name: s.rss_mb() for name, s in in_mesh.items()})
     print("timing `mesh up k8s` ...", flush=True)
     mesh_up = [time_mesh_up(work) for _ in range(MESH_UP_RUNS)]
+    print("timing the manifest reads ...", flush=True)
+    reads = manifests.measure()
     missed = report(configs, hop, ready, mesh_ready_s, mesh_up, rss)
+    missed += manifests.report(reads)
     print(f"\nbench took {time.perf_counter() - started_total:.0f} s; logs in {logs}")
     return 1 if (args.strict and missed) else 0
 

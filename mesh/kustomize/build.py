@@ -27,6 +27,7 @@ from mesh.kustomize import files, kubectl
 from mesh.kustomize.model import Problem, Resource, display_path, kustomization_problem
 
 ORIGIN = "config.kubernetes.io/origin"
+_SEPARATOR = re.compile(r"^---", re.MULTILINE)
 # "recursed accumulation of path '/abs/dir'" / "couldn't make target for path '/abs/dir'"
 _ENTERED = re.compile(r"(?:recursed accumulation of path|couldn't make target for path) '([^']+)'")
 # The useless tail kustomize adds after trying an entry as a directory.
@@ -115,10 +116,7 @@ class _Indexer:
 
     def index(self, file: Path, res: Resource) -> int:
         if file not in self._docs:
-            try:
-                self._docs[file] = list(yaml.load_all(file.read_text(), Loader=_Loader))
-            except (OSError, yaml.YAMLError):
-                self._docs[file] = []
+            self._docs[file] = _documents(file)
         candidates = [
             (i, str((d.get("metadata") or {}).get("name", "")))
             for i, d in enumerate(self._docs[file])
@@ -130,6 +128,18 @@ class _Indexer:
                     self._used.add((file, i))
                     return i
         return 0
+
+
+def _documents(file: Path) -> list[Any]:
+    """The documents of a multi-document file; [] for one document (its index is 0,
+    and parsing every file a second time would double the cost of a render)."""
+    try:
+        text = file.read_text()
+        if not _SEPARATOR.search(text):
+            return []
+        return list(yaml.load_all(text, Loader=_Loader))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
 
 
 def _problem(stderr: str, kust_file: Path) -> Problem:
