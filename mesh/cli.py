@@ -18,6 +18,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "envoy-config": ("mesh.commands.envoy_config", "print the Envoy config generated from DIR"),
     "status": ("mesh.commands.status", "workloads and Envoy cluster health of a running mesh"),
     "fault": ("mesh.commands.fault", "flip the fault toggle of a running replica"),
+    "apply": ("mesh.commands.apply", "apply a manifest directory to the running mesh"),
+    "events": ("mesh.commands.events", "what the running mesh's control loop did"),
     "restart": ("mesh.commands.restart", "rolling restart of a Deployment, no failed request"),
     "load": ("mesh.commands.load", "fortio-style load test with a status and version report"),
     "demo": ("mesh.commands.demo", "run one of Istio's traffic tasks on a throwaway local mesh"),

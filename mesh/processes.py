@@ -31,13 +31,52 @@ def free_port() -> int:
 
 
 def check_port_free(port: int, what: str) -> None:
+    """RunnerError when another process listens on PORT. Binds as servers (and Envoy)
+    do, with SO_REUSEADDR: the closed connections of a mesh stopped a moment ago sit in
+    TIME_WAIT and must not keep the next `mesh up` off its ports."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((LOCAL_HOST, port))
         except OSError as exc:
+            owner = port_owner(port)
+            by = f" by {owner}" if owner else ""
             raise RunnerError(
-                f"port {port} ({what}) is in use on {LOCAL_HOST}: {exc.strerror}"
+                f"port {port} ({what}) is in use on {LOCAL_HOST}{by}: {exc.strerror}"
             ) from exc
+
+
+def port_owner(port: int) -> str | None:
+    """`pid 123 (python3)` of the process listening on TCP PORT, when /proc tells."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # local_address is HEX_IP:HEX_PORT; state 0A is LISTEN
+            if (
+                len(fields) > 9
+                and fields[3] == "0A"
+                and int(fields[1].rsplit(":", 1)[1], 16) == port
+            ):
+                inodes.add(fields[9])
+    if not inodes:
+        return None
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                if os.readlink(fd) in wanted:
+                    name = (proc / "comm").read_text().strip()
+                    return f"pid {proc.name} ({name})"
+        except OSError:
+            continue
+    return None
 
 
 @dataclass
@@ -63,8 +102,15 @@ class Child:
 
 
 def start_child(
-    name: str, argv: list[str], env: dict[str, str], log_dir: Path, echo: Echo | None
+    name: str,
+    argv: list[str],
+    env: dict[str, str],
+    log_dir: Path,
+    echo: Echo | None,
+    append: bool = False,
 ) -> Child:
+    """Start ARGV in its own process group; its output goes to LOG_DIR/NAME.log (APPEND:
+    after the previous run's lines, as a restarted container's log follows the last)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     try:
@@ -80,15 +126,15 @@ def start_child(
         raise RunnerError(f"{name}: cannot start {argv[0]}: {exc.strerror}") from exc
     child = Child(name, popen, log_path)
     child.reader = threading.Thread(
-        target=_pump, args=(child, echo), name=f"log-{name}", daemon=True
+        target=_pump, args=(child, echo, append), name=f"log-{name}", daemon=True
     )
     child.reader.start()
     return child
 
 
-def _pump(child: Child, echo: Echo | None) -> None:
+def _pump(child: Child, echo: Echo | None, append: bool) -> None:
     assert child.popen.stdout is not None
-    with open(child.log_path, "wb") as log:
+    with open(child.log_path, "ab" if append else "wb") as log:
         for raw in iter(child.popen.stdout.readline, b""):
             log.write(raw)
             log.flush()

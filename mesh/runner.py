@@ -1,60 +1,57 @@
-"""Run a manifest directory on loopback: one process per Deployment replica, one Envoy.
+"""Run a manifest directory on loopback and keep it running: the local mesh's control loop.
 
     with LocalMesh("k8s", gateway_port=8080) as mesh:
         mesh.gateway_url, mesh.service_url("backend-service"), mesh.admin_url, ...
+        mesh.apply()                     # the directory again, as `kubectl apply -k`
+        mesh.restart("backend-v1")       # `kubectl rollout restart`
 
-Start-up: read and translate the manifests, check the fixed ports are free, validate the
-Envoy config (`envoy --mode validate`), start every replica (its own process group, a
-free port, the Deployment's env) and Envoy, then wait on every `/readyz` and Envoy's
-admin `/ready`. Any failure stops everything started so far and raises RunnerError with
-the failing child's last log lines. Leaving the block stops every process group.
+The three loops of a cluster, each played by one part of mesh/loop/:
+- the kubelet (`Kubelet`) runs every replica, probes it and restarts it when it dies or
+  fails its liveness probe; Envoy and the trace receiver are restarted too;
+- the endpoints controller (`Endpoints`) publishes the ready replicas as EDS files;
+- istiod (`build` + `Pusher`) turns the directory into numbered generations and pushes
+  each to the running Envoy over its xDS files, without a restart; a generation that
+  fails a step is refused and the last good one keeps serving;
+and the Deployment controller (`Rollout`) turns a generation's Deployments into replicas:
+scale, rolling update by strategy, removal.
 
-Readiness is Istio's: Envoy's outbound clusters get their endpoints over EDS (files under
-<state-dir>/eds), and the runner plays kubelet and endpoints controller
-(mesh/endpoints.py): it runs every replica's readinessProbe and publishes the ready
-replicas only. The mesh is ready when every replica is and every Envoy lists them.
+Start-up (generation 1): read and translate, check the fixed ports are free, validate,
+start every replica and Envoy, wait on every `/readyz`, Envoy's `/ready` and every
+replica in Envoy's rotation. A failure then stops everything started so far and raises
+RunnerError with the failing child's last lines; after that, the kubelet restarts.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
-import shutil
 import signal
-import socket
-import sys
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 import yaml
 
-from mesh import admin, envoy
-from mesh.endpoints import Endpoints
+from mesh import envoy
 from mesh.errors import MeshError, RunnerError
-from mesh.manifests import Container, Deployment, Manifests, load
-from mesh.processes import (
-    LOCAL_HOST,
-    Child,
-    Echo,
-    check_port_free,
-    echo_to,
-    free_port,
-    start_child,
-    stop_children,
-)
-from mesh.sidecars import (
-    SidecarSetup,
-    leftover_pids,
-    prepare,
-    record_pids,
-    secure_gateway,
-    validate_all,
-)
+from mesh.loop.endpoints import Endpoints
+from mesh.loop.events import EVENTS_FILE, Events
+from mesh.loop.generation import Finding, Generation, Refused, build, warm_up_checks
+from mesh.loop.kubelet import Kubelet, SystemProcess
+from mesh.loop.pods import Pod
+from mesh.loop.push import Pusher, PushError
+from mesh.loop.rollout import Rollout, StuckRollout, strategy
+from mesh.loop.rotation import wait_rotation
+from mesh.loop.watch import Watcher
+from mesh.loop.workloads import Blueprint, Listeners, rewrite_urls
+from mesh.manifests import Manifests
+from mesh.processes import LOCAL_HOST, Child, Echo, check_port_free, echo_to, free_port
+from mesh.sidecars import SidecarSetup, leftover_pids, prepare, record_pids, secure_gateway
+from mesh.sidecars import validate_all as validate_sidecars
 from mesh.state import (
     DEFAULT_STATE_DIR,
     InstanceState,
@@ -62,135 +59,12 @@ from mesh.state import (
     check_no_running_mesh,
     remove_state,
 )
-from mesh.translate import local_placement, translate
-from mesh.translate.clusters import endpoint_probes, resolve_host
+from mesh.translate import Placement, local_placement
 from mesh.translate.eds import use_eds
 from mesh.translate.placement import DEFAULT_ADMIN_PORT, DEFAULT_GATEWAY_PORT
 
-# image name (without registry and tag) -> console entry point of this project
-IMAGE_ENTRY_POINTS = {
-    "taskmesh-backend": "backend",
-    "taskmesh-frontend": "frontend",
-}
-TASKS_DB_FILE = "tasks.db"
-EDS_DIR = "eds"
 READY_TIMEOUT_S = 30.0
-_URL = re.compile(r"(?P<scheme>https?://)(?P<host>[A-Za-z0-9.-]+):(?P<port>\d+)")
-
-
-# --------------------------------------------------------------------------- planning
-
-
-@dataclass
-class Workload:
-    """One replica to run: instance `D-N` of Deployment D."""
-
-    name: str
-    deployment: Deployment
-    image: str
-    argv: list[str]
-    env: dict[str, str]
-    port: int
-
-
-def entry_point(image: str) -> str:
-    base = image.rsplit("/", 1)[-1].split("@")[0].split(":")[0]
-    return IMAGE_ENTRY_POINTS.get(base, "")
-
-
-def _executable(name: str) -> str:
-    candidate = Path(sys.executable).parent / name
-    if candidate.is_file() and os.access(candidate, os.X_OK):
-        return str(candidate)
-    found = shutil.which(name)
-    if not found:
-        raise RunnerError(f"entry point {name!r} not found (run `make install`)")
-    return found
-
-
-def _container(d: Deployment) -> Container:
-    if len(d.containers) != 1:
-        raise RunnerError(
-            f"{d.where()}: spec.template.spec.containers: the local mesh runs exactly one "
-            f"container per replica (found {len(d.containers)})"
-        )
-    return d.containers[0]
-
-
-def rewrite_urls(value: str, manifests: Manifests, namespace: str, listeners: dict) -> str:
-    """`http://backend-service:5000` -> `http://127.0.0.1:<outbound listener>`: the app
-    calls the Service name, the local mesh answers on loopback (as a sidecar would)."""
-
-    def swap(m: re.Match[str]) -> str:
-        service = resolve_host(manifests, m.group("host"), namespace)
-        key = (service.name, int(m.group("port"))) if service else None
-        if key is None or key not in listeners:
-            return m.group(0)
-        return f"{m.group('scheme')}{LOCAL_HOST}:{listeners[key]}"
-
-    return _URL.sub(swap, value)
-
-
-def plan_workloads(
-    manifests: Manifests,
-    state_dir: Path,
-    listeners: dict[tuple[str, int], int],
-    ports: dict[str, int] | None = None,
-    instance_listeners: dict[str, dict[tuple[str, int], int]] | None = None,
-) -> list[Workload]:
-    """Every replica with its command, env and port (free ports unless PORTS gives them).
-    INSTANCE_LISTENERS: an instance's own Service URLs (its sidecar's outbound ports)."""
-    workloads = []
-    for d in manifests.deployments:
-        container = _container(d)
-        index = d.containers.index(container)
-        name = entry_point(container.image)
-        if not name:
-            raise RunnerError(
-                f"{d.where()}: spec.template.spec.containers[{index}].image "
-                f"{container.image!r} has no local entry point (known images: "
-                f"{', '.join(sorted(IMAGE_ENTRY_POINTS))})"
-            )
-        argv = [_executable(name)]
-        for instance in d.instance_names():
-            port = (ports or {}).get(instance) or free_port()
-            own = (instance_listeners or {}).get(instance, listeners)
-            env = _env(d, container, instance, port, state_dir, manifests, own)
-            workloads.append(Workload(instance, d, container.image, argv, env, port))
-    return workloads
-
-
-def _env(
-    d: Deployment,
-    container: Container,
-    instance: str,
-    port: int,
-    state_dir: Path,
-    manifests: Manifests,
-    listeners: dict[tuple[str, int], int],
-) -> dict[str, str]:
-    field_values = {
-        "metadata.name": instance,
-        "metadata.namespace": d.namespace,
-        "status.podIP": LOCAL_HOST,
-        "status.hostIP": LOCAL_HOST,
-        "spec.nodeName": socket.gethostname(),
-    }
-    env: dict[str, str] = {}
-    for i, var in enumerate(container.env):
-        if var.field_path is not None:
-            if var.field_path not in field_values:
-                raise RunnerError(
-                    f"{d.where()}: env[{i}] {var.name}: fieldRef {var.field_path} is not "
-                    f"supported by the local mesh (supported: {', '.join(field_values)})"
-                )
-            env[var.name] = field_values[var.field_path]
-        else:
-            env[var.name] = rewrite_urls(var.value or "", manifests, d.namespace, listeners)
-    if "TASKS_DB" in env:
-        env["TASKS_DB"] = str((state_dir / TASKS_DB_FILE).resolve())
-    env.update({"HOST": LOCAL_HOST, "PORT": str(port), "PYTHONUNBUFFERED": "1"})
-    return env
+PLACEHOLDER_PORT = 1  # endpoints come from the replicas, never from the translation
 
 
 # --------------------------------------------------------------------------- traces
@@ -211,11 +85,17 @@ def trace_env(traces_url: str) -> dict[str, str]:
 
 
 def traces_command(port: int) -> list[str]:
-    return [sys.executable, "-m", "mesh.traces", "--port", str(port), "--parent-pid",
-            str(os.getpid())]  # fmt: skip
+    import sys
 
-
-# --------------------------------------------------------------------------- the mesh
+    return [
+        sys.executable,
+        "-m",
+        "mesh.traces",
+        "--port",
+        str(port),
+        "--parent-pid",
+        str(os.getpid()),
+    ]
 
 
 def _use_eds_in_file(path: Path, directory: Path) -> dict[Path, dict]:
@@ -235,7 +115,7 @@ def _stop_leftovers(state_dir: Path) -> None:
 
 
 class LocalMesh:
-    """The manifests of DIRECTORY running on loopback behind one real Envoy."""
+    """The manifests of DIRECTORY running on loopback behind real Envoy, kept running."""
 
     def __init__(
         self,
@@ -249,10 +129,12 @@ class LocalMesh:
         ready_timeout: float = READY_TIMEOUT_S,
         traces_port: int | None = None,
         sidecars: bool = False,
+        watch: bool = False,
     ) -> None:
         """TRACES_PORT: run the trace receiver there and trace everything (None: no traces).
         SIDECARS: one Envoy per instance too (mTLS, RBAC; mesh/sidecars), the shared one
-        then plays the ingress gateway with its own identity."""
+        then plays the ingress gateway with its own identity. WATCH: apply the directory
+        again whenever one of its files changes (`mesh up` does)."""
         self.directory = Path(directory)
         self.gateway_port = gateway_port
         self.admin_port = admin_port
@@ -261,20 +143,34 @@ class LocalMesh:
         self.echo = echo
         self.ready_timeout = ready_timeout
         self.traces_port = traces_port
-        self.traces: Child | None = None
         self.sidecars = sidecars
+        self.watch = watch
         self.sidecar_setup: SidecarSetup | None = None
-        self.manifests: Manifests | None = None
-        self.workloads: list[Workload] = []
-        self.children: list[Child] = []
-        self.envoy: Child | None = None
         self.config_path = self.state_dir / "envoy.yaml"
-        self.listeners: dict[tuple[str, int], int] = {}
+        self.listeners: Listeners = {}
         self.gateway_ports: dict[int, int] = {}
+        self.generation: Generation | None = None
+        self.refused: dict[str, Any] | None = None
+        self.events = Events(None)
+        self.endpoints = Endpoints()
+        self.kubelet = Kubelet(
+            self.endpoints, self.events, self.state_dir / "logs", echo, self._write_state
+        )
+        self.pusher = Pusher(self.admin_url)
+        self.rollout = Rollout(
+            self.kubelet, self.events, self._new_pod, self._available, self._drained, ready_timeout
+        )
+        self.watcher: Watcher | None = None
+        self._apply_lock = threading.Lock()
         self._state_written = False
-        self.endpoints: Endpoints | None = None
+        self._state_lock = threading.Lock()
+        self._numbers = 0
 
     # -- public views
+    @property
+    def manifests(self) -> Manifests | None:
+        return self.generation.manifests if self.generation else None
+
     @property
     def gateway_url(self) -> str:
         port = next(iter(self.gateway_ports.values()), self.gateway_port)
@@ -295,11 +191,25 @@ class LocalMesh:
         """The trace receiver (`mesh traces` reads it), or None when traces are off."""
         return None if self.traces_port is None else f"http://{LOCAL_HOST}:{self.traces_port}"
 
+    @property
+    def workloads(self) -> list[Pod]:
+        """Every replica (one Pod each), terminating ones included, in start order."""
+        with self.kubelet.cond:
+            return list(self.kubelet.pods)
+
+    @property
+    def children(self) -> list[Child]:
+        """Every running process: replicas, then Envoy(s) and the trace receiver."""
+        return self.kubelet.children()
+
+    def pod(self, instance: str) -> Pod:
+        pod = self.kubelet.find(instance)
+        if pod is None:
+            raise KeyError(instance)
+        return pod
+
     def instance_url(self, instance: str) -> str:
-        for w in self.workloads:
-            if w.name == instance:
-                return f"http://{LOCAL_HOST}:{w.port}"
-        raise KeyError(instance)
+        return self.pod(instance).url
 
     def logs(self, name: str = "envoy") -> list[str]:
         for child in self.children:
@@ -308,6 +218,7 @@ class LocalMesh:
         raise KeyError(name)
 
     def dead(self) -> list[Child]:
+        """Processes that exited and wait for their restart."""
         return [c for c in self.children if not c.alive]
 
     # -- lifecycle
@@ -329,16 +240,98 @@ class LocalMesh:
 
     def start(self) -> None:
         started = time.monotonic()
-        self.manifests = manifests = load(self.directory)
         binary = envoy.envoy_binary()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         _stop_leftovers(self.state_dir)
-        instance_ports = {i: free_port() for d in manifests.deployments for i in d.instance_names()}
-        endpoints, setup = instance_ports, None
-        if self.sidecars:
-            traces = (LOCAL_HOST, self.traces_port) if self.traces_port is not None else None
-            setup = prepare(manifests, instance_ports, self.state_dir, free_port, traces)
-            self.sidecar_setup, endpoints = setup, setup.inbound_ports()
+        self.events = self.kubelet.events = self.rollout.events = Events(
+            self.state_dir / EVENTS_FILE
+        )
+        self._ports: dict[str, int] = {}
+        extra = trace_env(self.traces_url) if self.traces_url else None
+        try:
+            generation = build(
+                self._next_number(),
+                self.directory,
+                None,
+                self._placement,
+                self.state_dir,
+                extra,
+                run_checks=False,
+                secure=self._secure,
+            )
+        except Refused as refused:
+            cause = refused.__cause__
+            raise cause if isinstance(cause, MeshError) else RunnerError(str(refused)) from None
+        self.generation = generation
+        self._check_fixed_ports()
+        eds = dict(generation.eds_files)
+        sidecar_configs = self.sidecar_setup.configs if self.sidecar_setup else {}
+        for name, path in sidecar_configs.items():
+            eds.update(_use_eds_in_file(path, self.state_dir / "eds" / name))
+        if sidecar_configs:
+            validate_sidecars(list(sidecar_configs.values()), binary)
+        self.endpoints.set_clusters(eds, generation.deployment_of)
+        self.pusher.first(generation.xds, "1")
+        self.config_path.write_text(yaml.safe_dump(generation.xds.bootstrap, sort_keys=False))
+        for d in generation.manifests.deployments:
+            strategy(d)  # refuse a strategy the rollout could not follow, before starting
+            for name in d.instance_names():
+                self.kubelet.run_pod(self._new_pod(generation.blueprints[d.name], name))
+        setup = self.sidecar_setup
+        for s in setup.sidecars if setup else []:
+            argv = envoy.command(sidecar_configs[s.name], base_id=s.admin_port, binary=binary)
+            self.kubelet.run_system(SystemProcess(s.name, argv))
+        if setup is not None:
+            pids = {p.name: p.pid for p in self.kubelet.system if p.name in setup.configs}
+            record_pids(self.state_dir, setup, pids)  # type: ignore[arg-type]
+        argv = envoy.command(self.config_path, base_id=self.admin_port, binary=binary)
+        self.kubelet.run_system(SystemProcess("envoy", argv))
+        if self.traces_port is not None:
+            self.kubelet.run_system(SystemProcess("traces", traces_command(self.traces_port)))
+        self._state_written = True
+        self._write_state()  # `mesh status` works from here on
+        self._wait_ready(started)
+        for pod in self.workloads:  # probed ready, published, and in every Envoy's clusters
+            if not self._available(pod, self.ready_timeout):
+                raise RunnerError(f"Envoy did not list {pod.name} within {self.ready_timeout:.0f}s")
+        generation.applied_at = time.time()
+        self.events.normal(
+            "Applied",
+            "generation/1",
+            f"{len(generation.changes)} objects from {self.directory} (digest {generation.digest})",
+        )
+        self._settle()
+        self.kubelet.start()
+        self._write_state()
+        threading.Thread(target=self._warm_up, name="warm-up-checks", daemon=True).start()
+        if self.watch and not self.sidecars:
+            self.watcher = Watcher(self.directory, self._apply_watched)
+            self.watcher.start(generation.manifests)
+
+    def _next_number(self) -> int:
+        self._numbers += 1
+        return self._numbers
+
+    @staticmethod
+    def _warm_up() -> None:
+        with contextlib.suppress(Exception):
+            warm_up_checks()
+
+    def _placement(self, manifests: Manifests) -> tuple[Placement, Listeners]:
+        """Where generation's objects run: the replicas' ports (placeholders for replicas
+        not started yet), the fixed gateway, service and admin ports."""
+        names = [i for d in manifests.deployments for i in d.instance_names()]
+        if self.generation is None:  # generation 1: the ports every replica will get
+            self._ports = {name: free_port() for name in names}
+            endpoints = dict(self._ports)
+            if self.sidecars:
+                traces = (LOCAL_HOST, self.traces_port) if self.traces_port is not None else None
+                self.sidecar_setup = prepare(
+                    manifests, self._ports, self.state_dir, free_port, traces
+                )
+                endpoints = self.sidecar_setup.inbound_ports()
+        else:
+            endpoints = {name: PLACEHOLDER_PORT for name in names}
         placement = local_placement(
             manifests,
             endpoints,
@@ -347,83 +340,35 @@ class LocalMesh:
             admin_port=self.admin_port,
             traces_port=self.traces_port,
         )
-        self.listeners = placement.service_ports
-        self.gateway_ports = placement.gateway_ports
-        config = translate(manifests, placement)
-        if setup is not None:
-            secure_gateway(config, setup)
-        own = setup.app_listeners() if setup else None
-        self.workloads = plan_workloads(
-            manifests, self.state_dir, self.listeners, instance_ports, own
-        )
-        if self.traces_url is not None:
-            for w in self.workloads:
-                w.env.update(trace_env(self.traces_url))
-        fixed = [(p, f"gateway port {n}") for n, p in placement.gateway_ports.items()]
-        fixed += [(p, f"{s}:{n}") for (s, n), p in placement.service_ports.items()]
+        listeners = placement.service_ports
+        if self.generation is None:
+            self.listeners, self.gateway_ports = listeners, placement.gateway_ports
+        return placement, listeners
+
+    def _secure(self, config: dict[str, Any]) -> None:
+        if self.sidecar_setup is not None:
+            secure_gateway(config, self.sidecar_setup)
+
+    def _new_pod(self, bp: Blueprint, name: str) -> Pod:
+        """Replica NAME of BP, not started: generation 1's planned port, else a free one.
+        With sidecars it calls its own sidecar and is reached through it."""
+        port = self._ports.pop(name, None) or free_port()
+        setup = self.sidecar_setup
+        own = setup.app_listeners().get(name) if setup else None
+        endpoint_port = setup.inbound_ports().get(name, port) if setup else port
+        return Pod(name, bp.template, bp.pod_env(name, port, own), port, endpoint_port)
+
+    def _check_fixed_ports(self) -> None:
+        fixed = [(p, f"gateway port {n}") for n, p in self.gateway_ports.items()]
+        fixed += [(p, f"{s}:{n}") for (s, n), p in self.listeners.items()]
         fixed.append((self.admin_port, "Envoy admin"))
         if self.traces_port is not None:
             fixed.append((self.traces_port, "trace receiver"))
         for port, what in fixed:
             check_port_free(port, what)
-        eds_root = self.state_dir / EDS_DIR
-        shutil.rmtree(eds_root, ignore_errors=True)
-        eds_files = use_eds(config, eds_root / "envoy")
-        sidecar_configs = setup.configs if setup else {}
-        for name, path in sidecar_configs.items():
-            eds_files.update(_use_eds_in_file(path, eds_root / name))
-        probes = endpoint_probes(manifests)
-        self.endpoints = Endpoints(
-            eds_files,
-            {w.name: probes.get(w.deployment.name) for w in self.workloads},
-            {w.name: self.instance_url(w.name) for w in self.workloads},
-        )
-        self.endpoints.start()  # the files exist before Envoy (or validate) reads them
-        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        validate_all([self.config_path, *sidecar_configs.values()], binary)
-        log_dir = self.state_dir / "logs"
-        for w in self.workloads:
-            self.children.append(start_child(w.name, w.argv, w.env, log_dir, self.echo))
-        for s in setup.sidecars if setup else []:
-            argv = envoy.command(sidecar_configs[s.name], base_id=s.admin_port, binary=binary)
-            self.children.append(start_child(s.name, argv, {}, log_dir, self.echo))
-        if setup is not None:
-            pids = {c.name: c.popen.pid for c in self.children if c.name in setup.configs}
-            record_pids(self.state_dir, setup, pids)
-        argv = envoy.command(self.config_path, base_id=self.admin_port, binary=binary)
-        self.envoy = start_child("envoy", argv, {}, log_dir, self.echo)
-        self.children.append(self.envoy)
-        if self.traces_port is not None:
-            self.traces = start_child("traces", traces_command(self.traces_port), {}, log_dir,
-                                      self.echo)  # fmt: skip
-            self.children.append(self.traces)
-        self._wait_ready(started)
-        for w in self.workloads:  # probed ready, published, and in every Envoy's clusters
-            self._wait_in_rotation(w.name, listed=True)
-        self._settle()
-        self._state().write(self.state_dir)
-        self._state_written = True
-
-    def _state(self) -> MeshState:
-        assert self.envoy is not None
-        return MeshState(
-            pid=os.getpid(),
-            manifests=str(self.directory),
-            admin_url=self.admin_url,
-            gateway_urls=[f"http://{LOCAL_HOST}:{p}" for p in self.gateway_ports.values()],
-            service_urls={
-                f"{s}:{n}": f"http://{LOCAL_HOST}:{p}" for (s, n), p in self.listeners.items()
-            },
-            envoy_pid=self.envoy.popen.pid,
-            instances=[
-                InstanceState(w.name, w.deployment.name, w.image, w.port, c.popen.pid)
-                for w, c in zip(self.workloads, self.children, strict=False)
-            ],
-            traces_url=self.traces_url,
-        )
 
     def _wait_ready(self, started: float) -> None:
-        probes = {w.name: f"{self.instance_url(w.name)}/readyz" for w in self.workloads}
+        probes = {p.name: f"{p.url}/readyz" for p in self.workloads}
         probes["envoy"] = f"{self.admin_url}/ready"
         for s in self.sidecar_setup.sidecars if self.sidecar_setup else []:
             probes[s.name] = f"{s.admin_url}/ready"
@@ -462,142 +407,259 @@ class LocalMesh:
                     )
                 time.sleep(0.02)  # poll interval while waiting for readiness
 
-    # -- rolling restart (`mesh restart`; the `mesh up` process owns the children)
-    def restart(self, deployment: str, say: Callable[[str], None] = print) -> list[str]:
-        """Restart DEPLOYMENT's replicas one at a time, with no failed request.
-
-        Per replica, as a rollout with maxUnavailable 1 and maxSurge 0 would (a new process
-        needs the same port, so it cannot start first): readiness off (PUT /admin/ready
-        when the app has it), the prober sees its readinessProbe fail and the EDS files
-        drop it (a replica without probe or toggle is dropped as terminating), wait until
-        no Envoy lists it, SIGTERM (the app finishes what is in flight), start it again
-        with the same command, env and port, wait until it is probed ready, published and
-        listed (and healthy) by every Envoy. The state file gets the new pid. Returns the
-        restarted instance names; RunnerError on a failure.
-        """
-        assert self.endpoints is not None
-        names = [w.name for w in self.workloads if w.deployment.name == deployment]
-        if not names:
-            have = ", ".join(dict.fromkeys(w.deployment.name for w in self.workloads))
-            raise RunnerError(f"no Deployment {deployment!r} in this mesh (have: {have})")
-        for name in names:
-            index = next(i for i, w in enumerate(self.workloads) if w.name == name)
-            w, old = self.workloads[index], self.children[index]
-            probed = self.endpoints.probes.get(name) is not None
-            url = self.instance_url(name)
-            with httpx.Client(timeout=5.0) as client:
-                try:
-                    toggled = client.put(f"{url}/admin/ready", json={"ready": False})
-                    has_toggle = toggled.status_code == 200
-                except httpx.TransportError:
-                    has_toggle = False
-            if has_toggle and probed:
-                say(f"{name}: not ready; waiting until its readinessProbe fails")
-                if not self.endpoints.wait(name, ready=False, timeout=self.ready_timeout):
-                    raise RunnerError(
-                        f"{name}: readinessProbe still passes {self.ready_timeout:.0f}s "
-                        f"after PUT /admin/ready false"
-                    )
-            self.endpoints.set_terminating(name, True)
-            say(f"{name}: out of the endpoints; waiting until Envoy stops sending it requests")
-            self._wait_in_rotation(name, listed=False)
-            say(f"{name}: SIGTERM (pid {old.popen.pid}); in-flight requests finish")
-            stop_children([old])
-            self.endpoints.restarted(name)
-            new = start_child(name, w.argv, w.env, self.state_dir / "logs", self.echo)
-            self.children[index] = new
-            if self._state_written:
-                self._state().write(self.state_dir)
-            self._wait_child_ready(new, f"{url}/readyz")
-            self.endpoints.set_terminating(name, False)  # a probed one waits for its probe
-            self._wait_in_rotation(name, listed=True)
-            say(f"{name}: restarted (pid {new.popen.pid}), ready and in Envoy's rotation")
-        self._settle()
-        return names
-
-    def _settle(self) -> None:
-        """Wait out Envoy's update merge window after the last EDS change, so an outlier
-        ejection right after `ready` takes effect at once (as in a cluster whose
-        endpoints changed more than a second ago)."""
-        assert self.endpoints is not None
-        time.sleep(self.endpoints.settled_in())  # a known deadline, not a guess
-
-    def _wait_child_ready(self, child: Child, url: str) -> None:
-        deadline = time.monotonic() + self.ready_timeout
-        with httpx.Client(timeout=1.0) as client:
-            while True:
-                if not child.alive:
-                    raise RunnerError(
-                        f"{child.name} exited with status {child.popen.returncode} after a "
-                        f"restart; last lines:\n{child.last_lines()}"
-                    )
-                with contextlib.suppress(httpx.TransportError):
-                    if client.get(url).status_code == 200:
-                        return
-                if time.monotonic() > deadline:
-                    raise RunnerError(
-                        f"{child.name} not ready {self.ready_timeout:.0f}s after a restart"
-                    )
-                time.sleep(0.05)  # poll interval while waiting for readiness
-
+    # -- Envoy's view of a replica
     def _envoy_admin_urls(self) -> list[str]:
         """The shared Envoy's admin, then every sidecar's (each gets the endpoints)."""
         sidecars = self.sidecar_setup.sidecars if self.sidecar_setup else []
         return [self.admin_url, *(s.admin_url for s in sidecars)]
 
-    def _wait_in_rotation(self, instance: str, listed: bool) -> None:
-        """LISTED: until INSTANCE is probed ready, published and every Envoy lists it,
-        healthy (not ejected), in every cluster that holds it; else until no Envoy lists
-        it any more (then no new request goes to it)."""
-        assert self.endpoints is not None
-        clusters = set(self.endpoints.clusters_of(instance))
-        if not clusters:
-            return  # behind no Service: no Envoy sends it anything
-        deadline = time.monotonic() + self.ready_timeout
-        if listed and not self.endpoints.wait(instance, ready=True, timeout=self.ready_timeout):
-            raise RunnerError(
-                f"{instance}: readinessProbe not passing within {self.ready_timeout:.0f}s"
-            )
-        with httpx.Client(timeout=5.0) as client:
-            while True:
-                seen = []
-                for url in self._envoy_admin_urls():
-                    view = admin._get(client, f"{url}/clusters?format=json").json()
-                    for c in view.get("cluster_statuses", []):
-                        if c.get("name") not in clusters:
-                            continue
-                        hosts = [
-                            admin._host(h)
-                            for h in c.get("host_statuses", [])
-                            if h.get("hostname") == instance
-                        ]
-                        in_rotation = bool(hosts) and all(h.healthy for h in hosts)
-                        seen.append(in_rotation if listed else not hosts)
-                if seen and all(seen):
-                    return
-                if time.monotonic() > deadline:
-                    state = "list" if listed else "drop"
-                    raise RunnerError(
-                        f"Envoy did not {state} {instance} within {self.ready_timeout:.0f}s"
-                    )
-                time.sleep(0.05)  # Envoy reloads an EDS file within milliseconds
+    def _available(self, pod: Pod, timeout: float) -> bool:
+        """Until POD is ready and every Envoy lists it, healthy (False after TIMEOUT)."""
+        deadline = time.monotonic() + timeout
+        if not self.kubelet.wait_for(lambda: pod.ready or pod.terminating, timeout):
+            return False
+        clusters = set(self.endpoints.clusters_of(pod.deployment))
+        left = max(0.1, deadline - time.monotonic())
+        return wait_rotation(
+            self._envoy_admin_urls(),
+            clusters,
+            pod.endpoint_port,
+            True,
+            left,
+            gone=lambda: not pod.ready,
+        )
+
+    def _drained(self, pod: Pod) -> None:
+        """Until no Envoy lists POD (then no new request reaches it)."""
+        clusters = set(self.endpoints.clusters_of(pod.deployment))
+        wait_rotation(
+            self._envoy_admin_urls(), clusters, pod.endpoint_port, False, self.ready_timeout
+        )
+
+    def _settle(self) -> None:
+        """Wait out Envoy's update merge window after the last EDS change, so an outlier
+        ejection right after `ready` takes effect at once (as in a cluster whose
+        endpoints changed more than a second ago)."""
+        time.sleep(self.endpoints.settled_in())  # a known deadline, not a guess
+
+    # -- apply: a new generation (`mesh apply`, the watcher)
+    def apply(self, directory: str | Path | None = None, source: str = "apply") -> dict[str, Any]:
+        """Apply DIRECTORY (default: the one this mesh runs) as a new generation: refused
+        with findings, or pushed to Envoy and its Deployments reconciled. Returns
+        {generation, result: applied|refused|unchanged, changes, findings, problems}."""
+        with self._apply_lock:
+            try:
+                return self._apply(Path(directory) if directory else self.directory, source)
+            finally:
+                with self.kubelet.cond:  # wake whoever waits on the generation
+                    self.kubelet.cond.notify_all()
+
+    def _apply(self, directory: Path, source: str) -> dict[str, Any]:
+        previous = self.generation
+        assert previous is not None
+        number = self._next_number()
+        extra = trace_env(self.traces_url) if self.traces_url else None
+        try:
+            if self.sidecars:
+                raise Refused(
+                    "apply",
+                    [
+                        Finding(
+                            "",
+                            "",
+                            "",
+                            "",
+                            "a mesh started with "
+                            "--sidecars runs its first generation only; stop it and "
+                            "run `mesh up --sidecars` again",
+                        )
+                    ],
+                )
+            generation = build(number, directory, previous, self._placement, self.state_dir, extra)
+            self._check_new_listeners(generation)
+        except Refused as refused:
+            return self._refuse(number, refused.findings, source)
+        if generation.digest == previous.digest and directory == previous.directory:
+            self._numbers -= 1
+            return {
+                "generation": previous.number,
+                "result": "unchanged",
+                "changes": [],
+                "findings": [],
+                "problems": [],
+            }
+        self.endpoints.set_clusters(generation.eds_files, generation.deployment_of)
+        self.kubelet._changed()  # publish the replicas into the new clusters' files
+        try:
+            self.pusher.push(generation.xds, str(number), envoy_up=self._envoy_up())
+        except PushError as exc:
+            self.endpoints.set_clusters(previous.eds_files, previous.deployment_of)
+            self.kubelet._changed()
+            with contextlib.suppress(PushError):
+                self.pusher.push(previous.xds, f"{previous.number}-restored")
+            return self._refuse(number, [Finding("", "", "", "", str(exc))], source)
+        generation.applied_at = time.time()
+        self.generation = generation
+        self.directory = directory
+        self.refused = None
+        what = ", ".join(generation.changes) or "no object changed"
+        self.events.normal(
+            "Applied", f"generation/{number}", f"{what} (digest {generation.digest}, from {source})"
+        )
+        self._write_state()
+        problems = self.rollout.reconcile(generation.blueprints)
+        self._write_state()
+        return {
+            "generation": number,
+            "result": "applied",
+            "changes": generation.changes,
+            "findings": [],
+            "problems": problems,
+        }
+
+    def _apply_watched(self) -> None:
+        self.apply(source="watch")
+        if self.watcher is not None and self.generation is not None:
+            self.watcher.track(self.generation.manifests)
+
+    def _check_new_listeners(self, generation: Generation) -> None:
+        """A listener or gateway port the running mesh does not have yet must be free."""
+        _, listeners = self._placement(generation.manifests)
+        for (service, number), port in listeners.items():
+            if (service, number) in self.listeners or port in self.listeners.values():
+                continue
+            try:
+                check_port_free(port, f"{service}:{number}")
+            except RunnerError as exc:
+                raise Refused(
+                    "ports", [Finding("", "Service", service, "spec.ports", str(exc))]
+                ) from exc
+        self.listeners = {**self.listeners, **listeners}
+
+    def _envoy_up(self) -> bool:
+        envoy_proc = next((p for p in self.kubelet.system if p.name == "envoy"), None)
+        return bool(envoy_proc and envoy_proc.child and envoy_proc.child.alive)
+
+    def _refuse(self, number: int, findings: list[Finding], source: str) -> dict[str, Any]:
+        self.refused = {
+            "generation": number,
+            "at": time.time(),
+            "findings": [f.to_dict() for f in findings],
+        }
+        first = findings[0].line() if findings else "refused"
+        more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
+        self.events.warning(
+            "Refused",
+            f"generation/{number}",
+            f"{first}{more}; generation "
+            f"{self.generation.number if self.generation else 0} keeps "
+            f"serving (from {source})",
+        )
+        self._write_state()
+        return {
+            "generation": number,
+            "result": "refused",
+            "changes": [],
+            "findings": [f.to_dict() for f in findings],
+            "problems": [],
+        }
+
+    # -- rolling restart (`mesh restart`, as `kubectl rollout restart`)
+    def restart(self, deployment: str, say: Callable[[str], None] = print) -> list[str]:
+        """Replace DEPLOYMENT's replicas by its strategy (a surge replica starts on a new
+        port before an old one leaves), with no failed request. Returns the replaced
+        instance names; RunnerError on a failure."""
+        assert self.generation is not None
+        bp = self.generation.blueprints.get(deployment)
+        if bp is None:
+            have = ", ".join(self.generation.blueprints)
+            raise RunnerError(f"no Deployment {deployment!r} in this mesh (have: {have})")
+        with self._apply_lock:
+            names = sorted(p.name for p in self.kubelet.pods_of(deployment) if not p.terminating)
+            say(f"{deployment}: replacing {', '.join(names)} (strategy {strategy(bp.deployment)})")
+            if self.sidecars:
+                self._restart_in_place(deployment, say)
+            else:
+                try:
+                    self.rollout.roll(bp, force=True)
+                except StuckRollout as exc:
+                    raise RunnerError(str(exc)) from exc
+            self._settle()
+            for pod in sorted(self.kubelet.pods_of(deployment), key=lambda p: p.name):
+                say(f"{pod.name}: pid {pod.pid} port {pod.port}, ready and in Envoy's rotation")
+            self._write_state()
+            return names
+
+    def _restart_in_place(self, deployment: str, say: Callable[[str], None]) -> None:
+        """With sidecars a replica keeps its port (its sidecar's inbound cluster names it):
+        out of the endpoints, drained, SIGTERM, started again, back in rotation."""
+        for pod in sorted(self.kubelet.pods_of(deployment), key=lambda p: p.name):
+            say(f"{pod.name}: out of the endpoints; waiting until Envoy stops sending it requests")
+            self.kubelet.restart_in_place(pod, self._drained)
+            if not self._available(pod, self.ready_timeout):
+                raise RunnerError(f"{pod.name} not ready {self.ready_timeout:.0f}s after a restart")
+
+    # -- state file
+    def _write_state(self) -> None:
+        if not self._state_written:
+            return
+        with self._state_lock:
+            self._state().write(self.state_dir)
+
+    def config_status(self) -> dict[str, Any]:
+        g = self.generation
+        return {
+            "generation": g.number if g else 0,
+            "applied_at": g.applied_at if g else None,
+            "digest": g.digest if g else "",
+            "directory": str(self.directory),
+            "refused": self.refused,
+        }
+
+    def _state(self) -> MeshState:
+        envoy_proc = next((p for p in self.kubelet.system if p.name == "envoy"), None)
+        with self.kubelet.cond:
+            pods = list(self.kubelet.pods)
+            system = list(self.kubelet.system)
+        return MeshState(
+            pid=os.getpid(),
+            manifests=str(self.directory),
+            admin_url=self.admin_url,
+            gateway_urls=[f"http://{LOCAL_HOST}:{p}" for p in self.gateway_ports.values()],
+            service_urls={
+                f"{s}:{n}": f"http://{LOCAL_HOST}:{p}" for (s, n), p in self.listeners.items()
+            },
+            envoy_pid=(envoy_proc.pid or 0) if envoy_proc else 0,
+            instances=[
+                InstanceState(
+                    p.name,
+                    p.deployment,
+                    p.template.image,
+                    p.port,
+                    p.pid or 0,
+                    state=p.state,
+                    ready=p.ready,
+                    restarts=p.restarts,
+                    last_exit=p.last_exit,
+                )
+                for p in pods
+            ],
+            traces_url=self.traces_url,
+            config=self.config_status(),
+            system=[
+                {"name": s.name, "pid": s.pid, "restarts": s.restarts, "last_exit": s.last_exit}
+                for s in system
+            ],
+        )
 
     def stop(self) -> None:
         """Stop every process group and remove the state file; idempotent."""
-        if self.endpoints is not None:
-            self.endpoints.stop()
-        stop_children([c for c in self.children if c.popen.returncode is None])
+        if self.watcher is not None:
+            self.watcher.stop()
+        self.kubelet.stop()
         if self._state_written:  # never another mesh's state file
             remove_state(self.state_dir)
             self._state_written = False
 
 
-__all__ = [
-    "Child",
-    "LocalMesh",
-    "MeshError",
-    "RunnerError",
-    "echo_to",
-    "free_port",
-    "plan_workloads",
-]
+__all__ = ["Child", "LocalMesh", "MeshError", "RunnerError", "echo_to", "free_port", "rewrite_urls"]

@@ -16,11 +16,18 @@ DEFAULT_STATE_DIR = ".taskmesh"
 
 @dataclass
 class InstanceState:
+    """One replica, as `mesh status` shows it (keys are only ever added)."""
+
     name: str
     deployment: str
     image: str
     port: int
     pid: int
+    # mesh/loop/pods.py: starting, ready, not-ready, terminating, crash-loop
+    state: str = "starting"
+    ready: bool = False
+    restarts: int = 0
+    last_exit: str | None = None
 
     @property
     def url(self) -> str:
@@ -38,6 +45,11 @@ class MeshState:
     instances: list[InstanceState] = field(default_factory=list)
     # the trace receiver of `mesh up` (None with --no-traces)
     traces_url: str | None = None
+    # the config generation in force: {generation, applied_at, digest, directory,
+    # refused: null | {generation, at, findings: [{file, kind, name, field, message}]}}
+    config: dict[str, Any] = field(default_factory=dict)
+    # Envoy, sidecars, trace receiver: [{name, pid, restarts, last_exit}]
+    system: list[dict[str, Any]] = field(default_factory=list)
 
     def write(self, state_dir: Path) -> Path:
         state_dir.mkdir(parents=True, exist_ok=True)

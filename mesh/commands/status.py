@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from dataclasses import asdict
 from pathlib import Path
 
 import httpx
 
+from mesh.errors import StateError
 from mesh.state import DEFAULT_STATE_DIR, read_state
 
 HELP = "workloads and Envoy cluster health of a running mesh"
@@ -33,14 +35,50 @@ def _health(host: object) -> str:
     return "healthy" if getattr(host, "healthy", False) else "unhealthy"
 
 
+def _ago(stamp: float | None) -> str:
+    if not stamp:
+        return "-"
+    seconds = max(0, int(time.time() - stamp))
+    return f"{seconds}s ago" if seconds < 120 else f"{seconds // 60}m ago"
+
+
+def config_line(config: dict) -> list[str]:
+    """The generation in force, and the last refused one with why."""
+    if not config:
+        return []
+    lines = [
+        f"config generation {config.get('generation')} applied {_ago(config.get('applied_at'))} "
+        f"(digest {config.get('digest')}, from {config.get('directory')})"
+    ]
+    refused = config.get("refused")
+    if refused:
+        first = (refused.get("findings") or [{}])[0]
+        where = " ".join(
+            p
+            for p in (
+                first.get("file"),
+                f"{first['kind']}/{first['name']}" if first.get("kind") else "",
+                first.get("field"),
+            )
+            if p
+        )
+        lines.append(
+            f"  generation {refused.get('generation')} refused {_ago(refused.get('at'))}: "
+            f"{where + ': ' if where else ''}{first.get('message', '')}"
+        )
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     from mesh import admin
 
     state = read_state(Path(args.state_dir))
     with httpx.Client(timeout=2.0) as client:
-        readiness = {i.name: _ready(client, f"{i.url}/readyz") for i in state.instances}
         envoy_ready = _ready(client, f"{state.admin_url}/ready")
-    clusters = admin.clusters(state.admin_url)
+    try:
+        clusters = admin.clusters(state.admin_url)
+    except StateError:
+        clusters = []  # Envoy restarting: the kubelet brings it back
     if args.json:
         print(
             json.dumps(
@@ -48,10 +86,10 @@ def run(args: argparse.Namespace) -> int:
                     "manifests": state.manifests,
                     "gateway_urls": state.gateway_urls,
                     "admin_url": state.admin_url,
-                    "workloads": [
-                        {**asdict(i), "state": readiness[i.name]} for i in state.instances
-                    ],
+                    "workloads": [asdict(i) for i in state.instances],
                     "envoy": envoy_ready,
+                    "system": state.system,
+                    "config": state.config,
                     "clusters": [asdict(c) for c in clusters],
                 },
                 indent=2,
@@ -59,10 +97,24 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     print(f"mesh of {state.manifests}: gateway {', '.join(state.gateway_urls)}")
-    print(f"{'WORKLOAD':<16}{'DEPLOYMENT':<14}{'PORT':<7}{'PID':<9}STATE")
+    for line in config_line(state.config):
+        print(line)
+    print(
+        f"{'WORKLOAD':<16}{'DEPLOYMENT':<14}{'PORT':<7}{'PID':<9}{'STATE':<13}{'RESTARTS':<10}"
+        "LAST EXIT"
+    )
     for i in state.instances:
-        print(f"{i.name:<16}{i.deployment:<14}{i.port:<7}{i.pid:<9}{readiness[i.name]}")
-    print(f"{'envoy':<16}{'':<14}{'':<7}{state.envoy_pid:<9}{envoy_ready} ({state.admin_url})")
+        print(
+            f"{i.name:<16}{i.deployment:<14}{i.port:<7}{i.pid:<9}{i.state:<13}{i.restarts:<10}"
+            f"{i.last_exit or '-'}"
+        )
+    envoy_restarts = next(
+        (s.get("restarts", 0) for s in state.system if s.get("name") == "envoy"), 0
+    )
+    print(
+        f"{'envoy':<16}{'':<14}{'':<7}{state.envoy_pid:<9}{envoy_ready:<13}{envoy_restarts:<10}"
+        f"({state.admin_url})"
+    )
     for c in clusters:
         s = c.stats
         print(f"\n{c.name}")

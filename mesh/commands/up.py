@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from mesh.cli import CliError
-from mesh.manifests import display_path
 from mesh.state import DEFAULT_STATE_DIR
 from mesh.translate.placement import DEFAULT_ADMIN_PORT, DEFAULT_GATEWAY_PORT
 
@@ -65,6 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "and RBAC (AuthorizationPolicy) between workloads",
     )
     parser.add_argument("--quiet", action="store_true", help="do not echo the processes' logs")
+    parser.add_argument(
+        "--no-watch",
+        action="store_true",
+        help="do not apply DIR again when its files change (`mesh apply` still does)",
+    )
 
 
 def service_ports(args: argparse.Namespace) -> dict[str, int]:
@@ -124,6 +128,8 @@ def banner(mesh: Any, seconds: float) -> str:
     for obj, note in mesh.manifests.not_enforced():
         if not (setup and obj.kind in ENFORCED_KINDS):
             lines.append(f"  not enforced locally: {obj.ref}: {note}")
+    if getattr(mesh, "watcher", None) is not None:
+        lines.append(f"  watching  {mesh.directory} (a saved change is applied live; mesh events)")
     lines += [
         "try:",
         f"  curl -s {url}/api/tasks",
@@ -134,7 +140,7 @@ def banner(mesh: Any, seconds: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mesh.commands.restart import serve_requests
+    from mesh.control import serve_requests
     from mesh.runner import LocalMesh, echo_to
 
     if not Path(args.dir).is_dir():
@@ -150,20 +156,16 @@ def run(args: argparse.Namespace) -> int:
         sidecars=args.sidecars,
         traces_port=traces_port(args),
         echo=None if args.quiet else echo_to(sys.stdout),
+        watch=not args.no_watch,
     )
     try:
         with mesh:
             print(banner(mesh, time.monotonic() - started), flush=True)
             while True:
-                serve_requests(mesh)  # `mesh restart`: this process owns the children
-                dead = mesh.dead()
-                if dead:
-                    child = dead[0]
-                    raise CliError(
-                        f"{child.name} exited with status {child.popen.returncode}; "
-                        f"stopping the mesh (logs in {display_path(mesh.state_dir / 'logs')})"
-                    )
-                time.sleep(0.5)  # supervision tick; signals interrupt it
+                # `mesh restart`, `mesh apply`: this process owns the replicas and the
+                # config; the kubelet (restarts) and the watcher run in their own threads
+                serve_requests(mesh)
+                time.sleep(0.2)  # control tick; signals interrupt it
     except KeyboardInterrupt:
         mesh.stop()  # already stopped by the with block; a no-op then
         print("mesh up: stopped", file=sys.stderr)

@@ -27,9 +27,10 @@ PROBE_FIELDS = (
 
 
 @dataclass(frozen=True)
-class ReadinessProbe:
-    """Kubernetes' defaults where the manifest says nothing (period 10 s, timeout 1 s,
-    failureThreshold 3, successThreshold 1). PATH None: a TCP connect probe."""
+class Probe:
+    """A container probe with Kubernetes' defaults where the manifest says nothing
+    (initialDelaySeconds 0, period 10 s, timeout 1 s, failureThreshold 3,
+    successThreshold 1). PATH None: a TCP connect probe."""
 
     path: str | None
     headers: tuple[tuple[str, str], ...] = ()
@@ -37,28 +38,59 @@ class ReadinessProbe:
     timeout_s: int = 1
     failure_threshold: int = 3
     success_threshold: int = 1
+    initial_delay_s: int = 0
 
 
-def readiness_probe(d: Any, serving_port: int) -> ReadinessProbe | None:
+# The name the endpoints code and compose health checks were written against.
+ReadinessProbe = Probe
+
+
+@dataclass(frozen=True)
+class PodProbes:
+    """What the local kubelet runs for one replica (None: that probe is not set)."""
+
+    startup: Probe | None = None
+    liveness: Probe | None = None
+    readiness: Probe | None = None
+
+
+def readiness_probe(d: Any, serving_port: int) -> Probe | None:
     """D's readinessProbe (None without one); TranslationError naming the field when the
-    local mesh cannot run it. initialDelaySeconds needs nothing: the runner waits on the
-    app's /readyz before it reports the mesh ready."""
+    local mesh cannot run it."""
+    return container_probe(d, serving_port, "readinessProbe")
+
+
+def pod_probes(d: Any, serving_port: int) -> PodProbes:
+    """D's startup, liveness and readiness probes as the local kubelet runs them.
+    Kubernetes refuses a successThreshold other than 1 for liveness and startup."""
+    startup = container_probe(d, serving_port, "startupProbe", single_success=True)
+    liveness = container_probe(d, serving_port, "livenessProbe", single_success=True)
+    return PodProbes(startup, liveness, readiness_probe(d, serving_port))
+
+
+def container_probe(
+    d: Any, serving_port: int, key: str, single_success: bool = False
+) -> Probe | None:
+    """The probe at KEY of D's container (None without one)."""
     template = ((d.raw.get("spec") or {}).get("template") or {}).get("spec") or {}
     for c in Node(d, "spec.template.spec", template).items("containers"):
-        probe = c.get("readinessProbe")
+        probe = c.get(key)
         if probe is None:
             continue
         probe.only(*PROBE_FIELDS)
 
-        def number(key: str, default: int, node: Node = probe) -> int:
-            return node.at(key).int(1) if node.has(key) else default
+        def number(key: str, default: int, node: Node = probe, least: int = 1) -> int:
+            return node.at(key).int(least) if node.has(key) else default
 
         timing = {
             "period_s": number("periodSeconds", 10),
             "timeout_s": number("timeoutSeconds", 1),
             "failure_threshold": number("failureThreshold", 3),
             "success_threshold": number("successThreshold", 1),
+            "initial_delay_s": number("initialDelaySeconds", 0, least=0),
         }
+        if single_success and timing["success_threshold"] != 1:
+            raise probe.at("successThreshold").error(f"must be 1 for a {key}")
         if probe.has("httpGet"):
             get = probe.at("httpGet").only("path", "port", "scheme", "httpHeaders")
             _check_probe_port(d, c, get.at("port"), serving_port)
@@ -69,11 +101,11 @@ def readiness_probe(d: Any, serving_port: int) -> ReadinessProbe | None:
                 h.only("name", "value")
                 headers.append((h.at("name").str(), h.at("value").str()))
             path = get.at("path").str() if get.has("path") else "/"
-            return ReadinessProbe(path, tuple(headers), **timing)
+            return Probe(path, tuple(headers), **timing)
         if probe.has("tcpSocket"):
             tcp = probe.at("tcpSocket").only("port")
             _check_probe_port(d, c, tcp.at("port"), serving_port)
-            return ReadinessProbe(None, **timing)
+            return Probe(None, **timing)
         raise probe.error("needs httpGet or tcpSocket in the local mesh")
     return None
 
@@ -93,7 +125,7 @@ def _check_probe_port(d: Any, container: Node, port: Node, serving_port: int) ->
         )
 
 
-def as_health_check(probe: ReadinessProbe) -> dict[str, Any]:
+def as_health_check(probe: Probe) -> dict[str, Any]:
     """PROBE as an Envoy active health check (compose target: no endpoints controller
     there); probed with no traffic too, as the kubelet does (Envoy's default is 60 s)."""
     interval = envoy_duration(probe.period_s)

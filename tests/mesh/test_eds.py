@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 import json
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,13 @@ from typing import Any
 import pytest
 import yaml
 
-from mesh.endpoints import Endpoints
+from mesh.loop.endpoints import Endpoint, Endpoints
+from mesh.loop.prober import ProbeWorker
+from mesh.loop.workloads import deployment_of
 from mesh.manifests import load
 from mesh.translate.clusters import endpoint_probes
 from mesh.translate.eds import ASSIGNMENT_TYPE, discovery_response, hostnames, use_eds
-from mesh.translate.probes import ReadinessProbe
+from mesh.translate.probes import PodProbes, Probe, ReadinessProbe
 from tests.mesh.support import K8S, backend_cluster, cluster, local_config
 
 
@@ -90,36 +93,54 @@ def test_the_runner_probes_what_the_deployments_declare() -> None:
         assert probe.success_threshold == declared.get("successThreshold", 1)
 
 
-def published(path: Path) -> list[str]:
+def published(path: Path) -> list[tuple[str, int]]:
     (resource,) = json.loads(path.read_text())["resources"]
-    return hostnames(resource)
+    return [
+        (e["endpoint"]["hostname"], e["endpoint"]["address"]["socket_address"]["port_value"])
+        for group in resource["endpoints"]
+        for e in group["lb_endpoints"]
+    ]
 
 
-def test_a_replica_without_probe_is_published_at_once_and_leaves_when_terminating(
+def test_the_publisher_writes_the_ready_replicas_of_the_selected_deployments(
     tmp_path: Path,
 ) -> None:
     _, _, files = eds_config(tmp_path)
     v1 = next(p for p, a in files.items() if a["cluster_name"] == backend_cluster("v1"))
-    names = hostnames(files[v1])
-    endpoints = Endpoints(files, {n: None for n in names}, {})
-    endpoints.start()
-    try:
-        assert published(v1) == names
-        endpoints.set_terminating(names[0], True)
-        assert published(v1) == names[1:]
-        assert not endpoints.published(names[0])
-        endpoints.set_terminating(names[0], False)
-        assert published(v1) == names
-        assert not list(v1.parent.glob(".*.tmp"))  # temp files moved over, none left
-    finally:
-        endpoints.stop()
+    v2 = next(p for p, a in files.items() if a["cluster_name"] == backend_cluster("v2"))
+    endpoints = Endpoints()
+    endpoints.set_clusters(files, deployment_of(load(K8S)))
+    assert published(v1) == [] and published(v2) == []  # nothing ready yet
+    a, b = (
+        Endpoint("backend-v1-0", "backend-v1", 4001),
+        Endpoint("backend-v1-1", "backend-v1", 4002),
+    )
+    surge = Endpoint("backend-v1-0", "backend-v1", 4003)  # a rolling update's new replica
+    assert endpoints.sync([a, b, Endpoint("backend-v2-0", "backend-v2", 4004)])
+    assert published(v1) == [("backend-v1-0", 4001), ("backend-v1-1", 4002)]
+    assert published(v2) == [("backend-v2-0", 4004)]
+    before = v2.stat().st_mtime_ns
+    assert endpoints.sync([b, surge, Endpoint("backend-v2-0", "backend-v2", 4004)])
+    assert published(v1) == [("backend-v1-0", 4003), ("backend-v1-1", 4002)]
+    assert v2.stat().st_mtime_ns == before  # unchanged endpoints: the file is left alone
+    assert not endpoints.sync([b, surge, Endpoint("backend-v2-0", "backend-v2", 4004)])
+    assert set(endpoints.clusters_of("backend-v1")) == {
+        backend_cluster("v1"),
+        "outbound|5000||backend-service.default.svc.cluster.local",
+    }
+    assert not list(v1.parent.glob(".*.tmp"))  # temp files moved over, none left
 
 
-class _Readyz(BaseHTTPRequestHandler):
+class _Health(BaseHTTPRequestHandler):
     status = 200
+    startup_status = 200
+    counts: dict[str, int] = {}
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        self.send_response(type(self).status if self.path == "/readyz" else 404)
+        cls = type(self)
+        cls.counts[self.path] = cls.counts.get(self.path, 0) + 1
+        status = {"/readyz": cls.status, "/healthz": cls.status, "/startz": cls.startup_status}
+        self.send_response(status.get(self.path, 404))
         self.end_headers()
 
     def log_message(self, *args: object) -> None:
@@ -127,9 +148,9 @@ class _Readyz(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(name="app")
-def _app() -> Iterator[tuple[str, type[_Readyz]]]:
-    """A /readyz on a free loopback port whose status the test sets."""
-    handler = type("Readyz", (_Readyz,), {"status": 503})
+def _app() -> Iterator[tuple[str, type[_Health]]]:
+    """A /readyz and /healthz on a free loopback port whose status the test sets."""
+    handler = type("Health", (_Health,), {"status": 503, "counts": {}})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -140,23 +161,92 @@ def _app() -> Iterator[tuple[str, type[_Readyz]]]:
         server.server_close()
 
 
-def test_the_prober_publishes_a_replica_while_its_probe_passes(
-    tmp_path: Path, app: tuple[str, type[_Readyz]]
+class Seen:
+    """What a ProbeWorker reported, waited on without sleeping."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.ready: list[bool] = []
+        self.unhealthy: list[str] = []
+
+    def on_ready(self, ready: bool) -> None:
+        with self.cond:
+            self.ready.append(ready)
+            self.cond.notify_all()
+
+    def on_unhealthy(self, message: str) -> None:
+        with self.cond:
+            self.unhealthy.append(message)
+            self.cond.notify_all()
+
+    def wait(self, predicate: Callable[[], bool]) -> bool:
+        with self.cond:
+            return self.cond.wait_for(predicate, timeout=15)
+
+
+def test_the_prober_reports_readiness_while_the_probe_passes(
+    app: tuple[str, type[_Health]],
 ) -> None:
     url, handler = app
-    _, _, files = eds_config(tmp_path)
-    v1 = next(p for p, a in files.items() if a["cluster_name"] == backend_cluster("v1"))
-    probed, other = hostnames(files[v1])
-    probe = ReadinessProbe("/readyz", period_s=1, failure_threshold=1)
-    endpoints = Endpoints(files, {probed: probe, other: None}, {probed: url})
-    endpoints.start()
+    seen, stop = Seen(), threading.Event()
+    probes = PodProbes(readiness=ReadinessProbe("/readyz", period_s=1, failure_threshold=1))
+    worker = ProbeWorker("x-0", url, probes, stop.is_set, seen.on_ready, seen.on_unhealthy, stop)
+    worker.start()
     try:
-        assert published(v1) == [other]  # not ready until probed
         handler.status = 200
-        assert endpoints.wait(probed, ready=True, timeout=10)
-        assert published(v1) == [probed, other]
+        assert seen.wait(lambda: seen.ready[-1:] == [True])
         handler.status = 503
-        assert endpoints.wait(probed, ready=False, timeout=10)
-        assert published(v1) == [other]
+        assert seen.wait(lambda: seen.ready[-1:] == [False])
+        handler.status = 200
+        assert seen.wait(lambda: seen.ready[-1:] == [True])
+        assert seen.unhealthy == []  # readiness never kills
     finally:
-        endpoints.stop()
+        stop.set()
+        worker.thread.join(timeout=5)
+
+
+def test_the_prober_calls_a_failing_liveness_probe_unhealthy(
+    app: tuple[str, type[_Health]],
+) -> None:
+    url, handler = app
+    handler.status = 200
+    seen, stop = Seen(), threading.Event()
+    liveness = Probe("/healthz", period_s=1, failure_threshold=2)
+    worker = ProbeWorker(
+        "x-0", url, PodProbes(liveness=liveness), stop.is_set, seen.on_ready,
+        seen.on_unhealthy, stop,
+    )  # fmt: skip
+    worker.start()
+    try:
+        assert seen.wait(lambda: seen.ready == [True])  # no readinessProbe: ready at once
+        handler.status = 500
+        assert seen.wait(lambda: bool(seen.unhealthy))
+        assert seen.unhealthy[0].startswith("liveness probe failed 2 times (GET /healthz)")
+    finally:
+        stop.set()
+        worker.thread.join(timeout=5)
+
+
+def test_a_startup_probe_holds_the_other_probes_back(app: tuple[str, type[_Health]]) -> None:
+    url, handler = app
+    seen, stop = Seen(), threading.Event()
+    probes = PodProbes(
+        startup=Probe("/startz", period_s=1, failure_threshold=30),
+        readiness=ReadinessProbe("/readyz", period_s=1),
+    )
+    handler.status, handler.startup_status = 200, 503
+    worker = ProbeWorker("x-0", url, probes, stop.is_set, seen.on_ready, seen.on_unhealthy, stop)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 15
+        while handler.counts.get("/startz", 0) < 2 and time.monotonic() < deadline:
+            stop.wait(0.05)  # poll the server's count: the condition, not a duration
+        assert handler.counts.get("/startz", 0) >= 2
+        # the startup probe failed twice: readiness was never probed, nothing reported
+        assert handler.counts.get("/readyz", 0) == 0 and seen.ready == []
+        handler.startup_status = 200
+        assert seen.wait(lambda: seen.ready == [True])
+        assert seen.unhealthy == []
+    finally:
+        stop.set()
+        worker.thread.join(timeout=5)

@@ -14,8 +14,9 @@ import pytest
 import yaml
 
 from mesh.errors import RunnerError, StateError
+from mesh.loop.workloads import blueprint, rewrite_urls
 from mesh.manifests import load
-from mesh.runner import LocalMesh, _stop_leftovers, plan_workloads, rewrite_urls
+from mesh.runner import LocalMesh, _stop_leftovers
 from mesh.state import check_no_running_mesh, read_state
 from tests.mesh.support import K8S
 from tests.support.mesh import new_mesh
@@ -27,23 +28,41 @@ def listeners() -> dict[tuple[str, int], int]:
     return {("backend-service", 5000): 15500, ("frontend-service", 8000): 15800}
 
 
-def test_plan_runs_each_replica_with_the_deployment_env(tmp_path: Path) -> None:
+def test_each_replica_runs_with_the_deployment_env(tmp_path: Path) -> None:
     m = load(K8S)
-    workloads = plan_workloads(m, tmp_path, listeners())
-    assert [w.name for w in workloads] == [i for d in m.deployments for i in d.instance_names()]
     dbs = set()
-    for w in workloads:
-        image_kind = "backend" if "backend" in w.image else "frontend"
-        assert Path(w.argv[0]).name == image_kind
-        assert w.env["INSTANCE_NAME"] == w.name
-        assert w.env["HOST"] == "127.0.0.1"
-        assert w.env["PORT"] == str(w.port)
-        if image_kind == "backend":
-            dbs.add(w.env["TASKS_DB"])
-        else:
-            assert w.env["BACKEND_URL"] == "http://127.0.0.1:15500"
+    for n, d in enumerate(m.deployments):
+        bp = blueprint(d, m, listeners(), tmp_path)
+        image_kind = "backend" if "backend" in bp.template.image else "frontend"
+        assert Path(bp.template.argv[0]).name == image_kind
+        for i, name in enumerate(d.instance_names()):
+            env = bp.pod_env(name, 30000 + 10 * n + i)
+            assert env["INSTANCE_NAME"] == name
+            assert env["HOST"] == "127.0.0.1"
+            assert env["PORT"] == str(30000 + 10 * n + i)
+            if image_kind == "backend":
+                dbs.add(env["TASKS_DB"])
+            else:
+                assert env["BACKEND_URL"] == "http://127.0.0.1:15500"
     assert dbs == {str((tmp_path / "tasks.db").resolve())}  # one shared store
-    assert len({w.port for w in workloads}) == len(workloads)
+
+
+def test_a_changed_pod_template_changes_the_digest_and_a_replica_count_does_not(
+    tmp_path: Path,
+) -> None:
+    m = load(K8S)
+    d = next(x for x in m.deployments if x.name == "backend-v1")
+    before = blueprint(d, m, listeners(), tmp_path).template.digest
+    d.raw["spec"]["replicas"] = 5
+    assert blueprint(d, m, listeners(), tmp_path).template.digest == before
+    d.raw["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = "v9"
+    assert blueprint(d, m, listeners(), tmp_path).template.digest != before
+    moved = {**listeners(), ("backend-service", 5000): 15501}
+    f = next(x for x in m.deployments if x.name == "frontend")
+    assert (
+        blueprint(f, m, moved, tmp_path).template.digest
+        != blueprint(f, m, listeners(), tmp_path).template.digest
+    )  # BACKEND_URL follows the listener: a new process
 
 
 @pytest.mark.parametrize(

@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from mesh.load.options import build_options
 from mesh.load.runner import Result, run_load_async
-from mesh.processes import start_child, stop_children
 from mesh.runner import LocalMesh
 
 # the hard cap of a background run; tests stop it long before
@@ -71,15 +69,17 @@ class BackgroundLoad:
             raise self._error
 
 
-def kill_and_start_again(mesh: LocalMesh, instance: str, sig: int = signal.SIGKILL) -> int:
-    """Signal INSTANCE's process group with SIG, wait for it to exit, start it again with
-    the same command, env and port (what a kubelet does after a crash); the new pid."""
-    index = next(i for i, w in enumerate(mesh.workloads) if w.name == instance)
-    w, old = mesh.workloads[index], mesh.children[index]
-    old.signal(sig)
-    old.popen.wait(timeout=30)
-    stop_children([old])  # reaps and closes its pipes
-    new = start_child(w.name, w.argv, w.env, Path(mesh.state_dir) / "logs", None)
-    mesh.children[index] = new
-    mesh._wait_child_ready(new, f"{mesh.instance_url(instance)}/readyz")
-    return new.popen.pid
+def kill_and_wait_restart(mesh: LocalMesh, instance: str, sig: int = signal.SIGKILL) -> int:
+    """Signal INSTANCE's process group with SIG and wait until the mesh's kubelet has
+    started it again and it is back in Envoy's rotation; the new pid."""
+    pod = mesh.pod(instance)
+    restarts, old = pod.restarts, pod.pid
+    assert pod.child is not None
+    pod.child.signal(sig)
+    assert mesh.kubelet.wait_for(lambda: pod.restarts > restarts and pod.ready, timeout=60), (
+        pod.state,
+        pod.last_exit,
+    )
+    assert mesh._available(pod, 60)
+    assert pod.pid != old
+    return pod.pid or 0

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from mesh.runner import LocalMesh
-from tests.robustness.support import kill_and_start_again
+from tests.robustness.support import kill_and_wait_restart
 
 pytestmark = pytest.mark.integration
 
@@ -89,7 +89,7 @@ def test_every_acknowledged_task_exists_once_after_a_replica_dies(
         futures = [pool.submit(writer, url, ledger, stop) for _ in range(WRITERS)]
         wait_acked(ledger, BEFORE_KILL)
         killed_at = len(ledger.acked)
-        kill_and_start_again(mesh, "backend-v1-0", sig)
+        kill_and_wait_restart(mesh, "backend-v1-0", sig)
         wait_acked(ledger, killed_at + AFTER_KILL)
         stop.set()
         for f in futures:

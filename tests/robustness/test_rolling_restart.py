@@ -14,9 +14,9 @@ pytestmark = pytest.mark.integration
 
 def pids(mesh: LocalMesh, deployment: str) -> dict[str, int]:
     return {
-        w.name: c.popen.pid
-        for w, c in zip(mesh.workloads, mesh.children, strict=False)
-        if w.deployment.name == deployment
+        w.name: w.pid or 0
+        for w in mesh.workloads
+        if w.deployment == deployment and not w.terminating
     }
 
 

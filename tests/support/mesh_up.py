@@ -12,6 +12,7 @@ from pathlib import Path
 from tests.support.procs import VENV_BIN, free_port
 
 SERVICES = ("backend-service", "frontend-service")
+READY = "\ntry:\n"  # the banner's last block, printed once the mesh is ready
 
 
 @dataclass
@@ -30,7 +31,8 @@ def mesh_up(
     directory: Path, workdir: Path, *options: str, timeout: float = 60.0
 ) -> Iterator[MeshUp]:
     """Run `mesh up DIRECTORY --quiet OPTIONS` with every port free and its state dir and
-    log under WORKDIR; yield once the state file exists (written when all is ready).
+    log under WORKDIR; yield once it says it is ready (its banner; the state file exists
+    from before, as soon as the processes are started).
 
     A test may stop it itself (a signal, then `proc.wait`); one still running at the end
     is terminated (SIGTERM lets `mesh up` stop its children), killed if it hangs."""
@@ -45,10 +47,11 @@ def mesh_up(
     up = MeshUp(proc, state_dir, log, gateway)
     try:
         deadline = time.monotonic() + timeout
-        while not (state_dir / "mesh.json").exists():
+        while READY not in up.output():
             assert proc.poll() is None, up.output()
             assert time.monotonic() < deadline, up.output()
-            time.sleep(0.05)  # poll for the state file, written once everything is ready
+            time.sleep(0.05)  # poll for the banner, printed once everything is ready
+        assert (state_dir / "mesh.json").exists(), up.output()
         yield up
     finally:
         if proc.poll() is None:

@@ -1,0 +1,98 @@
+"""Ask the running `mesh up` to act: requests and answers as files in its state dir.
+
+The `mesh up` process owns every replica and the Envoy config (it is the kubelet and
+istiod of the local mesh), so commands that change the mesh (`mesh restart`, `mesh
+apply`) ask it rather than act themselves, through files in the state dir that both
+already share and that need no port:
+
+    <state-dir>/control/<id>.request.json   {"restart": "backend-v1"} | {"apply": "DIR"}
+    <state-dir>/control/<id>.result.json    {"ok": true, "lines": [...], ...}
+
+`mesh up` looks for requests on its supervision tick (`serve_requests`); the command
+waits for the result, bounded by its --timeout, and gives up early if `mesh up` exits.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mesh.cli import CliError
+from mesh.state import pid_alive, read_state, write_json
+
+CONTROL_DIR = "control"
+REQUEST_SUFFIX = ".request.json"
+RESULT_SUFFIX = ".result.json"
+
+
+def _recorder(lines: list[str], say: Callable[[str], None], prefix: str) -> Callable[[str], None]:
+    def record(line: str) -> None:
+        lines.append(line)
+        say(f"{prefix}{line}")
+
+    return record
+
+
+def serve_requests(mesh: Any, say: Callable[[str], None] = print) -> int:
+    """Carry out the pending requests of MESH's state dir; how many were handled.
+
+    Called by `mesh up` between supervision ticks, in its main thread: Ctrl-C during a
+    request stops everything."""
+    control = Path(mesh.state_dir) / CONTROL_DIR
+    if not control.is_dir():
+        return 0
+    handled = 0
+    for request in sorted(control.glob(f"*{REQUEST_SUFFIX}")):
+        result = control / request.name.replace(REQUEST_SUFFIX, RESULT_SUFFIX)
+        lines: list[str] = []
+        outcome: dict[str, Any]
+        try:
+            body = json.loads(request.read_text())
+            if "restart" in body:
+                record = _recorder(lines, say, "mesh restart: ")
+                deployment = body["restart"]
+                if not isinstance(deployment, str):
+                    raise TypeError("restart must name a Deployment")
+                mesh.restart(deployment, say=record)
+                outcome = {"ok": True, "lines": lines}
+            elif "apply" in body:
+                directory = body["apply"]
+                outcome = {"ok": True, "lines": lines, **mesh.apply(directory, source="mesh apply")}
+            else:
+                raise ValueError(f"unknown request {sorted(body)}")
+        except Exception as exc:  # any failure goes back to the caller, the mesh keeps running
+            say(f"mesh: request failed: {exc}")
+            outcome = {"ok": False, "lines": lines, "error": str(exc)}
+        request.unlink(missing_ok=True)
+        write_json(result, outcome)
+        handled += 1
+    return handled
+
+
+def ask(state_dir: Path, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Send BODY to the `mesh up` of STATE_DIR and wait for its answer (CliError if it
+    exits or does not answer within TIMEOUT)."""
+    state = read_state(state_dir)
+    control = state_dir / CONTROL_DIR
+    control.mkdir(parents=True, exist_ok=True)
+    ident = uuid.uuid4().hex
+    request = control / f"{ident}{REQUEST_SUFFIX}"
+    result = control / f"{ident}{RESULT_SUFFIX}"
+    write_json(request, body)
+    deadline = time.monotonic() + timeout
+    try:
+        while not result.exists():
+            if not pid_alive(state.pid):
+                raise CliError(f"the mesh (pid {state.pid}) exited before it answered")
+            if time.monotonic() > deadline:
+                raise CliError(f"no answer from the mesh (pid {state.pid}) within {timeout:g}s")
+            time.sleep(0.05)  # mesh up answers on its supervision tick
+    finally:
+        request.unlink(missing_ok=True)  # never left for a later mesh to act on
+    outcome: dict[str, Any] = json.loads(result.read_text())
+    result.unlink(missing_ok=True)
+    return outcome
