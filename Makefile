@@ -5,8 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
+# Debian's browser for the page tests (tests/page/conftest.py), and the busy loop of test-busy.
+CHROMIUM := /usr/bin/chromium
+STRESS_NG := /usr/bin/stress-ng
 
-.PHONY: demo-canary demo-circuit-breaker demo-outlier soak install run test test-unit test-integration lint check bench clean minikube minikube-down compose-config
+.PHONY: demo-canary demo-circuit-breaker demo-outlier soak install run test test-unit test-integration test-busy chromium stress-ng lint check bench clean minikube minikube-down compose-config
 
 # (Re)install only when the project's dependency list changes.
 $(STAMP): pyproject.toml
@@ -22,15 +25,29 @@ run: $(STAMP)
 	$(BIN)/mesh up k8s
 
 ## Every test: lint, unit tests, real-process tests, manifest checks.
-test: $(STAMP)
+test: chromium $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -m 'not integration'
 
-test-integration: $(STAMP)
+test-integration: chromium $(STAMP)
 	$(BIN)/python -m pytest -m integration
+
+## The whole suite while every core is kept busy by a bounded stress-ng, as on a
+## shared CI machine: timing-sensitive tests fail here first.
+test-busy: chromium stress-ng $(STAMP)
+	$(BIN)/ruff check .
+	bash scripts/while-busy.sh $(BIN)/python -m pytest
+
+## Debian packages the tests need, checked before anything runs: installed when
+## run as root with apt-get (as on CI), else one line says what to install.
+chromium:
+	@bash scripts/ensure-apt-package.sh $(CHROMIUM) chromium "the page tests (tests/page)"
+
+stress-ng:
+	@bash scripts/ensure-apt-package.sh $(STRESS_NG) stress-ng "make test-busy"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
