@@ -155,7 +155,12 @@ class BreakerStep:
     connections: int
     result: Result
     stats: dict[str, dict[str, int]]  # cluster -> {stat: value}, read after the step
-    overflow_delta: int  # upstream_rq_pending_overflow added by this step, over the clusters
+    overflow_deltas: dict[str, int]  # cluster -> upstream_rq_pending_overflow added by this step
+
+    @property
+    def overflow_delta(self) -> int:
+        """upstream_rq_pending_overflow added by this step, over every cluster."""
+        return sum(self.overflow_deltas.values())
 
 
 @dataclass
@@ -171,13 +176,23 @@ class BreakerReport:
                 remaining = values.get(REMAINING_PENDING, "n/a (no track_remaining)")
                 lines.append(
                     f"      {cluster}: {PENDING_OVERFLOW} {overflow} "
-                    f"(+{s.overflow_delta} this step), remaining_pending {remaining}"
+                    f"(+{s.overflow_deltas.get(cluster, 0)} this step), "
+                    f"remaining_pending {remaining}"
                 )
         return "\n".join(lines)
 
 
-def _overflow_total(stats: Mapping[str, Mapping[str, int]]) -> int:
-    return sum(v.get(PENDING_OVERFLOW, 0) for v in stats.values())
+def overflow_deltas(
+    before: Mapping[str, Mapping[str, int]], after: Mapping[str, Mapping[str, int]]
+) -> dict[str, int]:
+    """Each cluster's own upstream_rq_pending_overflow growth from BEFORE to AFTER.
+
+    A cluster that appears only AFTER grew from 0; one that disappeared is left out.
+    """
+    return {
+        cluster: values.get(PENDING_OVERFLOW, 0) - before.get(cluster, {}).get(PENDING_OVERFLOW, 0)
+        for cluster, values in after.items()
+    }
 
 
 def circuit_breaker(
@@ -201,8 +216,7 @@ def circuit_breaker(
     for c in steps:
         result = run_load(url, connections=c, requests=c * requests_per_connection)
         after = admin.stats(suffixes, cluster_filter)
-        delta = _overflow_total(after) - _overflow_total(before)
-        report.steps.append(BreakerStep(c, result, after, delta))
+        report.steps.append(BreakerStep(c, result, after, overflow_deltas(before, after)))
         before = after
     return report
 

@@ -3,8 +3,9 @@
 Each demo starts the local mesh from the manifest directory the task needs, on
 free ports and in a temporary state directory (so it never collides with a
 running `make run` or its state file), runs the scenario of :mod:`mesh.demos`
-against it, prints the evidence and stops every process. Every step is bounded
-in requests or time; the logs of a failed run are kept and their path printed.
+against it, prints the evidence and then stops every process (the line
+`stopped ...` comes after the results of that mesh). Every step is bounded in
+requests or time; the logs of a failed run are kept and their path printed.
 
 - canary: `k8s` (x-canary: "true" -> v2, else v1), then `k8s/variants/weighted`
   (90/10 split, x-canary still v2). Load enters at the gateway, so the split
@@ -37,8 +38,10 @@ DEFAULT_REQUESTS = {"canary": 100, "circuit-breaker": 10}
 CANARY_CONNECTIONS = 4
 OUTLIER_CONNECTIONS = 4
 OUTLIER_INSTANCE = "backend-v1-0"
-EJECT_WAIT_S = 10.0
-RETURN_WAIT_S = 30.0  # baseEjectionTime is 15s in k8s/; Envoy re-admits on its next sweep
+EJECT_WAIT_S = 30.0  # load stops as soon as Envoy ejects (seconds on a quiet machine)
+# baseEjectionTime is 15s in k8s/ (30s for a second ejection); Envoy re-admits on its next
+# sweep. The wait ends as soon as the host is back: the room is for a loaded machine.
+RETURN_WAIT_S = 60.0
 POLL_INTERVAL_S = 0.2
 
 Out = Callable[[str], None]
@@ -93,7 +96,8 @@ def local_mesh(directory: Path, out: Out) -> Iterator[Any]:
     """LocalMesh of DIRECTORY with every listener and the admin on a free port.
 
     The state directory is temporary: removed after a clean run, kept (and named)
-    after a failure so its logs can be read.
+    after a failure so its logs can be read. The caller prints its results inside the
+    block, so they come before the line that says the mesh stopped.
     """
     from mesh.manifests import load
     from mesh.runner import LocalMesh, free_port
@@ -128,10 +132,19 @@ def local_mesh(directory: Path, out: Out) -> Iterator[Any]:
             shutil.rmtree(work, ignore_errors=True)
         else:
             out(f"  logs kept in {work / 'logs'}")
-    out("  stopped")
+    out(f"stopped the local mesh from {directory}")
 
 
 # --------------------------------------------------------------------------- canary
+
+
+def _base_section(report: Any) -> str:
+    return "\n".join(["", "== k8s: header-based canary ==", report.render()])
+
+
+def _weighted_section(report: Any) -> str:
+    title = "== k8s/variants/weighted: 90% v1 / 10% v2, x-canary still -> v2 =="
+    return "\n".join(["", title, report.render()])
 
 
 @dataclass
@@ -140,15 +153,7 @@ class CanaryDemo:
     weighted: Any  # mesh.demos.CanaryReport, mesh from k8s/variants/weighted
 
     def render(self) -> str:
-        return "\n".join(
-            [
-                "== k8s: header-based canary ==",
-                self.base.render(),
-                "",
-                "== k8s/variants/weighted: 90% v1 / 10% v2, x-canary still -> v2 ==",
-                self.weighted.render(),
-            ]
-        )
+        return "\n".join([_base_section(self.base), _weighted_section(self.weighted)]).lstrip()
 
 
 def canary_demo(k8s: Path, requests: int, out: Out) -> CanaryDemo:
@@ -156,8 +161,10 @@ def canary_demo(k8s: Path, requests: int, out: Out) -> CanaryDemo:
 
     with local_mesh(k8s, out) as mesh:
         base = demos.canary(mesh.gateway_url + "/api/tasks", requests, CANARY_CONNECTIONS)
+        out(_base_section(base))
     with local_mesh(k8s / "variants" / "weighted", out) as mesh:
         weighted = demos.canary(mesh.gateway_url + "/api/tasks", requests, CANARY_CONNECTIONS)
+        out(_weighted_section(weighted))
     return CanaryDemo(base, weighted)
 
 
@@ -187,8 +194,11 @@ def circuit_breaker_demo(k8s: Path, requests: int, out: Out) -> BreakerDemo:
 
     with local_mesh(k8s / "variants" / "circuit-breaker", out) as mesh:
         url = mesh.service_url("backend-service") + "/api/tasks"
-        report = demos.circuit_breaker(url, mesh.admin_url, requests_per_connection=requests)
-    return BreakerDemo(report)
+        demo = BreakerDemo(
+            demos.circuit_breaker(url, mesh.admin_url, requests_per_connection=requests)
+        )
+        out("\n" + demo.render())
+    return demo
 
 
 # --------------------------------------------------------------------------- outlier
@@ -283,7 +293,9 @@ def outlier_demo(k8s: Path, window_s: float, out: Out) -> OutlierDemo:
                 break
             time.sleep(POLL_INTERVAL_S)  # admin poll interval
         check = run_load(url, connections=OUTLIER_CONNECTIONS, duration=window_s)
-    return OutlierDemo(report, OUTLIER_INSTANCE, while_ejected, returned, after, check)
+        demo = OutlierDemo(report, OUTLIER_INSTANCE, while_ejected, returned, after, check)
+        out("\n" + demo.render())
+    return demo
 
 
 # --------------------------------------------------------------------------- the command
@@ -296,7 +308,8 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def run_demo(scenario: str, k8s: Path, requests: int | None, window_s: float, out: Out) -> Any:
-    """Run SCENARIO; return its evidence object (with a ``render()``)."""
+    """Run SCENARIO, printing with OUT each mesh's results before the line that says it
+    stopped; return its evidence object (whose ``render()`` is those results)."""
     if scenario == "outlier":
         if requests is not None:
             raise CliError("--requests is not used by outlier (its phases are timed: --window)")
@@ -314,7 +327,7 @@ def run(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        evidence = run_demo(
+        run_demo(
             args.scenario,
             Path(args.k8s_dir),
             args.requests,
@@ -327,6 +340,4 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"{args.scenario}: {type(exc).__name__}: {exc}") from exc
     finally:
         signal.signal(signal.SIGTERM, previous)
-    print()
-    print(evidence.render(), flush=True)
     return 0

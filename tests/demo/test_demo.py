@@ -2,7 +2,8 @@
 
 Each demo runs once with small counts; the assertions are on the evidence it
 returns (versions, Envoy's counters, host health), never on exact shares,
-and on everything being stopped afterwards.
+and on everything being stopped afterwards, with each mesh's results printed
+before the line that says it stopped.
 """
 
 from __future__ import annotations
@@ -20,28 +21,48 @@ REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
 
 
+STARTING = "starting the local mesh from "
+STOPPED = "stopped the local mesh from "
+V1 = "outbound|5000|v1|backend-service.default.svc.cluster.local"
+V2 = "outbound|5000|v2|backend-service.default.svc.cluster.local"
+
+
 class Lines:
-    """An `out` callback that keeps what the demo printed."""
+    """An `out` callback that keeps what the demo printed, line by line."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
 
-    def __call__(self, line: str) -> None:
-        self.lines.append(line)
+    def __call__(self, text: str) -> None:
+        self.lines.extend(text.splitlines() or [""])
 
     def ports(self) -> list[int]:
         text = "\n".join(self.lines)
         return [int(p) for p in re.findall(r"(?:gateway|admin) http://127\.0\.0\.1:(\d+)", text)]
 
 
-def assert_stopped(out: Lines) -> None:
-    """The gateway and Envoy admin ports the demo announced accept no connection any more."""
+def assert_stopped(out: Lines, *results: str) -> None:
+    """The gateway and Envoy admin ports the demo announced accept no connection any more,
+    and the Nth mesh's block (from its start line to its stop line) holds RESULTS[N]."""
     ports = out.ports()
     assert ports, out.lines
     for port in ports:
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
-    assert out.lines[-1].strip() == "stopped"
+    starts = [i for i, line in enumerate(out.lines) if line.startswith(STARTING)]
+    stops = [i for i, line in enumerate(out.lines) if line.startswith(STOPPED)]
+    assert len(starts) == len(stops) == len(results), out.lines
+    assert stops[-1] == len(out.lines) - 1, "the last line says the mesh stopped"
+    for start, stop, result in zip(starts, stops, results, strict=True):
+        block = out.lines[start : stop + 1]
+        assert out.lines[stop] == STOPPED + out.lines[start].removeprefix(STARTING).split()[0]
+        assert any(result in line for line in block), (result, block)
+
+
+def cluster_line(text: str, cluster: str, connections: int) -> str:
+    """The line of CLUSTER under the `-c CONNECTIONS` step of the breaker report."""
+    step = text.split(f"  -c {connections}: ", 1)[1]
+    return next(line for line in step.splitlines() if line.strip().startswith(cluster + ":"))
 
 
 @pytest.mark.integration
@@ -56,7 +77,7 @@ def test_canary_header_then_weighted_split() -> None:
     assert set(split) == {"v1", "v2"} and sum(split.values()) == n
     assert split["v1"] > split["v2"]
     assert "v2 100%" in evidence.render()
-    assert_stopped(out)
+    assert_stopped(out, "== k8s: header-based canary ==", "== k8s/variants/weighted")
 
 
 @pytest.mark.integration
@@ -70,8 +91,15 @@ def test_circuit_breaker_overflows_at_three_connections() -> None:
     # every overloaded 503 the client saw is one Envoy counted as pending overflow
     assert last.result.overloaded_503 == evidence.overflow_at(3)
     assert last.result.status_counts[503] >= last.result.overloaded_503
-    assert demos.PENDING_OVERFLOW in evidence.render()
-    assert_stopped(out)
+    text = evidence.render()
+    for step in evidence.report.steps:
+        # each cluster's line has that cluster's own growth: v2 gets no traffic, so +0
+        assert step.overflow_deltas[V1] == step.overflow_delta == step.result.overloaded_503
+        v1, v2 = cluster_line(text, V1, step.connections), cluster_line(text, V2, step.connections)
+        assert f"{demos.PENDING_OVERFLOW} {step.stats[V1][demos.PENDING_OVERFLOW]} " in v1
+        assert f"(+{step.result.overloaded_503} this step)" in v1, v1
+        assert f"{demos.PENDING_OVERFLOW} 0 (+0 this step)" in v2, v2
+    assert_stopped(out, f"  -c 3: {last.result.total} requests")
 
 
 @pytest.mark.integration
@@ -88,7 +116,7 @@ def test_outlier_ejects_the_faulted_replica_and_readmits_it() -> None:
     assert not any(h.ejected for c in evidence.after_return for h in c.hosts)
     assert evidence.check.instances[demo.OUTLIER_INSTANCE] > 0
     assert "EJECTED" in evidence.render()
-    assert_stopped(out)
+    assert_stopped(out, "load after the return:")
 
 
 @pytest.mark.integration
@@ -96,8 +124,10 @@ def test_cli_prints_the_evidence(capsys: pytest.CaptureFixture[str]) -> None:
     code = cli.main(["demo", "circuit-breaker", "--requests", "5", "--k8s-dir", str(K8S)])
     text = capsys.readouterr().out
     assert code == 0
-    assert "-c 3: 15 requests" in text
     assert "remaining_pending" in text
+    # the results, then the line that says the mesh stopped (and nothing after it)
+    assert text.index("-c 3: 15 requests") < text.index(STOPPED)
+    assert text.rstrip().splitlines()[-1].startswith(STOPPED)
 
 
 @pytest.mark.parametrize(

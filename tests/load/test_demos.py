@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+from collections import Counter
+
 import httpx
 import pytest
 
 from mesh import demos
-from mesh.load.options import OptionError
+from mesh.load.options import OptionError, build_options
+from mesh.load.runner import Result
 from tests.support.procs import Proc
 
 BACKEND = "outbound|5000|v1|backend-service.default.svc.cluster.local"
+V2 = "outbound|5000|v2|backend-service.default.svc.cluster.local"
+ANY = "outbound|5000||backend-service.default.svc.cluster.local"
 
 STATS = f"""\
 cluster.{BACKEND}.upstream_rq_pending_overflow: 21
@@ -39,6 +44,24 @@ def test_parse_host_health() -> None:
     }
 
 
+def test_each_cluster_line_shows_that_clusters_own_overflow_this_step() -> None:
+    """Only v1 overflowed: v2's line says +0, v1's says +4 (not the step's total on both)."""
+    overflow, remaining = demos.PENDING_OVERFLOW, demos.REMAINING_PENDING
+    before = {BACKEND: {overflow: 2}, V2: {overflow: 5}}
+    after = {BACKEND: {overflow: 6, remaining: 0}, V2: {overflow: 5, remaining: 1},
+             ANY: {overflow: 1}}  # fmt: skip
+    deltas = demos.overflow_deltas(before, after)
+    assert deltas == {BACKEND: 4, V2: 0, ANY: 1}  # a cluster first seen now grew from 0
+    options = build_options("http://127.0.0.1:5000/api/tasks", connections=3, requests=30)
+    result = Result(options, status_counts=Counter({200: 26, 503: 4}), overloaded_503=4)
+    step = demos.BreakerStep(3, result, after, deltas)
+    assert step.overflow_delta == 5
+    lines = demos.BreakerReport([step]).render().splitlines()
+    assert f"      {BACKEND}: {overflow} 6 (+4 this step), remaining_pending 0" in lines
+    assert f"      {V2}: {overflow} 5 (+0 this step), remaining_pending 1" in lines
+    assert f"      {ANY}: {overflow} 1 (+1 this step), remaining_pending n/a" in "\n".join(lines)
+
+
 def test_demos_refuse_remote_urls() -> None:
     with pytest.raises(OptionError, match="loopback"):
         demos.EnvoyAdmin("http://10.0.0.1:15000")
@@ -66,6 +89,7 @@ def test_circuit_breaker_steps_match_envoy_overflow(standin: Proc) -> None:
     for step in report.steps:
         assert step.result.total == 10 * step.connections
         assert step.overflow_delta == step.result.overloaded_503  # the stat counts the 503s
+        assert step.overflow_deltas == {BACKEND: step.result.overloaded_503}
         assert set(step.stats) == {BACKEND}  # the frontend cluster is filtered out
         assert demos.REMAINING_PENDING in step.stats[BACKEND]
     assert report.steps[2].result.overloaded_503 > 0
