@@ -4,8 +4,10 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from frontend.errors import CAUSE_WORDS
 from frontend.settings import FrontendSettings
 from telemetry.settings import SettingsError
+from tests.support.html import element
 
 from .conftest import Reply
 
@@ -18,20 +20,38 @@ async def test_page_shows_tasks_who_answered_and_the_ids(frontend, fake):
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/html")
     html = r.text
-    assert fake.version in html and fake.instance in html
-    assert "req-42" in html and TRACE_ID in html
+    badge = element(html, "badge")
+    assert element(html, "badge-version").text == fake.version
+    assert element(html, "badge-instance").text == fake.instance
+    assert element(html, "badge-request-id").text == "req-42"
+    assert element(html, "badge-trace-id").text == TRACE_ID
+    assert fake.instance in badge.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script>" not in html
     assert not re.search(r"(src|href)=\"https?://", html)  # no external assets
 
 
 async def test_page_degrades_with_the_cause_in_words(frontend, fake):
+    # Only the degraded part counts: every cause's words are also in the page's JSON
+    # block for its script, whatever happened.
     fake.reply = Reply(503, "x", {"x-envoy-overloaded": "true"})
     r = await frontend.get("/")
     assert r.status_code == 503
-    assert "circuit open" in r.text and "Traceback" not in r.text
+    degraded = element(r.text, "degraded")
+    assert not degraded.hidden
+    assert f"{CAUSE_WORDS['circuit_open']}." in degraded.text
+    assert "(HTTP 503, cause circuit_open)" in degraded.text
+    assert "Traceback" not in r.text
     fake.reply = Reply(503, "no healthy upstream")
-    assert "no healthy upstream" in (await frontend.get("/")).text
+    degraded = element((await frontend.get("/")).text, "degraded")
+    assert not degraded.hidden
+    assert f"{CAUSE_WORDS['no_healthy_upstream']}." in degraded.text
+    assert "cause no_healthy_upstream" in degraded.text
+
+
+async def test_page_that_answered_shows_no_degraded_part(frontend, fake):
+    degraded = element((await frontend.get("/")).text, "degraded")
+    assert degraded.hidden and degraded.text == "The task list is unavailable."
 
 
 async def test_client_span_context_reaches_the_backend(fake, make_frontend):
@@ -90,4 +110,5 @@ async def test_page_says_what_a_refusing_mesh_said(frontend, fake):
     fake.reply = Reply(403, "RBAC: access denied")
     r = await frontend.get("/")
     assert r.status_code == 502
-    assert "RBAC: access denied" in r.text
+    degraded = element(r.text, "degraded")
+    assert not degraded.hidden and "RBAC: access denied" in degraded.text
