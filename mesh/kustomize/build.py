@@ -49,13 +49,16 @@ class Built:
     resources: list[Resource] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     sources: list[Path] = field(default_factory=list)
+    # files.stamp(sources) before kustomize read them: an edit during the render
+    # leaves the render stale, and this stamp says so
+    stamp: tuple[Any, ...] = ()
 
 
 def build(kust_file: Path) -> Built:
     """Every object the kustomization at ``kust_file`` renders, or the problems why not."""
     root = kust_file.parent.resolve()
     walked = files.walk(kust_file)
-    out = Built(sources=walked.files)
+    out = Built(sources=walked.files, stamp=files.stamp(walked.files))
     if walked.refused:
         out.problems = [kustomization_problem(f, why) for f, why in walked.refused]
         return out

@@ -12,6 +12,7 @@ kustomization itself, and reports it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,18 @@ class Walk:
         path = path.resolve()
         if path not in self.files:
             self.files.append(path)
+
+
+def stamp(paths: list[Path]) -> tuple[Any, ...]:
+    """What changes when any of ``paths`` changes: their contents (mtimes are too coarse,
+    a few ms, for a program that writes a file twice in a row)."""
+    out: list[Any] = []
+    for path in paths:
+        try:
+            out.append((path, hashlib.blake2b(path.read_bytes(), digest_size=16).digest()))
+        except OSError:
+            out.append((path, None))
+    return tuple(out)
 
 
 def is_remote(entry: str) -> bool:

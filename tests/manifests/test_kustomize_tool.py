@@ -100,3 +100,34 @@ def test_kustomize_errors_reach_mesh_up_as_one_line_with_status_2(
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"mesh up: {tmp_path / 'kustomization.yaml'}: kustomize: ")
     assert [f.code for f in check_tree(tmp_path)] == ["TM003"]
+
+
+def test_an_unchanged_tree_is_not_rendered_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The control loop reads a tree twice per generation: the second read reuses the
+    render until a file it read changes, even by one byte of the same size within
+    the same millisecond. The real kubectl runs, behind a script counting its runs."""
+    runs = tmp_path / "runs"
+    counting = tmp_path / "kubectl"
+    counting.write_text(f'#!/bin/sh\necho run >> "{runs}"\nexec "{kubectl_binary()}" "$@"\n')
+    counting.chmod(0o755)
+    monkeypatch.setenv("KUBECTL_BIN", str(counting))
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    sa = tree / "sa.yaml"
+    sa.write_text("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: a}\n")
+    (tree / "kustomization.yaml").write_text("resources: [sa.yaml]\n")
+
+    def renders() -> int:
+        return len(runs.read_text().splitlines()) if runs.exists() else 0
+
+    first = load(tree)
+    again = load(tree)
+    assert renders() == 1
+    assert [o.raw for o in again.objects] == [o.raw for o in first.objects]
+    again.objects[0].raw["metadata"]["name"] = "edited"  # callers may edit what they get
+    assert load(tree).objects[0].name == "a"
+    sa.write_text(sa.read_text().replace("name: a", "name: b"))
+    assert load(tree).objects[0].name == "b"
+    assert renders() == 2
