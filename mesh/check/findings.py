@@ -1,7 +1,9 @@
 """What the checker reports: findings are data, never exceptions.
 
-A finding prints as one line, ``CODE severity file kind/name: message``, the
-shape of ``istioctl analyze`` output plus the file that holds the object.
+A finding prints as one line, ``CODE severity file namespace/kind/name: message``
+(``kind/name`` for cluster-scoped objects and unreadable files), the shape of
+``istioctl analyze`` output plus the file that holds the object. Findings about
+objects of the same kind and name in two namespaces are two findings.
 Codes ``IST0nnn`` are Istio's own analyzer codes (same meaning); ``TMnnn``
 are this project's, for mistakes Istio's analyzer does not report.
 """
@@ -56,14 +58,21 @@ class Finding:
     """One problem in one object. ``file`` is as the user should read it."""
 
     file: str
+    namespace: str
     kind: str
     name: str
     code: str
     severity: Severity
     message: str
 
+    @property
+    def object(self) -> str:
+        """``namespace/kind/name``, or ``kind/name`` when there is no namespace."""
+        ident = f"{self.kind}/{self.name}"
+        return f"{self.namespace}/{ident}" if self.namespace else ident
+
     def line(self) -> str:
-        return f"{self.code} {self.severity} {self.file} {self.kind}/{self.name}: {self.message}"
+        return f"{self.code} {self.severity} {self.file} {self.object}: {self.message}"
 
     def to_dict(self) -> dict[str, str]:
         data = asdict(self)

@@ -82,7 +82,8 @@ class Index:
     def service_entry_hosts(self) -> set[str]:
         hosts: set[str] = set()
         for entry in self.of_kind("ServiceEntry", istio=True):
-            for host in entry.spec.get("hosts") or []:
+            hosts_field = entry.spec.get("hosts")
+            for host in hosts_field if isinstance(hosts_field, list) else []:
                 hosts.add(fqdn(str(host), entry.namespace))
         return hosts
 

@@ -2,13 +2,18 @@
 
 Reading is shared with ``mesh up`` (``mesh.kustomize``); this module turns what
 the reader could not read into TM003 findings and duplicate objects into TM004,
-and gives every resource a ``finding`` method for the rules.
+and gives every resource a ``finding`` method for the rules. A single manifest
+file is read on its own, as ``istioctl analyze FILE`` reads it (a kustomization
+file stands for its directory).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from mesh import kustomize
 from mesh.check.findings import Finding, Severity
@@ -26,7 +31,7 @@ class Resource(kustomize.Resource):
         return cls(**{f.name: getattr(res, f.name) for f in fields(res)})
 
     def finding(self, code: str, severity: Severity, message: str) -> Finding:
-        return Finding(self.file, self.kind, self.name, code, severity, message)
+        return Finding(self.file, self.namespace, self.kind, self.name, code, severity, message)
 
 
 @dataclass
@@ -37,10 +42,11 @@ class Tree:
 
 def load_tree(root: Path) -> Tree:
     """Every object under ``root``; problems reading it become TM003 findings."""
-    read = kustomize.read_tree(root)
+    read = read_file(root) if root.is_file() else kustomize.read_tree(root)
     tree = Tree(resources=[Resource.of(r) for r in read.resources])
     tree.findings = [
-        Finding(p.file, p.kind, p.name, "TM003", Severity.ERROR, p.message) for p in read.problems
+        Finding(p.file, "", p.kind, p.name, "TM003", Severity.ERROR, p.message)
+        for p in read.problems
     ]
     for res, first in kustomize.duplicates(tree.resources):
         tree.findings.append(
@@ -50,4 +56,56 @@ def load_tree(root: Path) -> Tree:
                 f"already defined in {first.file}; kubectl apply -k refuses duplicate ids",
             )
         )
+    return tree
+
+
+# Kinds without a namespace (a file read alone has no kustomization to say so).
+CLUSTER_SCOPED = {
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "PersistentVolume",
+    "StorageClass",
+    "PriorityClass",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+}
+
+
+def read_file(path: Path) -> kustomize.Tree:
+    """The objects of one manifest file (its directory's, for a kustomization file)."""
+    if path.name in kustomize.KUSTOMIZATION_NAMES:
+        return kustomize.read_tree(path.parent)
+    tree = kustomize.Tree()
+    shown = kustomize.display_path(path)
+
+    def problem(message: str) -> None:
+        tree.problems.append(kustomize.Problem(shown, "File", path.name, message))
+
+    try:
+        docs: list[Any] = list(yaml.safe_load_all(path.read_bytes()))
+    except OSError as exc:
+        problem(f"cannot read: {exc.strerror}")
+        return tree
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        problem(f"invalid YAML{line}: {getattr(exc, 'problem', None) or exc}")
+        return tree
+    for i, doc in enumerate(docs):
+        if doc is None:
+            continue
+        if not isinstance(doc, dict) or not all(
+            isinstance(doc.get(k), str) and doc[k] for k in ("apiVersion", "kind")
+        ):
+            problem(f"document {i + 1} is not a Kubernetes object (needs apiVersion and kind)")
+            continue
+        if doc["kind"] == "List" and isinstance(doc.get("items"), list):
+            docs.extend(doc["items"])
+            continue
+        res = kustomize.Resource(doc=doc, file=shown, namespace="", index=i)
+        if res.kind not in CLUSTER_SCOPED:
+            res.namespace = str(res.metadata.get("namespace") or "default")
+        tree.resources.append(res)
     return tree

@@ -24,5 +24,13 @@ def check_tree(root: Path) -> list[Finding]:
     unique = list(dict.fromkeys(findings))
     return sorted(
         unique,
-        key=lambda f: (f.file, f.kind, f.name, SEVERITY_ORDER[f.severity], f.code, f.message),
+        key=lambda f: (
+            f.file,
+            f.namespace,
+            f.kind,
+            f.name,
+            SEVERITY_ORDER[f.severity],
+            f.code,
+            f.message,
+        ),
     )

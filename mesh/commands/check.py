@@ -1,7 +1,8 @@
-"""``mesh check [DIR] [--json]``: find mesh mistakes in the manifests, offline.
+"""``mesh check [DIR|FILE] [--json]``: find mesh mistakes in the manifests, offline.
 
-One finding per line, ``CODE severity file kind/name: message``; exit status
-1 if any finding is an error, 0 otherwise (warnings and infos do not fail).
+One finding per line, ``CODE severity file namespace/kind/name: message``; exit
+status 1 if any finding is an error, 0 otherwise (warnings and infos do not
+fail), 2 for a path that is not there or a tree the checker cannot take.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "dir",
         nargs="?",
         default="k8s",
-        metavar="DIR",
-        help="manifest tree read as `kubectl apply -k DIR` would (default: k8s)",
+        metavar="DIR|FILE",
+        help="manifest tree read as `kubectl apply -k DIR` would (default: k8s), "
+        "or one manifest file",
     )
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
     parser.add_argument(
@@ -38,9 +40,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"{code}  {title}")
         return 0
     root = Path(args.dir)
-    if not root.is_dir():
-        raise CliError(f"{args.dir}: no such directory")
-    findings = check_tree(root)
+    if not root.exists():
+        raise CliError(f"{args.dir}: no such file or directory")
+    try:
+        findings = check_tree(root)
+    except Exception as exc:  # noqa: BLE001 - a checker bug must not print a traceback
+        raise CliError(
+            f"{args.dir}: internal error ({type(exc).__name__}: {exc}); please report it"
+        ) from exc
     if args.json:
         json.dump(
             {

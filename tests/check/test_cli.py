@@ -25,7 +25,7 @@ def test_error_exits_1_with_one_line_per_finding(capsys: pytest.CaptureFixture[s
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1
     code, severity, file, obj, *_ = lines[0].split(" ")
-    assert (code, severity, obj) == ("IST0101", "error", "VirtualService/backend:")
+    assert (code, severity, obj) == ("IST0101", "error", "default/VirtualService/backend:")
     assert Path(file).is_file()
 
 
@@ -49,7 +49,7 @@ def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
 def test_missing_directory_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "no/such/dir"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["mesh check: no/such/dir: no such directory"]
+    assert err == ["mesh check: no/such/dir: no such file or directory"]
 
 
 def test_codes_lists_every_code(capsys: pytest.CaptureFixture[str]) -> None:
@@ -66,3 +66,56 @@ def test_default_directory_is_k8s(
     monkeypatch.chdir(tmp_path)
     assert main(["check"]) == 1
     assert "TM003 error k8s/kustomization.yaml" in capsys.readouterr().out
+
+
+TWO_NAMESPACES = """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: backend, namespace: team-a}
+spec:
+  hosts: [backend-service]
+  http:
+    - route: [{destination: {host: backend-service, subset: v9}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: backend, namespace: team-b}
+spec:
+  hosts: [backend-service]
+  http:
+    - route: [{destination: {host: backend-service, subset: v9}}]
+"""
+
+
+def test_same_name_in_two_namespaces_gives_two_findings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "vs.yaml").write_text(TWO_NAMESPACES)
+    assert main(["check", str(tmp_path)]) == 1
+    objects = [line.split(" ")[3] for line in capsys.readouterr().out.splitlines()]
+    assert objects == ["team-a/VirtualService/backend:", "team-b/VirtualService/backend:"]
+    assert main(["check", "--json", str(tmp_path)]) == 1
+    findings = json.loads(capsys.readouterr().out)["findings"]
+    assert [(f["namespace"], f["name"]) for f in findings] == [
+        ("team-a", "backend"),
+        ("team-b", "backend"),
+    ]
+
+
+def test_a_single_file_is_checked_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    istio = FIXTURES / "base" / "istio.yaml"
+    assert main(["check", "--json", str(istio)]) == 1
+    findings = json.loads(capsys.readouterr().out)["findings"]
+    # without the tree's Services every destination is unknown, as for istioctl analyze FILE
+    assert {f["code"] for f in findings} == {"IST0101", "IST0174", "IST0127", "TM104"}
+    assert {f["file"] for f in findings} == {"tests/check/fixtures/base/istio.yaml"}
+    assert main(["check", str(FIXTURES / "base" / "workloads.yaml")]) == 0
+
+
+def test_a_kustomization_file_stands_for_its_directory(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["check", str(FIXTURES / "vs-subset" / "broken" / "kustomization.yaml")]) == 1
+    out = capsys.readouterr().out
+    assert main(["check", str(FIXTURES / "vs-subset" / "broken")]) == 1
+    assert capsys.readouterr().out == out

@@ -88,7 +88,7 @@ def test_finding_names_file_and_object() -> None:
     assert len(lines) == 1
     assert lines[0].startswith(
         "IST0101 error tests/check/fixtures/base/istio.yaml "
-        "VirtualService/backend: http[0].route[0]: subset 'v3'"
+        "default/VirtualService/backend: http[0].route[0]: subset 'v3'"
     )
 
 

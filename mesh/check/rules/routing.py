@@ -4,14 +4,13 @@ IST0132, IST0145.)"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 from mesh.check.findings import Finding, Severity
 from mesh.check.index import Index, fqdn
 from mesh.check.loader import Resource
-from mesh.check.rules._access import as_dict, as_list, dicts
+from mesh.check.rules._access import as_dict, as_list, as_str, canonical, dicts
 
 # Istio installs these gateways itself; no workload in the app's manifests has them.
 ISTIO_GATEWAY_SELECTORS = ({"istio": "ingressgateway"}, {"istio": "egressgateway"})
@@ -202,7 +201,7 @@ def _destination(index: Index, vs: Resource, where: str, dest: dict[str, Any]) -
             Severity.ERROR,
             f"{where}: Service {service.name} has {len(ports)} ports; set destination.port",
         )
-    subset = dest.get("subset")
+    subset = as_str(dest.get("subset"))
     if subset and subset not in index.subsets_for(name):
         yield vs.finding(
             "IST0101",
@@ -236,9 +235,7 @@ def _http_rules(vs: Resource) -> Iterator[Finding]:
         if not matches or any(_is_catch_all(m) for m in matches):
             catch_all = i
             continue
-        keys = [
-            json.dumps({k: v for k, v in m.items() if k != "name"}, sort_keys=True) for m in matches
-        ]
+        keys = [canonical({k: v for k, v in m.items() if k != "name"}) for m in matches]
         duplicates = [k for k in keys if k in seen]
         covered = [m for m in matches if _covered_by_prefix(m, prefixes)]
         if len(duplicates) == len(keys):
@@ -258,7 +255,7 @@ def _http_rules(vs: Resource) -> Iterator[Finding]:
                 yield vs.finding(
                     "IST0131",
                     Severity.INFO,
-                    f"{label}: match {json.dumps(m)} is already covered by an earlier prefix",
+                    f"{label}: match {canonical(m)} is already covered by an earlier prefix",
                 )
         seen += keys
         prefixes += [
@@ -274,6 +271,6 @@ def _covered_by_prefix(match: dict[str, Any], prefixes: list[str]) -> bool:
     if not isinstance(value, str):
         return False
     return any(
-        value.startswith(p) and json.dumps(match) != json.dumps({"uri": {"prefix": p}})
+        value.startswith(p) and canonical(match) != canonical({"uri": {"prefix": p}})
         for p in prefixes
     )

@@ -59,7 +59,7 @@ def _service_ports(service: Resource) -> Iterator[Finding]:
             problem = f"appProtocol {app_protocol!r} is not a protocol Istio knows"
         elif name.split("-", 1)[0].lower() in PROTOCOLS:
             continue
-        elif port.get("port") in WELL_KNOWN_PORTS:
+        elif isinstance(port.get("port"), int) and port["port"] in WELL_KNOWN_PORTS:
             continue
         else:
             problem = f"name {name!r}" if name else "no name"
