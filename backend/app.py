@@ -80,12 +80,18 @@ class ReadyBody(BaseModel):
     ready: StrictBool
 
 
+class LiveBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    live: StrictBool
+
+
 @dataclass
 class BackendState:
     settings: BackendSettings
     store: TaskStore
     fault: FaultState
     ready: bool = True
+    live: bool = True  # False: /healthz fails, so the kubelet restarts this process
     started: bool = False
 
 
@@ -280,6 +286,9 @@ def create_app(
 
     @app.get("/healthz", **doc["GET /healthz"])
     async def healthz() -> JSONResponse:
+        # the livenessProbe: failing it gets this process killed and restarted
+        if not state.live:
+            return JSONResponse({"status": "failing liveness (PUT /admin/live)"}, 503)
         return JSONResponse({"status": "ok"})
 
     @app.get("/readyz", **doc["GET /readyz"])
@@ -335,6 +344,18 @@ def create_app(
         state.ready = body.ready
         log.warning("readiness set", extra={"ready": body.ready})
         return JSONResponse({"ready": state.ready})
+
+    @app.get("/admin/live", **doc["GET /admin/live"])
+    async def get_live() -> JSONResponse:
+        return JSONResponse({"live": state.live})
+
+    @app.put("/admin/live", **doc["PUT /admin/live"])
+    async def put_live(request: Request) -> JSONResponse:
+        body = parse_body(LiveBody, await request.body(), settings.version)
+        assert isinstance(body, LiveBody)
+        state.live = body.live
+        log.warning("liveness set", extra={"live": body.live})
+        return JSONResponse({"live": state.live})
 
     # Innermost first: fault, body limit, identity headers; then telemetry outside.
     app.add_middleware(FaultMiddleware, state=fault, router=app.router)

@@ -38,6 +38,12 @@ READY = {
     "required": ["ready"],
     "properties": {"ready": {"type": "boolean"}},
 }
+LIVE = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["live"],
+    "properties": {"live": {"type": "boolean"}},
+}
 
 
 def _task(v2: bool) -> dict[str, Any]:
@@ -66,7 +72,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "no such task",
         413: "body larger than the limit",
         422: "a field is invalid (the message names it)",
-        503: "not ready (or draining)",
+        503: "not ready (or draining), or failing liveness on purpose",
     }
     return {code: _reply(ERROR, names[code]) for code in codes}
 
@@ -127,7 +133,9 @@ def routes(v2: bool) -> dict[str, dict[str, Any]]:
             "responses": {204: _reply(None, "deleted"), **_errors(404, 422)}
         },
         "GET /api/headers": {"responses": {200: _reply({"type": "object"}, "headers received")}},
-        "GET /healthz": {"responses": {200: _reply({"type": "object"}, "alive")}},
+        "GET /healthz": {
+            "responses": {200: _reply({"type": "object"}, "alive"), **_errors(503)}
+        },
         "GET /readyz": {"responses": {200: _reply({"type": "object"}, "ready"), **_errors(503)}},
         "GET /version": {"responses": {200: _reply({"type": "object"}, "version")}},
         "GET /metrics": {
@@ -143,5 +151,10 @@ def routes(v2: bool) -> dict[str, dict[str, Any]]:
         "PUT /admin/ready": {
             "openapi_extra": _body(READY),
             "responses": {200: _reply(READY, "set"), **_errors(400, 413, 422)},
+        },
+        "GET /admin/live": {"responses": {200: _reply(LIVE, "liveness")}},
+        "PUT /admin/live": {
+            "openapi_extra": _body(LIVE),
+            "responses": {200: _reply(LIVE, "set"), **_errors(400, 413, 422)},
         },
     }

@@ -268,9 +268,9 @@ class LocalMesh:
         sidecar_configs = self.sidecar_setup.configs if self.sidecar_setup else {}
         for name, path in sidecar_configs.items():
             eds.update(_use_eds_in_file(path, self.state_dir / "eds" / name))
+        self.endpoints.set_clusters(eds, generation.deployment_of)  # the files exist first
         if sidecar_configs:
             validate_sidecars(list(sidecar_configs.values()), binary)
-        self.endpoints.set_clusters(eds, generation.deployment_of)
         self.pusher.first(generation.xds, "1")
         self.config_path.write_text(yaml.safe_dump(generation.xds.bootstrap, sort_keys=False))
         for d in generation.manifests.deployments:
@@ -576,7 +576,11 @@ class LocalMesh:
             raise RunnerError(f"no Deployment {deployment!r} in this mesh (have: {have})")
         with self._apply_lock:
             names = sorted(p.name for p in self.kubelet.pods_of(deployment) if not p.terminating)
-            say(f"{deployment}: replacing {', '.join(names)} (strategy {strategy(bp.deployment)})")
+            plan = strategy(bp.deployment)
+            say(
+                f"{deployment}: replacing {', '.join(names)} ({plan.type}, maxSurge "
+                f"{plan.max_surge}, maxUnavailable {plan.max_unavailable})"
+            )
             if self.sidecars:
                 self._restart_in_place(deployment, say)
             else:
@@ -586,7 +590,10 @@ class LocalMesh:
                     raise RunnerError(str(exc)) from exc
             self._settle()
             for pod in sorted(self.kubelet.pods_of(deployment), key=lambda p: p.name):
-                say(f"{pod.name}: pid {pod.pid} port {pod.port}, ready and in Envoy's rotation")
+                say(
+                    f"{pod.name}: restarted (pid {pod.pid}, port {pod.port}), ready and in "
+                    f"Envoy's rotation"
+                )
             self._write_state()
             return names
 

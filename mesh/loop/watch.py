@@ -61,9 +61,12 @@ class Watcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._files: set[Path] = set()
+        self._busy = threading.Event()  # a change seen and not yet applied
+        self._seen: Signature = {}
 
     def start(self, manifests: Manifests | None) -> None:
         self._files = sources(self.directory, manifests)
+        self._seen = signature(self.directory, self._files)
         self._thread = threading.Thread(target=self._run, name="watch", daemon=True)
         self._thread.start()
 
@@ -73,16 +76,22 @@ class Watcher:
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        seen = signature(self.directory, self._files)
         while not self._stop.wait(POLL_S):
             now = signature(self.directory, self._files)
-            if now == seen:
+            if now == self._seen:
                 continue
-            seen = self._settled(now)
-            if self._stop.is_set():
-                return
-            self.apply()
-            seen = signature(self.directory, self._files)
+            self._busy.set()
+            try:
+                applying = self._settled(now)
+                if self._stop.is_set():
+                    return
+                self.apply()
+                # the files as they were when applied (a save during the apply is seen
+                # next round), over the set the new generation reads
+                now = signature(self.directory, self._files)
+                self._seen = {k: applying.get(k, v) for k, v in now.items()}
+            finally:
+                self._busy.clear()
 
     def _settled(self, current: Signature) -> Signature:
         """Wait for DEBOUNCE_AFTER_S without a change (DEBOUNCE_MAX_S at most)."""
@@ -93,6 +102,10 @@ class Watcher:
                 return later
             current = later
         return current
+
+    def idle(self) -> bool:
+        """Nothing to apply: no change in flight, and the files are as last applied."""
+        return not self._busy.is_set() and signature(self.directory, self._files) == self._seen
 
     def track(self, manifests: Manifests) -> None:
         """Watch the files of the generation now in force too."""

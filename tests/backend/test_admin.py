@@ -106,6 +106,20 @@ async def test_readiness_toggle_for_drain_demos(v1):
     assert bad.status_code == 422 and bad.json()["fields"][0]["field"] == "ready"
 
 
+async def test_liveness_toggle_fails_healthz_only(v1):
+    assert (await v1.get("/admin/live")).json() == {"live": True}
+    r = await v1.put("/admin/live", json={"live": False})
+    assert r.json() == {"live": False}
+    failing = await v1.get("/healthz")
+    assert failing.status_code == 503 and "liveness" in failing.json()["status"]
+    assert (await v1.get("/readyz")).status_code == 200  # readiness is its own toggle
+    assert (await v1.get("/api/tasks")).status_code == 200
+    await v1.put("/admin/live", json={"live": True})
+    assert (await v1.get("/healthz")).status_code == 200
+    bad = await v1.put("/admin/live", json={"live": 0})
+    assert bad.status_code == 422 and bad.json()["fields"][0]["field"] == "live"
+
+
 async def test_version_and_health(v2):
     assert (await v2.get("/version")).json() == {
         "service": "backend",

@@ -75,7 +75,7 @@ def test_status_command_shows_workloads_and_clusters(
     assert mesh_main(["status", "--state-dir", str(mesh.state_dir)]) == 0
     out = capsys.readouterr().out
     for w in mesh.workloads:
-        assert re.search(rf"^{w.name}\s+{w.deployment.name}\s+{w.port}\s+\d+\s+ready", out, re.M)
+        assert re.search(rf"^{w.name}\s+{w.deployment}\s+{w.port}\s+\d+\s+ready\s+0\s", out, re.M)
     assert backend_cluster("v1") in out
 
 
