@@ -6,13 +6,15 @@ import uuid
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Response, expect
 
 from frontend.errors import CAUSE_WORDS
 from mesh.runner import LocalMesh
 from tests.page.conftest import Tab, save_screenshot
 
 pytestmark = pytest.mark.integration
+
+MAX_RELOADS = 20  # a v2 answer every time, by the 10 % weight alone: 1e-20
 
 
 def enhanced(page: Page, url: str) -> None:
@@ -123,10 +125,34 @@ def test_canary_switch_toggles_with_space_and_flips_the_badge_to_v2(
     row.get_by_role("button", name=f"Delete task: {title}").click()
     expect(page.locator("#tasks li", has_text=title)).to_have_count(0)
 
+    # Off again: the header stops and the badge follows the version that answered.
     switch.focus()
-    page.keyboard.press("Space")
+    with page.expect_response(lambda r: r.url.endswith("/api/tasks")) as answered:
+        page.keyboard.press("Space")
     expect(switch).not_to_be_checked()
+    reply = answered.value
+    assert_plain_listing(page, reply)
+    # This mesh is the 90/10 variant: without the header, one call in ten is v2 by
+    # weight. Reload (the switch stays off) until v1 answers, as a person would.
+    for _ in range(MAX_RELOADS):
+        if reply.headers["x-backend-version"] == "v1":
+            break
+        with page.expect_response(lambda r: r.url.endswith("/api/tasks")) as answered:
+            page.reload()
+        expect(switch).not_to_be_checked()
+        reply = answered.value
+        assert_plain_listing(page, reply)
+    expect(page.locator("#badge-version")).to_have_text("v1")
+    expect(page.locator("#priority-field")).to_be_hidden()
     assert tab.console.errors == []
+
+
+def assert_plain_listing(page: Page, reply: Response) -> None:
+    """The page's call went out without x-canary, and the badge shows who answered it."""
+    sent = reply.request.all_headers()
+    assert "x-canary" not in sent, sent
+    expect(page.locator("#badge-version")).to_have_text(reply.headers["x-backend-version"])
+    expect(page.locator("#badge-instance")).to_have_text(reply.headers["x-backend-instance"])
 
 
 def test_traffic_rate_is_bounded(mesh: LocalMesh, tab: Tab) -> None:
