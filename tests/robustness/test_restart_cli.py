@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,31 +11,14 @@ import pytest
 from mesh.cli import main as mesh_main
 from mesh.state import read_state
 from tests.robustness.conftest import K8S
-from tests.support.procs import VENV_BIN, free_port
+from tests.support.mesh_up import mesh_up as start_mesh_up
 
 
 @pytest.fixture(scope="module", name="mesh_up")
 def _mesh_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A `mesh up` process on free ports; yields its state dir."""
-    tmp = tmp_path_factory.mktemp("mesh-up")
-    state_dir = tmp / "state"
-    argv = [str(VENV_BIN / "mesh"), "up", str(K8S), "--quiet", "--state-dir", str(state_dir)]
-    argv += ["--gateway-port", str(free_port()), "--admin-port", str(free_port()), "--no-traces"]
-    for name in ("backend-service", "frontend-service"):
-        argv += ["--service-port", f"{name}={free_port()}"]
-    log = tmp / "up.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while not (state_dir / "mesh.json").exists():
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)  # poll for the state file, written once everything is ready
-        yield state_dir
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with start_mesh_up(K8S, tmp_path_factory.mktemp("mesh-up"), "--no-traces") as up:
+        yield up.state_dir
 
 
 @pytest.mark.integration
