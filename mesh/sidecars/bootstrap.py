@@ -23,7 +23,8 @@ from mesh.manifests import Manifests
 from mesh.sidecars.plan import Sidecar
 from mesh.sidecars.rbac import rbac_filters
 from mesh.translate.clusters import DEFAULT_CONNECT_TIMEOUT, build_clusters
-from mesh.translate.listeners import HCM, HCM_TYPE, ROUTER_TYPE, access_log, outbound_listeners
+from mesh.translate.hcm import HCM, ISTIO_SERVER_NAME, istio_hcm, route_config, router_filter
+from mesh.translate.listeners import outbound_listeners
 from mesh.translate.placement import Placement
 from mesh.translate.tracing import add_collector, add_tracing
 
@@ -191,30 +192,19 @@ def _inbound_hcm(
         "route": {"cluster": sidecar.inbound_cluster, "timeout": "0s"},
     }
     filters = rbac_filters(manifests, sidecar.deployment)
-    filters.append({"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}})
-    config = {
-        "@type": HCM_TYPE,
-        "stat_prefix": f"inbound_{sidecar.container_port}",
-        "codec_type": "AUTO",
-        # Istio's pathNormalization default (BASE): RBAC sees `/api/../admin` as `/admin`.
-        "normalize_path": True,
-        # The app sees who called it, as in the cluster (x-forwarded-client-cert).
-        "forward_client_cert_details": "APPEND_FORWARD",
-        "set_current_client_cert_details": {"subject": True, "dns": True, "uri": True},
-        "access_log": access_log(),
-        "route_config": {
-            "name": sidecar.inbound_cluster,
-            "virtual_hosts": [
-                {
-                    "name": f"inbound|http|{sidecar.container_port}",
-                    "domains": ["*"],
-                    "routes": [route],
-                }
-            ],
-            "validate_clusters": False,
-        },
-        "http_filters": filters,
-    }
+    filters.append(router_filter())
+    vhost = {"name": f"inbound|http|{sidecar.container_port}", "domains": ["*"], "routes": [route]}
+    # istiod's HCM defaults, normalize_path among them (pathNormalization BASE): RBAC
+    # sees `/api/../admin` as `/admin`.
+    config = istio_hcm(
+        f"inbound_{sidecar.container_port}",
+        route_config(sidecar.inbound_cluster, [vhost]),
+        filters,
+        server_name=ISTIO_SERVER_NAME,
+    )
+    # The app sees who called it, as in the cluster (x-forwarded-client-cert).
+    config["forward_client_cert_details"] = "APPEND_FORWARD"
+    config["set_current_client_cert_details"] = {"subject": True, "dns": True, "uri": True}
     add_tracing(config, f"{sidecar.deployment.name}.inbound", traces)
     return {"name": HCM, "typed_config": config}
 

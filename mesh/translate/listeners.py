@@ -9,74 +9,32 @@
 
 from __future__ import annotations
 
-import fnmatch
 from typing import Any
 
 from mesh.errors import TranslationError
 from mesh.manifests import Gateway, Manifests, Service, VirtualService
 from mesh.translate.clusters import resolve_host
 from mesh.translate.fields import Node, spec
+from mesh.translate.hcm import HCM, istio_hcm, router_filter
+from mesh.translate.hcm import route_config as _route_config
 from mesh.translate.placement import Placement
 from mesh.translate.routes import FAULT_FILTER, HTTP_FAULT, RouteContext, default_route, vs_routes
 from mesh.translate.tracing import GATEWAY_SERVICE, add_tracing, outbound_service
-
-HCM = "envoy.filters.network.http_connection_manager"
-HCM_TYPE = (
-    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
-    "HttpConnectionManager"
-)
-ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-UUID_REQUEST_ID = "type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig"
-STDOUT_LOG = "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
-# Istio's default TEXT access-log format (pilot/pkg/model/telemetry_logging.go EnvoyTextLogFormat)
-ISTIO_TEXT_LOG_FORMAT = (
-    '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" '
-    "%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% "
-    '"%UPSTREAM_TRANSPORT_FAILURE_REASON%" %BYTES_RECEIVED% %BYTES_SENT% %DURATION% '
-    '%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" '
-    '"%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER_RAW% '
-    "%UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% "
-    "%REQUESTED_SERVER_NAME% %ROUTE_NAME%\n"
-)
-
-
-def access_log() -> list[dict[str, Any]]:
-    return [
-        {
-            "name": "envoy.access_loggers.stdout",
-            "typed_config": {
-                "@type": STDOUT_LOG,
-                "log_format": {"text_format_source": {"inline_string": ISTIO_TEXT_LOG_FORMAT}},
-            },
-        }
-    ]
 
 
 def _hcm(
     stat_prefix: str, route_config: dict[str, Any], edge: bool, traced_as: tuple[str, Any]
 ) -> dict[str, Any]:
     """TRACED_AS: (span service name, placement.traces); see mesh/translate/tracing.py."""
-    config: dict[str, Any] = {
-        "@type": HCM_TYPE,
-        "stat_prefix": stat_prefix,
-        "codec_type": "AUTO",
-        "generate_request_id": True,
-        "request_id_extension": {"typed_config": {"@type": UUID_REQUEST_ID}},
-        # The edge is where clients connect (Istio: use_remote_address on gateways).
-        "use_remote_address": edge,
-        "access_log": access_log(),
-        "route_config": route_config,
-        "http_filters": [
-            {"name": FAULT_FILTER, "typed_config": {"@type": HTTP_FAULT}},
-            {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}},
-        ],
-    }
+    filters = [{"name": FAULT_FILTER, "typed_config": {"@type": HTTP_FAULT}}, router_filter()]
+    config = istio_hcm(stat_prefix, route_config, filters, gateway=edge)
     add_tracing(config, *traced_as)
     if edge:
-        # A client's x-request-id survives the edge, so one id follows a request
-        # through both hops (the propagation demo depends on it).
+        # Kept on purpose, unlike istiod: a client's x-request-id survives the edge, so one
+        # id follows a request through both hops (the propagation demo, access logs and
+        # traces are looked up by it). A cluster's ingress gateway replaces it (Envoy
+        # treats every client as external there).
         config["preserve_external_request_id"] = True
-        config["strip_any_host_port"] = True
     return {"name": HCM, "typed_config": config}
 
 
@@ -97,10 +55,6 @@ def _vhost(name: str, domains: list[str], routes: list[dict[str, Any]]) -> dict[
         "routes": routes,
         "include_request_attempt_count": True,
     }
-
-
-def _route_config(name: str, vhosts: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"name": name, "virtual_hosts": vhosts, "validate_clusters": False}
 
 
 # --------------------------------------------------------------------------- VS binding
@@ -188,26 +142,77 @@ def outbound_listeners(manifests: Manifests, placement: Placement) -> list[dict[
 
 
 def _server_hosts(server: Node, gw: Gateway) -> list[str]:
+    """The server's hosts as istiod keeps them (model/gateway.go sanitizeServerHostNamespace):
+    ``./h`` is ``<gateway ns>/h``, ``*/h`` is ``h``, ``ns/h`` stays (it binds VirtualServices
+    of namespace ns only)."""
     hosts = []
     for entry in server.items("hosts"):
-        host = entry.str()
-        if "/" in host:
-            ns, host = host.split("/", 1)
-            if ns not in ("*", ".", gw.namespace):
-                raise entry.error("names another namespace, not supported by the local mesh")
-        hosts.append(host)
+        ns, slash, name = entry.str().rpartition("/")
+        if slash and (not ns or not name or "/" in ns):
+            raise entry.error("must be HOST or NAMESPACE/HOST")
+        if ns == "*" and name == "*":
+            return ["*"]
+        hosts.append(
+            f"{gw.namespace}/{name}" if ns == "." else (name if ns == "*" else entry.str())
+        )
     if not hosts:
         raise server.at("hosts").error("is required")
     return hosts
 
 
-def _host_matches(a: str, b: str) -> bool:
-    return fnmatch.fnmatchcase(a, b) or fnmatch.fnmatchcase(b, a)
+def _hosts_for_namespace(hosts: list[str], namespace: str) -> list[str]:
+    """host.NamesForNamespace: the server hosts a VirtualService of NAMESPACE may bind."""
+    out = []
+    for host in hosts:
+        ns, slash, name = host.partition("/")
+        if not slash:
+            out.append(host)
+        elif ns in (namespace, "*"):
+            out.append(name)
+    return out
 
 
-def gateway_listeners(manifests: Manifests, placement: Placement) -> list[dict[str, Any]]:
-    # port number -> [(gateway key, server hosts)]
-    by_port: dict[int, list[tuple[str, list[str]]]] = {}
+def _subset_of(a: str, b: str) -> bool:
+    """host.Name.SubsetOf: every name A matches is matched by B."""
+    if a.startswith("*"):
+        return b.startswith("*") and len(a) >= len(b) and a[1:].endswith(b[1:])
+    if b.startswith("*"):
+        return a.endswith(b[1:])
+    return a == b
+
+
+def intersect_hosts(server_hosts: list[str], vs_hosts: list[str]) -> list[str]:
+    """host.Names.Intersection: the names both lists cover, the narrower of each pair
+    (server ``*.example.com`` and VirtualService ``a.example.com`` give ``a.example.com``)."""
+    out: list[str] = []
+    for s in server_hosts:
+        for v in vs_hosts:
+            narrower = s if _subset_of(s, v) else (v if _subset_of(v, s) else None)
+            if narrower is not None and narrower not in out:
+                out.append(narrower)
+    return out
+
+
+def _more_specific_key(host: str) -> tuple[bool, int, str]:
+    """host.MoreSpecific: longest first, alphabetically, wildcards last."""
+    return (host.startswith("*"), -len(host), host)
+
+
+def is_catch_all(route: dict[str, Any]) -> bool:
+    """route/route.go IsCatchAllRoute: prefix ``/`` (or regex ``.*``), no header or query match."""
+    match = route.get("match", {})
+    catch_all = match.get("prefix") == "/" or (match.get("safe_regex", {}).get("regex") == ".*")
+    return catch_all and not match.get("headers") and not match.get("query_parameters")
+
+
+def _sort_vhost_routes(routes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """route/route.go SortVHostRoutes: catch-all routes last, the others in order."""
+    return [r for r in routes if not is_catch_all(r)] + [r for r in routes if is_catch_all(r)]
+
+
+def _gateway_servers(manifests: Manifests) -> dict[int, list[tuple[Gateway, list[str]]]]:
+    """Port number -> [(gateway, server hosts)] over every Gateway's servers."""
+    by_port: dict[int, list[tuple[Gateway, list[str]]]] = {}
     for gw in manifests.gateways:
         root = spec(gw).only("selector", "servers")
         for server in root.items("servers"):
@@ -219,38 +224,64 @@ def gateway_listeners(manifests: Manifests, placement: Placement) -> list[dict[s
                 raise port.at("protocol").error(
                     f"{protocol} is not supported by the local mesh (HTTP only)"
                 )
-            key = f"{gw.namespace}/{gw.name}"
-            by_port.setdefault(number, []).append((key, _server_hosts(server, gw)))
-    bound = {vs.name: _vs_gateways(vs) for vs in manifests.virtual_services}
+            by_port.setdefault(number, []).append((gw, _server_hosts(server, gw)))
+    return by_port
+
+
+def _gateway_route_config(
+    manifests: Manifests, number: int, servers: list[tuple[Gateway, list[str]]], attached: set[str]
+) -> dict[str, Any]:
+    """Route table ``http.<number>`` as gateway.go buildGatewayHTTPRouteConfig builds it: for
+    each server, each VirtualService bound to its Gateway (oldest first; with no creation
+    times, as after one ``kubectl apply``, by name then namespace) adds its routes to one
+    virtual host per host in both the server's and its own hosts; catch-all routes go last."""
+    ordered = sorted(manifests.virtual_services, key=lambda v: (v.name, v.namespace))
+    vhosts: dict[str, list[dict[str, Any]]] = {}
+    sources: dict[str, list[str]] = {}  # host -> the (gateway, VS) route lists it holds
+    built: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for gw, hosts in servers:
+        gw_key = f"{gw.namespace}/{gw.name}"
+        for vs in ordered:
+            if gw_key not in _vs_gateways(vs):
+                continue
+            vs_hosts = [h.str() for h in spec(vs).items("hosts")]
+            shared = intersect_hosts(_hosts_for_namespace(hosts, vs.namespace), vs_hosts)
+            if not shared:
+                continue
+            key = (gw_key, f"{vs.namespace}/{vs.name}")
+            if key not in built:
+                built[key] = vs_routes(vs, RouteContext(manifests, (gw_key,), number))
+            attached.add(f"{vs.namespace}/{vs.name}")
+            for host in (h.lower() for h in shared):
+                vhosts.setdefault(host, []).extend(built[key])
+                sources.setdefault(host, []).append("|".join(key))
+    if not vhosts:  # Istio's 404 NR for every request
+        return _route_config(f"http.{number}", [_vhost(f"blackhole:{number}", ["*"], [])])
+    # collapseDuplicateRoutes: hosts holding the same route lists share one virtual host,
+    # named after the most specific of them.
+    merged: dict[tuple[str, ...], dict[str, Any]] = {}
+    for host in sorted(vhosts, key=_more_specific_key):
+        same = merged.get(tuple(sources[host]))
+        if same is not None:
+            same["domains"].append(host)
+            continue
+        routes = _sort_vhost_routes(vhosts[host])
+        merged[tuple(sources[host])] = _vhost(f"{host}:{number}", [host], routes)
+    hosts_out = sorted(merged.values(), key=lambda v: v["name"])
+    return _route_config(f"http.{number}", hosts_out)
+
+
+def gateway_listeners(manifests: Manifests, placement: Placement) -> list[dict[str, Any]]:
     attached: set[str] = set()
     listeners = []
-    for number, servers in by_port.items():
-        keys = tuple(dict.fromkeys(k for k, _ in servers))
-        vhosts: dict[str, list[dict[str, Any]]] = {}
-        for vs in manifests.virtual_services:
-            if not set(bound[vs.name]) & set(keys):
-                continue
-            ctx = RouteContext(manifests, keys, number)
-            routes = None
-            for host in spec(vs).items("hosts"):
-                h = host.str()
-                gw_hosts = [s for k, hs in servers if k in bound[vs.name] for s in hs]
-                if not any(_host_matches(h, s) for s in gw_hosts):
-                    continue
-                routes = routes if routes is not None else vs_routes(vs, ctx)
-                vhosts.setdefault(h, []).extend(routes)
-                attached.add(vs.name)
-        name = f"http.{number}"
-        if vhosts:
-            hosts = [_vhost(f"{h}:{number}", [h], r) for h, r in vhosts.items()]
-        else:
-            hosts = [_vhost(f"blackhole:{number}", ["*"], [])]
+    for number, servers in _gateway_servers(manifests).items():
+        route_config = _gateway_route_config(manifests, number, servers, attached)
         traced_as = (GATEWAY_SERVICE, placement.traces)
-        hcm = _hcm(f"gateway_{number}", _route_config(name, hosts), True, traced_as)
+        hcm = _hcm(f"gateway_{number}", route_config, True, traced_as)
         port = placement.gateway_port(number)
         listeners.append(_listener(f"gateway_{number}", placement.listen_address, port, hcm))
     for vs in manifests.virtual_services:
-        if vs.name not in attached and set(bound[vs.name]) - {"mesh"}:
+        if f"{vs.namespace}/{vs.name}" not in attached and set(_vs_gateways(vs)) - {"mesh"}:
             raise (
                 spec(vs).at("hosts").error("match no host of the bound Gateway servers (IST0132)")
             )

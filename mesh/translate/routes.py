@@ -80,6 +80,7 @@ def default_route(service: Service, port: int) -> dict[str, Any]:
         "route": {
             "cluster": cluster_name(port, "", service.fqdn),
             "timeout": "0s",
+            "max_grpc_timeout": "0s",
             "retry_policy": default_retry_policy(),
         },
     }
@@ -272,7 +273,9 @@ def _action(rule: Node, ctx: RouteContext) -> tuple[dict[str, Any], Node | None]
             _header_ops(dest.get("headers"), entry)
             clusters.append(entry)
         action["weighted_clusters"] = {"clusters": clusters}
+    # route.go setTimeout: 0s (off) when unset, and the grpc-timeout header capped at it
     action["timeout"] = rule.at("timeout").duration() if rule.has("timeout") else "0s"
+    action["max_grpc_timeout"] = action["timeout"]
     if rule.has("rewrite"):
         rewrite = rule.at("rewrite").only("uri", "authority")
         if rewrite.has("uri"):
