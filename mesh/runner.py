@@ -38,6 +38,7 @@ import yaml
 
 from mesh import envoy
 from mesh.errors import MeshError, RunnerError
+from mesh.loop.api import EventsApi
 from mesh.loop.endpoints import Endpoints
 from mesh.loop.events import EVENTS_FILE, Events
 from mesh.loop.generation import Finding, Generation, Refused, build, warm_up_checks
@@ -64,6 +65,9 @@ from mesh.translate.eds import use_eds
 from mesh.translate.placement import DEFAULT_ADMIN_PORT, DEFAULT_GATEWAY_PORT
 
 READY_TIMEOUT_S = 30.0
+# the env var that tells a workload where the local mesh's events are (the frontend's
+# page marks restarts and config changes with them; unset in a cluster)
+EVENTS_URL_ENV = "MESH_EVENTS_URL"
 PLACEHOLDER_PORT = 1  # endpoints come from the replicas, never from the translation
 
 
@@ -161,6 +165,7 @@ class LocalMesh:
             self.kubelet, self.events, self._new_pod, self._available, self._drained, ready_timeout
         )
         self.watcher: Watcher | None = None
+        self.events_api: EventsApi | None = None
         self._apply_lock = threading.Lock()
         self._state_written = False
         self._state_lock = threading.Lock()
@@ -247,7 +252,8 @@ class LocalMesh:
             self.state_dir / EVENTS_FILE
         )
         self._ports: dict[str, int] = {}
-        extra = trace_env(self.traces_url) if self.traces_url else None
+        self.events_api = EventsApi(self.events)
+        self.events_api.start()
         try:
             generation = build(
                 self._next_number(),
@@ -255,7 +261,7 @@ class LocalMesh:
                 None,
                 self._placement,
                 self.state_dir,
-                extra,
+                self._extra_env(),
                 run_checks=False,
                 secure=self._secure,
             )
@@ -307,6 +313,13 @@ class LocalMesh:
         if self.watch and not self.sidecars:
             self.watcher = Watcher(self.directory, self._apply_watched)
             self.watcher.start(generation.manifests)
+
+    def _extra_env(self) -> dict[str, str]:
+        """What every workload gets from the local mesh: the trace receiver, the events."""
+        extra = trace_env(self.traces_url) if self.traces_url else {}
+        if self.events_api is not None:
+            extra[EVENTS_URL_ENV] = f"{self.events_api.url}/events"
+        return extra
 
     def _next_number(self) -> int:
         self._numbers += 1
@@ -458,7 +471,7 @@ class LocalMesh:
         previous = self.generation
         assert previous is not None
         number = self._next_number()
-        extra = trace_env(self.traces_url) if self.traces_url else None
+        extra = self._extra_env()
         try:
             if self.sidecars:
                 raise Refused(
@@ -664,6 +677,9 @@ class LocalMesh:
         if self.watcher is not None:
             self.watcher.stop()
         self.kubelet.stop()
+        if self.events_api is not None:
+            self.events_api.stop()
+            self.events_api = None
         if self._state_written:  # never another mesh's state file
             remove_state(self.state_dir)
             self._state_written = False
