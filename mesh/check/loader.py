@@ -1,7 +1,7 @@
 """The tree ``mesh check`` checks: ``mesh.kustomize.read_tree`` plus findings.
 
-Reading is shared with ``mesh up`` (``mesh.kustomize``); this module turns what
-the reader could not read into TM003 findings and duplicate objects into TM004,
+Reading is shared with ``mesh up`` (``mesh.kustomize``, the real kustomize); this
+module turns what could not be read into TM003 findings and duplicate objects into TM004,
 and gives every resource a ``finding`` method for the rules. A single manifest
 file is read on its own, as ``istioctl analyze FILE`` reads it (a kustomization
 file stands for its directory).
@@ -41,11 +41,20 @@ class Tree:
 
 
 def load_tree(root: Path) -> Tree:
-    """Every object under ``root``; problems reading it become TM003 findings."""
+    """Every object under ``root``; problems reading it become TM003 findings, and a
+    duplicate object TM004 (kustomize refuses it; a plain directory reads both)."""
     read = read_file(root) if root.is_file() else kustomize.read_tree(root)
     tree = Tree(resources=[Resource.of(r) for r in read.resources])
     tree.findings = [
-        Finding(p.file, "", p.kind, p.name, "TM003", Severity.ERROR, p.message)
+        Finding(
+            p.file,
+            "",
+            p.kind,
+            p.name,
+            "TM004" if p.duplicate else "TM003",
+            Severity.ERROR,
+            p.message,
+        )
         for p in read.problems
     ]
     for res, first in kustomize.duplicates(tree.resources):

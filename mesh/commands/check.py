@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"{args.dir}: no such file or directory")
     try:
         findings = check_tree(root)
+    except CliError:
+        raise  # the user's to fix (no kubectl): its own one line, not "please report it"
     except Exception as exc:  # noqa: BLE001 - a checker bug must not print a traceback
         raise CliError(
             f"{args.dir}: internal error ({type(exc).__name__}: {exc}); please report it"
