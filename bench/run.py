@@ -17,7 +17,9 @@ round, and a ratio is the median of its per-round ratios (runs of one round
 share the machine's state). Then: one Envoy hop at -c 1 (backend direct vs
 through Envoy's backend-service listener), each service's time to ready, the
 time `mesh up k8s` takes to be ready, resident memory after the load, and what
-reading the manifests costs (`mesh check k8s`, one manifest load: bench/manifests.py).
+reading the manifests costs (`mesh check k8s`, one manifest load: bench/manifests.py),
+and what the control loop achieves (save to served, kill to serving, failures during an
+apply and a rollout: bench/control_loop.py).
 
 Servers, wrk and RSS/CPU readings come from bench/services.py.
 """
@@ -44,7 +46,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/run.py`: make `bench.services` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import manifests  # noqa: E402
+from bench import control_loop, manifests  # noqa: E402
 from bench.services import (  # noqa: E402
     CLK_TCK,
     PAGE_KB,
@@ -424,8 +426,11 @@ def _bench(args: argparse.Namespace, gunicorn: Path) -> int:
     mesh_up = [time_mesh_up(work) for _ in range(MESH_UP_RUNS)]
     print("timing the manifest reads ...", flush=True)
     reads = manifests.measure()
+    print("timing the control loop (saves, kills, applies and rollouts under load) ...", flush=True)
+    loop_rows = control_loop.measure()
     missed = report(configs, hop, ready, mesh_ready_s, mesh_up, rss)
     missed += manifests.report(reads)
+    missed += control_loop.report(loop_rows)
     print(f"\nbench took {time.perf_counter() - started_total:.0f} s; logs in {logs}")
     return 1 if (args.strict and missed) else 0
 

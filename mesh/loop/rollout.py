@@ -78,10 +78,12 @@ def strategy(d: Deployment) -> Strategy:
         return Strategy(kind, 0, replicas)
     surge = amount("maxSurge", DEFAULT_SURGE, up=True)
     unavailable = amount("maxUnavailable", DEFAULT_UNAVAILABLE, up=False)
+    written = rolling.value if isinstance(rolling.value, dict) else {}
+    if all(written.get(k) in (0, "0%") for k in ("maxSurge", "maxUnavailable")):
+        # the API server's validation (ValidateRollingUpdateDeployment)
+        raise rolling.at("maxUnavailable").error("may not be 0 when maxSurge is 0")
     if surge == 0 and unavailable == 0:
-        if isinstance(rolling.value, dict) and {"maxSurge", "maxUnavailable"} & set(rolling.value):
-            raise rolling.error("maxSurge and maxUnavailable may not both be 0")
-        surge = 1  # a 0-replica Deployment's 25%s: nothing to roll anyway
+        unavailable = 1  # the controller's ResolveFenceposts: both rounded to 0
     return Strategy(kind, surge, unavailable)
 
 

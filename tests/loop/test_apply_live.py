@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from mesh.cli import main as mesh_main
+from mesh.load.background import BackgroundLoad
 from mesh.runner import LocalMesh
 from tests.loop.support import (
     VARIANTS,
@@ -21,7 +22,6 @@ from tests.loop.support import (
     weighted_http,
 )
 from tests.mesh.traffic import poll
-from tests.robustness.support import BackgroundLoad
 from tests.support.mesh import new_mesh
 
 pytestmark = pytest.mark.integration

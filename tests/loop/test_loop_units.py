@@ -39,6 +39,8 @@ def _backend(replicas: int = 2, strategy_: dict | None = None):  # type: ignore[
         (4, {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": "50%"}}, ("RollingUpdate", 0, 2)),
         (3, {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 2}}, ("RollingUpdate", 2, 0)),
         (3, {"type": "Recreate"}, ("Recreate", 0, 3)),
+        # both round to 0: the controller takes one unavailable (ResolveFenceposts)
+        (2, {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": "10%"}}, ("RollingUpdate", 0, 1)),
     ],
 )
 def test_strategy_follows_kubernetes_defaults_and_rounding(
@@ -52,7 +54,10 @@ def test_strategy_follows_kubernetes_defaults_and_rounding(
     ("spec", "field"),
     [
         ({"type": "Blue"}, "spec.strategy.type"),
-        ({"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}}, "spec.strategy.rollingUpdate"),
+        (
+            {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": "0%"}},
+            "spec.strategy.rollingUpdate.maxUnavailable",
+        ),
         ({"rollingUpdate": {"maxSurge": "lots"}}, "spec.strategy.rollingUpdate.maxSurge"),
         ({"type": "Recreate", "rollingUpdate": {}}, "spec.strategy.rollingUpdate"),
         ({"rollingUpdate": {"maxBlue": 1}}, "spec.strategy.rollingUpdate.maxBlue"),

@@ -7,9 +7,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mesh.load.background import BackgroundLoad
 from mesh.runner import LocalMesh
 from tests.loop.support import edit_yaml, live_pods, set_env, set_replicas
-from tests.robustness.support import BackgroundLoad
 
 pytestmark = pytest.mark.integration
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from mesh.errors import RunnerError
+from mesh.load.background import BackgroundLoad
 from mesh.runner import LocalMesh
 from mesh.state import read_state
-from tests.robustness.support import BackgroundLoad
 
 pytestmark = pytest.mark.integration
 
