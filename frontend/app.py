@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from frontend import mesh_events as events
 from frontend.client import BackendClient, BackendReply
 from frontend.errors import BackendFailure
 from frontend.page import STATIC_PREFIX, load_assets, render_page
@@ -240,6 +241,10 @@ def create_app(
             headers={f"x-backend-{k}": v for k, v in reply.backend.items() if v is not None},
         )
 
+    async def mesh_events(request: Request) -> Response:
+        after = request.query_params.get("after")
+        return await events.mesh_events(client, settings.mesh_events_url, after)
+
     assets = load_assets()
 
     async def static(request: Request) -> Response:
@@ -279,6 +284,7 @@ def create_app(
         (TASK, update_task, ["PATCH"]),
         (TASK, delete_task, ["DELETE"]),
         ("/api/headers", headers, ["GET"]),
+        (events.PATH, mesh_events, ["GET"]),
         (STATIC_PREFIX + "/{name}", static, ["GET"]),
         ("/healthz", healthz, ["GET"]),
         ("/readyz", readyz, ["GET"]),

@@ -46,6 +46,19 @@ class BackendReply:
     backend: dict[str, str | None]
 
 
+class SideCallError(Exception):
+    """A GET that is not a backend call (the local mesh's events) got no usable reply.
+
+    CAUSE: `refused` (nothing accepted the connection), `timeout`, or `disconnected`
+    (the connection closed before a whole reply); the message says where and why.
+    """
+
+    def __init__(self, cause: str, message: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.message = message
+
+
 class BackendMetrics:
     """Backend calls by outcome: `ok` or the failure cause (frontend/errors.py: circuit_open,
     no_healthy_upstream, timeout, refused, bad_reply, backend_error); `version` is the
@@ -180,6 +193,38 @@ class BackendClient:
         finally:
             self.metrics.observe(route, method, outcome, time.perf_counter() - start)
 
+    async def get_json(
+        self, url: str, *, params: Mapping[str, str], timeout_s: float
+    ) -> tuple[int, Any]:
+        """GET URL through the shared session: (status, the JSON body or None if not JSON).
+
+        Not a backend call, so none of the backend's headers go with it (no x-canary,
+        trace context or request id: they would mean nothing to the mesh), no span and
+        no backend metric. Raises SideCallError when no whole reply came.
+        """
+        if self._session is None:
+            raise RuntimeError("BackendClient.get_json before start()")
+        try:
+            async with self._session.get(
+                url,
+                params=params,
+                headers={"accept": "application/json"},
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+                allow_redirects=False,
+            ) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except TimeoutError:
+            raise SideCallError("timeout", f"no reply from {url} within {timeout_s:g} s") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise SideCallError("refused", f"cannot connect to {url}: {exc}") from None
+        except (aiohttp.ClientError, ValueError) as exc:
+            raise SideCallError("disconnected", f"the reply of {url} was cut: {exc!r}") from None
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            return status, None
+
     async def _send(
         self, method: str, url: str, headers: dict[str, str], body: bytes | None, timeout_s: float
     ) -> BackendReply:
@@ -232,4 +277,4 @@ class BackendClient:
         return BackendReply(status, reply_headers, raw, data, backend)
 
 
-__all__ = ["BackendClient", "BackendFailure", "BackendReply", "call_timeout"]
+__all__ = ["BackendClient", "BackendFailure", "BackendReply", "SideCallError", "call_timeout"]

@@ -27,6 +27,8 @@ class FrontendSettings(ServiceSettings):
     backend_pool_size: int = 100
     #: Where a trace id links to, with `{trace_id}` (`mesh up` sets TRACE_VIEW_URL); None: no link.
     trace_view_url: str | None = None
+    #: The local mesh's events API (`mesh up` sets MESH_EVENTS_URL); None: no chart markers.
+    mesh_events_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> FrontendSettings:
@@ -37,7 +39,23 @@ class FrontendSettings(ServiceSettings):
             backend_timeout_s=env_float(env, "BACKEND_TIMEOUT_S", 10.0, 0.001, 3600.0),
             backend_pool_size=env_int(env, "BACKEND_POOL_SIZE", 100, 1, 10_000),
             trace_view_url=check_trace_view_url(env.get("TRACE_VIEW_URL") or None),
+            mesh_events_url=check_mesh_events_url(env.get("MESH_EVENTS_URL") or None),
         )
+
+
+def check_mesh_events_url(url: str | None) -> str | None:
+    """An http(s) URL of the local mesh's events (`mesh up` hands it to every workload),
+    or None: in a Kubernetes cluster it is unset and the page draws no markers."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(f"MESH_EVENTS_URL: {url!r} is not an http(s):// URL")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise SettingsError(f"MESH_EVENTS_URL: {url!r} has an invalid port") from None
+    return url
 
 
 def check_trace_view_url(template: str | None) -> str | None:
