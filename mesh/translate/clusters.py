@@ -94,20 +94,35 @@ def _check_export_to(root: Node) -> None:
             raise entry.error(f"{entry.value!r} {'is not supported by the local mesh'}")
 
 
-def _policy_blocks(policy: Node | None, port: int, allow_port_level: bool) -> dict[str, Node]:
-    """Top-level blocks of a trafficPolicy, then the matching portLevelSettings entry,
-    which replaces every block it sets (Istio's MergeTrafficPolicy)."""
+def _policy_blocks(
+    policy: Node | None, port: int, allow_port_level: bool
+) -> tuple[dict[str, Node], bool]:
+    """The blocks of a trafficPolicy for PORT, and whether a portLevelSettings entry
+    decided them. The first entry for PORT replaces the policy wholesale: a block it
+    leaves out is unset, not inherited (pilot/pkg/networking/util/util.go
+    GetPortLevelTrafficPolicy)."""
     if policy is None:
-        return {}
+        return {}, False
     keys = (*POLICY_BLOCKS, "portLevelSettings") if allow_port_level else POLICY_BLOCKS
     policy.only(*keys)
     blocks = {k: policy.at(k) for k in POLICY_BLOCKS if policy.has(k)}
+    port_level = None
     for entry in policy.items("portLevelSettings"):
         entry.only("port", *POLICY_BLOCKS)
         number = entry.at("port").only("number").at("number").int(1, 65535)
-        if number == port:
-            blocks = {k: entry.at(k) for k in POLICY_BLOCKS if entry.has(k)}
-    return blocks
+        if number == port and port_level is None:
+            port_level = entry
+    if port_level is None:
+        return blocks, False
+    return {k: port_level.at(k) for k in POLICY_BLOCKS if port_level.has(k)}, True
+
+
+def _subset_blocks(top: dict[str, Node], subset: Node, port: int) -> dict[str, Node]:
+    """util.MergeSubsetTrafficPolicy: the subset's blocks replace the DestinationRule's
+    one by one, unless the subset has portLevelSettings for PORT, which replace them all
+    (model/destination_rule.go MergeTrafficPolicy with hasPortLevel)."""
+    own, port_level = _policy_blocks(subset.get("trafficPolicy"), port, True)
+    return own if port_level else {**top, **own}
 
 
 def build_clusters(manifests: Manifests, placement: Placement) -> list[dict[str, Any]]:
@@ -123,10 +138,10 @@ def build_clusters(manifests: Manifests, placement: Placement) -> list[dict[str,
         root = spec(dr) if dr else None
         for port in service.ports:
             protocol = port_protocol(service, port)
-            top = _policy_blocks(root.get("trafficPolicy") if root else None, port.port, True)
+            top, _ = _policy_blocks(root.get("trafficPolicy") if root else None, port.port, True)
             clusters.append(_cluster(manifests, placement, service, port, protocol, "", {}, top))
             for subset in root.items("subsets") if root else []:
-                blocks = {**top, **_policy_blocks(subset.get("trafficPolicy"), port.port, True)}
+                blocks = _subset_blocks(top, subset, port.port)
                 labels = {str(k): str(v) for k, v in (subset.at("labels").value or {}).items()}
                 name = subset.at("name").str()
                 clusters.append(
@@ -353,8 +368,8 @@ def _connection_pool(
             }
         elif policy == "UPGRADE":
             http_config = {"explicit_http_config": {"http2_protocol_options": {}}}
-        elif policy == "DO_NOT_UPGRADE":
-            http_config = {"explicit_http_config": {"http_protocol_options": {}}}
+        # DO_NOT_UPGRADE only stops an upgrade (cluster_traffic_policy.go shouldH2Upgrade):
+        # the port's own protocol stays, HTTP/2 for an http2 or grpc port.
     return http_config
 
 

@@ -9,6 +9,7 @@ table so a missing subset is a 503 NC at run time (reference/istio-to-envoy.md Â
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,13 +116,15 @@ def _gateway_key(name: str, namespace: str) -> str:
 
 
 def _route(rule: Node, match: Node | None, ctx: RouteContext) -> dict[str, Any]:
+    # route.go: the rule's name, plus "." and the match's name when it has one
     name = rule.at("name").str() if rule.has("name") else ""
     if match is not None and match.has("name"):
-        name = f"{name}.{match.at('name').str()}" if name else match.at("name").str()
+        name = f"{name}.{match.at('name').str()}"
     route: dict[str, Any] = {}
     if name:
         route["name"] = name
     route["match"] = _match(match)
+    single: Node | None = None
     if rule.has("directResponse"):
         if rule.has("route"):
             raise rule.at("directResponse").error("cannot be combined with route")
@@ -130,17 +133,26 @@ def _route(rule: Node, match: Node | None, ctx: RouteContext) -> dict[str, Any]:
         if not rule.items("route"):
             raise rule.at("route").error("is required (or directResponse)")
         route["route"], single = _action(rule, ctx)
-        if single is not None:  # a single destination's header ops go on the route
-            _header_ops(single.get("headers"), route)
+    # route.go: the rule's header operations first, then a single destination's, so the
+    # destination's `set` of a header wins over the rule's
+    _header_ops(rule.get("headers"), route)
+    if single is not None:
+        _header_ops(single.get("headers"), route)
     fault = rule.get("fault")
     if fault is not None:
         route["typed_per_filter_config"] = {FAULT_FILTER: _fault(fault)}
-    _header_ops(rule.get("headers"), route)
     return route
 
 
-def _string_match(node: Node) -> dict[str, Any] | None:
-    """An Istio StringMatch -> Envoy StringMatcher; None means "present"."""
+def _string_match(
+    node: Node, star_is_present: bool = False, empty_prefix: bool = False
+) -> dict[str, Any] | None:
+    """An Istio StringMatch -> Envoy StringMatcher; None means "present".
+
+    As Istio's validation (pkg/config/validation/virtualservice.go
+    validateHTTPRouteMatchRequest): a regex must compile as RE2; ``regex: "*"`` is refused
+    except in ``withoutHeaders`` (STAR_IS_PRESENT), where route.go turns it into a present
+    match; an empty prefix is refused except for ``uri`` (EMPTY_PREFIX)."""
     if node.value in (None, {}):
         return None
     node.only("exact", "prefix", "regex")
@@ -149,13 +161,36 @@ def _string_match(node: Node) -> dict[str, Any] | None:
     kind, value = next(iter(node.value.items()))
     value = node.at(kind).str()
     if kind == "regex":
-        return None if value == "*" else {"safe_regex": {"regex": value}}
+        if star_is_present and value == "*":
+            return None
+        _check_regex(node.at(kind), value)
+        return {"safe_regex": {"regex": value}}
+    if kind == "prefix" and not value and not empty_prefix:
+        raise node.at(kind).error("must not be empty")
     return {kind: value}
+
+
+# What RE2 refuses that Python's re accepts: look-around and back-references.
+_NOT_RE2 = re.compile(r"\(\?<?[=!]|\\[1-9]|\(\?P=")
+MAX_REGEX = 1024
+
+
+def _check_regex(node: Node, value: str) -> None:
+    if not value:
+        raise node.error("must not be empty")
+    if len(value) > MAX_REGEX:
+        raise node.error(f"is too large: at most {MAX_REGEX} characters")
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise node.error(f"is not a valid RE2 regex ({exc}); {value!r}") from exc
+    if _NOT_RE2.search(value):
+        raise node.error(f"uses look-around or a back-reference, which RE2 lacks: {value!r}")
 
 
 def _header_matcher(name: str, node: Node, invert: bool = False) -> dict[str, Any]:
     matcher: dict[str, Any] = {"name": name.lower()}
-    sm = _string_match(node)
+    sm = _string_match(node, star_is_present=invert)
     if sm is None:
         matcher["present_match"] = True
     else:
@@ -172,7 +207,7 @@ def _match(match: Node | None) -> dict[str, Any]:
     if match is None or not match.has("uri"):
         out["prefix"] = "/"
     else:
-        uri = _string_match(match.at("uri"))
+        uri = _string_match(match.at("uri"), empty_prefix=True)
         if uri is None:
             out["prefix"] = "/"
         elif "exact" in uri:
