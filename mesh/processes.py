@@ -108,9 +108,11 @@ def start_child(
     log_dir: Path,
     echo: Echo | None,
     append: bool = False,
+    on_eof: Callable[[], None] | None = None,
 ) -> Child:
     """Start ARGV in its own process group; its output goes to LOG_DIR/NAME.log (APPEND:
-    after the previous run's lines, as a restarted container's log follows the last)."""
+    after the previous run's lines, as a restarted container's log follows the last).
+    ON_EOF is called when its output ends (it exited, as a rule): a supervisor wakes."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     try:
@@ -126,13 +128,21 @@ def start_child(
         raise RunnerError(f"{name}: cannot start {argv[0]}: {exc.strerror}") from exc
     child = Child(name, popen, log_path)
     child.reader = threading.Thread(
-        target=_pump, args=(child, echo, append), name=f"log-{name}", daemon=True
+        target=_pump, args=(child, echo, append, on_eof), name=f"log-{name}", daemon=True
     )
     child.reader.start()
     return child
 
 
-def _pump(child: Child, echo: Echo | None, append: bool) -> None:
+def _pump(child: Child, echo: Echo | None, append: bool, on_eof: Callable[[], None] | None) -> None:
+    try:
+        _copy_output(child, echo, append)
+    finally:
+        if on_eof is not None:
+            on_eof()
+
+
+def _copy_output(child: Child, echo: Echo | None, append: bool) -> None:
     assert child.popen.stdout is not None
     with open(child.log_path, "ab" if append else "wb") as log:
         for raw in iter(child.popen.stdout.readline, b""):

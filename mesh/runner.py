@@ -166,6 +166,8 @@ class LocalMesh:
         )
         self.watcher: Watcher | None = None
         self.events_api: EventsApi | None = None
+        # set once `mesh check`'s schemas are loaded (a first apply before pays for them)
+        self.checks_warm = threading.Event()
         self._apply_lock = threading.Lock()
         self._state_written = False
         self._state_lock = threading.Lock()
@@ -325,10 +327,12 @@ class LocalMesh:
         self._numbers += 1
         return self._numbers
 
-    @staticmethod
-    def _warm_up() -> None:
-        with contextlib.suppress(Exception):
-            warm_up_checks()
+    def _warm_up(self) -> None:
+        try:
+            with contextlib.suppress(Exception):
+                warm_up_checks(self.directory)
+        finally:
+            self.checks_warm.set()
 
     def _placement(self, manifests: Manifests) -> tuple[Placement, Listeners]:
         """Where generation's objects run: the replicas' ports (placeholders for replicas

@@ -81,6 +81,7 @@ class Kubelet:
         self.system: list[SystemProcess] = []
         self.cond = threading.Condition(threading.RLock())
         self._stopping = threading.Event()
+        self._wake = threading.Event()  # a process's output ended: look at once
         self._thread: threading.Thread | None = None
 
     # -- views
@@ -117,7 +118,15 @@ class Kubelet:
     def _spawn(self, pod: Pod, first: bool = False) -> None:
         """Start POD's process and probe worker. Caller holds the lock."""
         argv = list(pod.template.argv)
-        pod.child = start_child(pod.name, argv, pod.env, self.log_dir, self.echo, append=not first)
+        pod.child = start_child(
+            pod.name,
+            argv,
+            pod.env,
+            self.log_dir,
+            self.echo,
+            append=not first,
+            on_eof=self._wake.set,
+        )
         pod.run += 1
         pod.started_at = time.monotonic()
         pod.restart_at = None
@@ -222,7 +231,9 @@ class Kubelet:
     def run_system(self, proc: SystemProcess) -> None:
         with self.cond:
             self.system.append(proc)
-            proc.child = start_child(proc.name, proc.argv, proc.env, self.log_dir, self.echo)
+            proc.child = start_child(
+                proc.name, proc.argv, proc.env, self.log_dir, self.echo, on_eof=self._wake.set
+            )
             proc.started_at = time.monotonic()
         self._changed(publish=False)
 
@@ -238,7 +249,8 @@ class Kubelet:
                 self.tick()
             except Exception as exc:  # one failed restart must not end supervision
                 self.events.warning("Failed", "kubelet", f"{type(exc).__name__}: {exc}")
-            self._stopping.wait(TICK_S)
+            self._wake.wait(TICK_S)  # a tick, or at once when a process's output ends
+            self._wake.clear()
 
     def tick(self) -> None:
         """One pass: note exits, restart what is due."""
@@ -306,7 +318,13 @@ class Kubelet:
     def _system_restart(self, proc: SystemProcess) -> None:
         proc.restarts += 1
         proc.child = start_child(
-            proc.name, proc.argv, proc.env, self.log_dir, self.echo, append=True
+            proc.name,
+            proc.argv,
+            proc.env,
+            self.log_dir,
+            self.echo,
+            append=True,
+            on_eof=self._wake.set,
         )
         proc.started_at = time.monotonic()
         proc.restart_at = None
@@ -333,6 +351,7 @@ class Kubelet:
     def stop(self) -> None:
         """Stop supervising and every process (pods and system), in parallel."""
         self._stopping.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         with self.cond:

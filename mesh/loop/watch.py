@@ -1,7 +1,7 @@
 """Watch a manifest directory and apply it again when its files change (istiod's watch).
 
 Polls, which needs nothing beyond the standard library and works on every file system:
-every 0.2 s it compares (mtime, size) of each file under the directory and of every
+every 0.1 s it compares (mtime, size) of each file under the directory and of every
 file the last generation was read from (a variant's base lives outside its directory).
 Changes are debounced as istiod debounces its pushes (PILOT_DEBOUNCE_AFTER 100 ms of
 quiet, PILOT_DEBOUNCE_MAX 10 s at most): an editor's burst of saves is applied once,
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mesh.manifests import Manifests
 
-POLL_S = 0.2
+POLL_S = 0.1
 DEBOUNCE_AFTER_S = 0.1
 DEBOUNCE_MAX_S = 10.0
 _SUFFIXES = {".yaml", ".yml", ".json"}
