@@ -15,6 +15,7 @@ from mesh.runner import LocalMesh
 from mesh.translate.tracing import GATEWAY_SERVICE, outbound_service
 from tests.observability.accesslog import same_request_id
 from tests.observability.conftest import K8S, MeshFactory
+from tests.support.html import element
 
 pytestmark = pytest.mark.integration
 
@@ -115,9 +116,9 @@ def test_request_without_trace_headers_still_yields_one_connected_trace(
     assert r.status_code == 200, r.text
     trace_id = _trace_of_request(mesh, request_id)
     assert_chain(wait_for_chain(mesh, trace_id), None)
-    # the page shows the trace id it was served in, linked to the receiver's view
-    assert trace_id in r.text
-    assert f"{mesh.traces_url}/traces/{trace_id}" in r.text
+    # the page's badge shows the trace id it was served in, linked to the receiver's view
+    assert element(r.text, "badge-trace-id").text == trace_id
+    assert f'<a href="{mesh.traces_url}/traces/{trace_id}"><code id="badge-trace-id">' in r.text
 
 
 def test_backend_span_names_the_version_that_answered(mesh: LocalMesh) -> None:
