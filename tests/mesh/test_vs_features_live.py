@@ -15,6 +15,9 @@ from tests.mesh.traffic import clear_fault, poll, set_fault
 pytestmark = pytest.mark.integration
 
 ABORT_STATUS = 418
+# The route timeout must pass an ordinary call on a loaded machine and stop a delayed one.
+ROUTE_TIMEOUT_S = 2
+DELAY_MS = 6000
 BACKEND = {"host": "backend-service"}
 
 
@@ -34,7 +37,7 @@ HTTP = [
         fault={"abort": {"httpStatus": ABORT_STATUS, "percentage": {"value": 100}}},
     ),
     {
-        **rule("slow", "slow", timeout="0.3s", retries={"attempts": 0}),
+        **rule("slow", "slow", timeout=f"{ROUTE_TIMEOUT_S}s", retries={"attempts": 0}),
         "route": [{"destination": {**BACKEND, "subset": "v2"}}],
     },
     {**rule("missing", "missing"), "route": [{"destination": {**BACKEND, "subset": "v9"}}]},
@@ -74,7 +77,7 @@ def test_fault_abort_answers_its_status_without_the_backend(mesh: LocalMesh) -> 
 
 
 def test_route_timeout_shorter_than_the_backend_gives_504(mesh: LocalMesh) -> None:
-    set_fault(mesh, "backend-v2-0", status=503, error_rate=0.0, delay_ms=1500, delay_rate=1.0)
+    set_fault(mesh, "backend-v2-0", status=503, error_rate=0.0, delay_ms=DELAY_MS, delay_rate=1.0)
     try:
         r = call(mesh, "slow")
     finally:
