@@ -163,8 +163,17 @@ TRAFFIC = """
     <span id="traffic-status" role="status" aria-live="polite">Stopped.</span>
     <span id="traffic-clock" class="meta"></span>
   </div>
-  <canvas id="traffic-chart" width="640" height="160" role="img"
-    aria-label="Share of replies per second: no traffic yet"></canvas>
+  <div class="chart">
+    <canvas id="traffic-chart" width="640" height="160" role="img"
+      aria-label="Share of replies per second: no traffic yet"></canvas>
+    <ol id="traffic-markers" aria-label="Config changes and restarts on the chart"></ol>
+  </div>
+  <p id="markers-note" class="meta" hidden>Marks on the time axis come from the local
+  mesh's events: <span class="key config">&#9670; config generation applied</span>,
+  <span class="key refused">&#10005; generation refused</span>,
+  <span class="key restart">&#8635; restart, exit or kill</span>. Hover one for what
+  happened.</p>
+  <p id="markers-problem" class="meta" role="status" hidden></p>
   <table id="traffic-legend">
     <caption>Replies by who answered and errors by cause</caption>
     <thead><tr><th scope="col">Series</th><th scope="col">Last second</th>

@@ -6,7 +6,11 @@
 // - the canary switch: the page's own calls carry `x-canary: true`;
 // - live traffic: a bounded stream of GET /api/tasks (1-20 req/s, stops after
 //   TRAFFIC_LIMIT_S and when the tab is hidden), drawn per second by who answered
-//   and by the cause of each error.
+//   and by the cause of each error;
+// - chart markers: while the traffic runs, its clock also asks GET /api/mesh/events for
+//   what the local mesh did since the last event seen (at most once a second, one call at
+//   a time) and marks config changes and restarts on the chart's time axis. Where the
+//   frontend has no MESH_EVENTS_URL (a cluster) the answer is `enabled: false`: no marks.
 "use strict";
 
 (() => {
@@ -40,6 +44,19 @@
     v2: ["#1a4fa3", "#6f93d6", "#a9c0ea", "#0d2c63"],
   };
   const OTHER_SHADES = ["#6a3d9a", "#9e7cc1", "#cab2d6"];
+
+  const EVENTS_PATH = "/api/mesh/events";
+  const EVENTS_EVERY_MS = 1000;
+  // The events drawn on the chart: reason -> [kind, symbol, words before the object].
+  const MARKED = {
+    Applied: ["config", "\u25C6", "gen"],
+    Refused: ["refused", "\u2715", "refused gen"],
+    Restarted: ["restart", "\u21BB", "restart"],
+    Exited: ["restart", "\u21BB", "exit"],
+    BackOff: ["restart", "\u21BB", "back-off"],
+    Killing: ["restart", "\u21BB", "kill"],
+    Unhealthy: ["restart", "\u21BB", "unhealthy"],
+  };
 
   const causeWords = (() => {
     try {
@@ -326,6 +343,16 @@
     buckets: new Map(), // second -> Map(key -> count)
     totals: new Map(), // key -> count
     instances: new Map(), // instance -> version
+    startedWall: 0, // Date.now() when the run started: events carry unix times
+  };
+
+  // What the page knows of the mesh's events in this run.
+  const meshEvents = {
+    enabled: true, // false once the frontend says it has no MESH_EVENTS_URL
+    inFlight: false,
+    lastPoll: 0,
+    after: 0, // unix seconds of the newest event seen (or of the run's start)
+    markers: [], // {t (seconds since the run's start), node}
   };
 
   // The series a reply counts in: `ok:<instance>` or `err:<cause>`.
@@ -397,12 +424,15 @@
     traffic.buckets = new Map();
     traffic.totals = new Map();
     traffic.instances = new Map();
+    traffic.startedWall = Date.now();
+    resetMarkers();
     setTicker(rate);
     traffic.clock = setInterval(onClock, 250);
     $("traffic-toggle").textContent = "Stop traffic";
     $("traffic-toggle").setAttribute("aria-pressed", "true");
     $("traffic-status").textContent = `Sending ${rate} requests per second.`;
     sendOne();
+    pollEvents();
     draw();
   }
 
@@ -427,8 +457,145 @@
       stopTraffic(`the ${TRAFFIC_LIMIT_S} s limit was reached`);
       return;
     }
+    pollEvents();
     draw();
   }
+
+  // -- chart markers: the mesh's events --------------------------------------
+
+  function resetMarkers() {
+    meshEvents.enabled = true;
+    meshEvents.lastPoll = 0;
+    meshEvents.after = traffic.startedWall / 1000;
+    meshEvents.markers = [];
+    $("traffic-markers").replaceChildren();
+    $("markers-problem").hidden = true;
+  }
+
+  // Rides on the traffic clock: no timer of its own, one call at a time, once a second.
+  async function pollEvents() {
+    const now = performance.now();
+    if (!meshEvents.enabled || meshEvents.inFlight) return;
+    if (now - meshEvents.lastPoll < EVENTS_EVERY_MS) return;
+    meshEvents.inFlight = true;
+    meshEvents.lastPoll = now;
+    const run = traffic.startedAt;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), REQUEST_TIMEOUT_MS);
+    let problem = null; // why the marks stopped, in words
+    try {
+      const url = `${EVENTS_PATH}?after=${encodeURIComponent(String(meshEvents.after))}`;
+      const resp = await fetch(url, {
+        headers: { accept: "application/json" },
+        signal: abort.signal,
+        cache: "no-store",
+      });
+      let data = null;
+      try {
+        data = await resp.json();
+      } catch {
+        data = null;
+      }
+      if (run !== traffic.startedAt) return; // a new run began meanwhile
+      if (resp.ok && data && data.enabled === false) {
+        meshEvents.enabled = false;
+      } else if (resp.ok && data && Array.isArray(data.events)) {
+        addMarkers(data.events);
+      } else {
+        problem = data && data.message ? data.message : `HTTP ${resp.status}`;
+      }
+    } catch (err) {
+      problem = err.name === "AbortError" ? "no reply in time" : err.message;
+    } finally {
+      clearTimeout(timer);
+      meshEvents.inFlight = false;
+    }
+    if (run !== traffic.startedAt) return;
+    $("markers-note").hidden = !meshEvents.enabled;
+    $("markers-problem").textContent = problem
+      ? `No new marks: the mesh's events are unavailable (${problem}).`
+      : "";
+    $("markers-problem").hidden = !problem;
+    draw();
+  }
+
+  function markerLabel(event, words) {
+    const object = String(event.object || "");
+    const gen = /^generation\/(.+)$/.exec(object);
+    return gen ? `${words} ${gen[1]}` : `${words} ${object}`;
+  }
+
+  function clockTime(unixSeconds) {
+    return new Date(unixSeconds * 1000).toLocaleTimeString([], { hour12: false });
+  }
+
+  function addMarkers(events) {
+    for (const event of events) {
+      const time = Number(event.time);
+      if (!Number.isFinite(time) || time <= meshEvents.after) continue;
+      meshEvents.after = time;
+      const how = MARKED[event.reason];
+      if (!how) continue;
+      const [kind, symbol, words] = how;
+      const label = markerLabel(event, words);
+      const what = `${event.type} ${event.reason} ${event.object}: ${event.message}`;
+      const full = `${clockTime(time)} ${what}`;
+      const attrs = { className: kind, title: full };
+      attrs["data-reason"] = event.reason;
+      attrs["data-object"] = event.object;
+      const mark = el("span", { "aria-hidden": "true", text: `${symbol} ` });
+      const node = el(
+        "li",
+        attrs,
+        el("span", { className: "label" }, mark, label),
+        el("span", { className: "sr-only", text: ` (${full})` }),
+      );
+      $("traffic-markers").append(node);
+      meshEvents.markers.push({ t: (time * 1000 - traffic.startedWall) / 1000, node });
+    }
+  }
+
+  // Each marker at its second on the time axis (hidden once out of the window): a line
+  // through the chart, its label in the lane below, in the first row where it does not
+  // run into an earlier label (the lane grows a row when a burst needs one).
+  function drawMarkers(first, current, left, slot, width) {
+    const canvas = $("traffic-chart");
+    const chartW = canvas.clientWidth;
+    const chartH = canvas.clientHeight;
+    const scale = chartW / width || 1;
+    meshEvents.markers = meshEvents.markers.filter(({ t, node }) => {
+      if (t >= first - HISTORY_S) return true;
+      node.remove(); // long gone from the chart
+      return false;
+    });
+    const rowEnds = [];
+    let lineH = 0;
+    for (const { t, node } of meshEvents.markers) {
+      const visible = t >= first && t < current + 1;
+      node.hidden = !visible;
+      if (!visible) continue;
+      const x = (left + (t - first) * slot) * scale;
+      const label = node.firstChild;
+      const labelW = label.offsetWidth + 4;
+      lineH = Math.max(lineH, label.offsetHeight + 3);
+      const end = x + labelW > chartW;
+      const from = end ? x - labelW : x;
+      let row = rowEnds.findIndex((edge) => edge < from);
+      if (row < 0) row = rowEnds.push(0) - 1;
+      rowEnds[row] = from + labelW;
+      node.classList.toggle("end", end);
+      node.style.left = `${(100 * x) / chartW}%`;
+      node.dataset.row = String(row);
+    }
+    for (const { node } of meshEvents.markers) {
+      if (node.hidden) continue;
+      const row = Number(node.dataset.row);
+      node.style.height = `${chartH + (row + 1) * lineH}px`;
+      node.firstChild.style.top = `${chartH + 2 + row * lineH}px`;
+    }
+    canvas.parentElement.style.paddingBottom = `${rowEnds.length * lineH + 2}px`;
+  }
+
 
   // Every series seen, in legend order: instances grouped by version, then error causes.
   function seriesList() {
@@ -516,6 +683,7 @@
       ctx.fillStyle = "#222";
       ctx.fillText(String(n), x, top - 3);
     }
+    drawMarkers(first, current, left, slot, w);
   }
 
   function legendRow(key, label, counts, kind, colour, error) {
