@@ -22,7 +22,16 @@ class ManifestError(MeshError):
 
 
 class TranslationError(MeshError):
-    """A manifest field that the local mesh cannot translate to Envoy."""
+    """A manifest field that the local mesh cannot translate to Envoy.
+
+    ``obj`` (a mesh.manifests.Obj) and ``detail`` (the message without the
+    ``file: Kind/name:`` prefix) are set when the error is about one field of one
+    object, so `mesh check` can report it as a finding on that object."""
+
+    def __init__(self, message: str, obj: object = None, detail: str = "") -> None:
+        super().__init__(message)
+        self.obj = obj
+        self.detail = detail or message
 
 
 class RunnerError(MeshError):

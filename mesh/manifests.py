@@ -22,14 +22,6 @@ from mesh.kustomize import display_path
 
 __all__ = ["Source", "display_path", "load"]
 
-# Kinds the local mesh reads but does not enforce (reported by `mesh up`).
-NOT_ENFORCED_NOTES = {
-    "PeerAuthentication": "no mTLS: plain HTTP on loopback (enforced with `mesh up --sidecars`)",
-    "AuthorizationPolicy": "no authorization checks (enforced with `mesh up --sidecars`)",
-    "Telemetry": "Envoy access logs are always on (stdout, Istio's text format)",
-    "PersistentVolumeClaim": "one SQLite file under the state dir instead",
-}
-
 
 @dataclass(frozen=True)
 class Source:
@@ -187,8 +179,18 @@ class Manifests:
         return self.of(Obj)
 
     def not_enforced(self) -> list[tuple[Obj, str]]:
-        """Objects read but not enforced by the local mesh, with the reason."""
-        return [(o, NOT_ENFORCED_NOTES.get(o.kind, "ignored")) for o in self.other]
+        """What the local mesh does not run as Istio would, per object, with the reason
+        and the file (mesh/limits.py: the same as `mesh check`'s TM201); other kinds
+        it does not read are "ignored"."""
+        from mesh.limits import limits_of
+
+        out = []
+        for o in self.objects:
+            found = limits_of(o.kind, o.api_version, o.raw.get("spec"))
+            out += [(o, f"{limit.text()} ({o.source})") for limit in found]
+            if not found and type(o) is Obj:
+                out.append((o, f"ignored ({o.source})"))
+        return out
 
 
 def load(directory: str | Path) -> Manifests:

@@ -50,6 +50,7 @@ CODES: dict[str, str] = {
     "TM105": "workload references a missing object (ServiceAccount, PVC)",
     "TM106": "Service selector matches no workload",
     "TM107": "Deployment selector does not match its pod template",
+    "TM201": "valid for Istio, not run by the local mesh (mesh up says the same)",
 }
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from mesh.check.findings import Finding, Severity
 from mesh.check.index import Index
 from mesh.check.loader import load_tree
-from mesh.check.rules import ALL_RULES
+from mesh.check.rules import ALL_RULES, local_mesh
 from mesh.check.schema import check_schemas
 
 SEVERITY_ORDER = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
@@ -21,6 +21,13 @@ def check_tree(root: Path) -> list[Finding]:
     index = Index(tree.resources)
     for rule in ALL_RULES:
         findings += rule(index)
+    # What `mesh up` would refuse, unless Istio's schema check already explains it.
+    invalid = {(f.file, f.namespace, f.kind, f.name) for f in findings if f.code == "IST0106"}
+    findings += [
+        f
+        for f in local_mesh.translation(root, tree.resources)
+        if (f.file, f.namespace, f.kind, f.name) not in invalid
+    ]
     unique = list(dict.fromkeys(findings))
     return sorted(
         unique,

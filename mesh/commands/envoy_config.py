@@ -37,6 +37,10 @@ def render(args: argparse.Namespace) -> str:
     from mesh.translate.placement import sequential_instance_ports
 
     manifests = load(args.dir)
+    # Nothing silently ignored: what the config leaves out goes to stderr, as `mesh up`
+    # prints it (mesh/limits.py).
+    for obj, note in manifests.not_enforced():
+        print(f"mesh envoy-config: not enforced locally: {obj.ref}: {note}", file=sys.stderr)
     if args.target == "compose":
         placement = compose_placement(manifests)
     else:

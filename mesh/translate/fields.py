@@ -23,7 +23,8 @@ class Node:
     value: Any
 
     def error(self, message: str) -> TranslationError:
-        return TranslationError(f"{self.obj.where()}: {self.path} {message}")
+        detail = f"{self.path} {message}"
+        return TranslationError(f"{self.obj.where()}: {detail}", obj=self.obj, detail=detail)
 
     def only(self, *supported: str) -> Node:
         """Refuse any key not in SUPPORTED: nothing is silently dropped."""

@@ -8,7 +8,14 @@ from collections.abc import Callable, Iterator
 
 from mesh.check.findings import Finding
 from mesh.check.index import Index
-from mesh.check.rules import destinations, istio_annotations, routing, security, workloads
+from mesh.check.rules import (
+    destinations,
+    istio_annotations,
+    local_mesh,
+    routing,
+    security,
+    workloads,
+)
 
 Rule = Callable[[Index], Iterator[Finding]]
 
@@ -18,4 +25,5 @@ ALL_RULES: tuple[Rule, ...] = (
     workloads.check,
     istio_annotations.check,
     security.check,
+    local_mesh.check,
 )
