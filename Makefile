@@ -44,10 +44,10 @@ test-busy: chromium stress-ng $(STAMP)
 ## Debian packages the tests need, checked before anything runs: installed when
 ## run as root with apt-get (as on CI), else one line says what to install.
 chromium:
-	@bash scripts/ensure-apt-package.sh $(CHROMIUM) chromium "the page tests (tests/page)"
+	@bash scripts/ensure-apt-package.sh $(CHROMIUM) chromium "for the page tests, tests/page"
 
 stress-ng:
-	@bash scripts/ensure-apt-package.sh $(STRESS_NG) stress-ng "make test-busy"
+	@bash scripts/ensure-apt-package.sh $(STRESS_NG) stress-ng "for make test-busy"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -59,17 +59,17 @@ def test_shellcheck_clean_and_strict(script: Path) -> None:
 
 
 def test_present_executable_passes_silently() -> None:
-    out = run(["bash", str(ENSURE), "/bin/sh", "no-such-package", "the test"])
+    out = run(["bash", str(ENSURE), "/bin/sh", "no-such-package", "for the test"])
     assert (out.returncode, out.stdout, out.stderr) == (0, "", "")
 
 
 def test_missing_executable_without_apt_get_says_what_to_install(tmp_path: Path) -> None:
-    out = run(["/bin/bash", str(ENSURE), MISSING, "chromium", "the page tests"],
+    out = run(["/bin/bash", str(ENSURE), MISSING, "chromium", "for the page tests"],
               env={"PATH": str(tmp_path)})  # fmt: skip
     assert out.returncode == 1
     assert out.stdout == ""
     assert out.stderr.splitlines() == [
-        f"the page tests need {MISSING}: install Debian's chromium first "
+        f"{MISSING} is missing (for the page tests): install Debian's chromium first "
         "(sudo apt-get install -y chromium)"
     ]
 
@@ -80,8 +80,8 @@ def test_make_test_stops_before_running_anything_when_not_root() -> None:
     assert out.returncode == 2
     ours = [line for line in out.stderr.splitlines() if not line.startswith("make: ***")]
     assert ours == [
-        f"the page tests (tests/page) need {MISSING}: install Debian's chromium first "
-        "(sudo apt-get install -y chromium)"
+        f"{MISSING} is missing (for the page tests, tests/page): install Debian's chromium "
+        "first (sudo apt-get install -y chromium)"
     ], out.stderr
     assert out.stdout == "", "nothing else ran (ruff and pytest print to stdout)"
 
