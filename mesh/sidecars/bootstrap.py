@@ -19,13 +19,20 @@ from pathlib import Path
 from typing import Any
 
 from mesh.ca import CertPair, spiffe_id
-from mesh.manifests import Manifests
+from mesh.manifests import Manifests, Service
 from mesh.sidecars.plan import Sidecar
 from mesh.sidecars.rbac import rbac_filters
-from mesh.translate.clusters import DEFAULT_CONNECT_TIMEOUT, build_clusters
+from mesh.translate.clusters import (
+    DEFAULT_CONNECT_TIMEOUT,
+    HTTP_PROTOCOL_OPTIONS,
+    build_clusters,
+    destination_rule_for,
+)
+from mesh.translate.fields import spec
 from mesh.translate.hcm import HCM, ISTIO_SERVER_NAME, istio_hcm, route_config, router_filter
 from mesh.translate.listeners import outbound_listeners
 from mesh.translate.placement import Placement
+from mesh.translate.policy import MAX_U32, connection_pool, policy_blocks
 from mesh.translate.tracing import add_collector, add_tracing
 
 TLS_SOCKET = "envoy.transport_sockets.tls"
@@ -156,11 +163,54 @@ def sidecar_placement(
     )
 
 
-def _inbound_cluster(sidecar: Sidecar) -> dict[str, Any]:
+def _inbound_service(manifests: Manifests, sidecar: Sidecar) -> tuple[Service, int] | None:
+    """The first Service (and its port) that sends traffic to this sidecar's workload."""
+    labels = sidecar.deployment.template_labels
+    for service in manifests.services:
+        if service.namespace != sidecar.deployment.namespace or not service.selector:
+            continue
+        if all(labels.get(k) == v for k, v in service.selector.items()) and service.ports:
+            return service, service.ports[0].port
+    return None
+
+
+def inbound_pool(manifests: Manifests, sidecar: Sidecar) -> dict[str, Any]:
+    """The inbound cluster's connection settings, as cluster_builder.go buildInboundCluster
+    sets them: Istio's default thresholds (2^32-1) with the top-level (or port-level)
+    connectionPool of the DestinationRule of the workload's Service, so the server has
+    the capacity (or the limits) the DestinationRule gives its clients."""
+    cluster: dict[str, Any] = {"connect_timeout": DEFAULT_CONNECT_TIMEOUT}
+    thresholds: dict[str, Any] = {
+        "max_connections": MAX_U32,
+        "max_pending_requests": MAX_U32,
+        "max_requests": MAX_U32,
+        "max_retries": MAX_U32,
+        "track_remaining": True,
+    }
+    common: dict[str, Any] = {}
+    found = _inbound_service(manifests, sidecar)
+    dr = destination_rule_for(manifests, found[0]) if found else None
+    if found and dr is not None:
+        blocks, _ = policy_blocks(spec(dr).get("trafficPolicy"), found[1], True)
+        if "connectionPool" in blocks:  # h2 upgrade and the rest apply outbound only
+            connection_pool(blocks["connectionPool"], cluster, thresholds, common)
+    cluster["circuit_breakers"] = {"thresholds": [thresholds]}
+    if common:
+        cluster["typed_extension_protocol_options"] = {
+            HTTP_PROTOCOL_OPTIONS: {
+                "@type": f"type.googleapis.com/{HTTP_PROTOCOL_OPTIONS}",
+                "common_http_protocol_options": common,
+                "explicit_http_config": {"http_protocol_options": {}},
+            }
+        }
+    return cluster
+
+
+def _inbound_cluster(manifests: Manifests, sidecar: Sidecar) -> dict[str, Any]:
     return {
         "name": sidecar.inbound_cluster,
         "type": "STATIC",
-        "connect_timeout": DEFAULT_CONNECT_TIMEOUT,
+        **inbound_pool(manifests, sidecar),
         "load_assignment": {
             "cluster_name": sidecar.inbound_cluster,
             "endpoints": [
@@ -250,7 +300,7 @@ def sidecar_bootstrap(
     placement = sidecar_placement(sidecar, sidecars, traces)
     clusters = build_clusters(manifests, placement)
     secure_clusters(clusters, sidecars, certs, root_cert)
-    clusters.append(_inbound_cluster(sidecar))
+    clusters.append(_inbound_cluster(manifests, sidecar))
     listeners = outbound_listeners(manifests, placement)
     listeners.append(inbound_listener(manifests, sidecar, certs, root_cert, traces))
     ns = sidecar.deployment.namespace
