@@ -34,7 +34,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -54,9 +53,10 @@ PAGE_KB = os.sysconf("SC_PAGE_SIZE") / 1024
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A server port outside the ephemeral range (mesh.processes.free_port)."""
+    from mesh.processes import free_port as pick
+
+    return pick()
 
 
 @dataclass

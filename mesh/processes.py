@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -24,8 +25,45 @@ STOP_TIMEOUT_S = 10.0
 Echo = Callable[[str, str], None]
 
 
+# Ports for servers are picked below the kernel's ephemeral range: a port the kernel
+# hands out (bind to 0) is also what it gives outgoing connections, so between picking it
+# and a server binding it, any client on the machine could take it ("address already in
+# use" at start-up, seen on busy machines). Servers' ports come from here instead.
+SERVER_PORTS = (20000, 32767)
+_picked: set[int] = set()
+_picked_lock = threading.Lock()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    """A TCP port on 127.0.0.1 that nothing listens on now, outside the ephemeral range
+    (so no outgoing connection takes it before our server binds it), and not handed out
+    by this process before."""
+    low, high = SERVER_PORTS
+    ephemeral = _ephemeral_range()
+    candidates = [p for p in range(low, high + 1) if not ephemeral[0] <= p <= ephemeral[1]]
+    for _ in range(200):
+        port = random.choice(candidates)
+        with _picked_lock:
+            if port in _picked:
+                continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind
+            try:
+                s.bind((LOCAL_HOST, port))
+            except OSError:
+                continue
+        with _picked_lock:
+            _picked.add(port)
+        return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # a crowded machine
         s.bind((LOCAL_HOST, 0))
         return int(s.getsockname()[1])
 

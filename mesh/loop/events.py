@@ -6,7 +6,8 @@ changes on its traffic chart. Events go to a JSON-lines file in the state dir (a
 one short write per line, so a reader never sees half a line) and to a bounded ring
 in memory.
 
-    events = Events(state_dir / "events.jsonl")
+    events = Events()                              # memory only, until
+    events.attach(state_dir / "events.jsonl")      # the mesh owns its state dir
     events.record("Normal", "Started", "backend-v1-0", "started (pid 4242, port 40123)")
     events.recent(50)
 """
@@ -47,13 +48,20 @@ class Events:
     """A thread-safe event log backed by PATH (None: memory only)."""
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path
+        self.path: Path | None = None
         self._ring: deque[Event] = deque(maxlen=RING_SIZE)
         self._lock = threading.Lock()
         self._lines = 0
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("")  # a new mesh starts a new history
+            self.attach(path)
+
+    def attach(self, path: Path) -> None:
+        """From now on, also append to PATH (emptied: a new mesh starts a new history)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            path.write_text("")
+            self.path = path
+            self._lines = 0
 
     def record(self, type_: str, reason: str, obj: str, message: str) -> Event:
         event = Event(time.time(), type_, reason, obj, message)

@@ -75,8 +75,15 @@ def test_status_and_events_say_what_the_kubelet_did(
 
 def test_a_failing_liveness_probe_restarts_the_replica(tmp_path: Path, tree: Path) -> None:
     def fast_liveness(doc: dict) -> None:
-        probe = doc["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]
-        probe.update({"periodSeconds": 1, "failureThreshold": 2})
+        container = doc["spec"]["template"]["spec"]["containers"][0]
+        container["livenessProbe"].update({"periodSeconds": 1, "failureThreshold": 2})
+        # a tight liveness probe needs a startupProbe (as in Kubernetes): a slow start on
+        # a busy machine must not count as a failure
+        container["startupProbe"] = {
+            "httpGet": {"path": "/healthz", "port": "http"},
+            "periodSeconds": 1,
+            "failureThreshold": 120,
+        }
 
     edit_yaml(tree / "deployments" / "backend-v2.yaml", fast_liveness)
     with new_mesh(tree, tmp_path / "state") as mesh:

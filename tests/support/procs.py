@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,14 +18,15 @@ from pathlib import Path
 
 import httpx
 
+from mesh.processes import free_port as mesh_free_port
+
 VENV_BIN = Path(sys.executable).parent
 
 
 def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port free on 127.0.0.1 right now, outside the ephemeral range (see
+    mesh.processes.free_port: no client connection takes it before a server binds it)."""
+    return mesh_free_port()
 
 
 @dataclass
