@@ -10,7 +10,10 @@ Istio's semantics (istio/api authorization_policy.proto, pilot/pkg/security/auth
   absent list matches anything); inside a source or operation every field must match,
   and one value of a field is enough; `notX` fields negate;
 - principals become `authenticated.principal_name` on `spiffe://` + the value, `*` a prefix
-  or suffix match (generator.go srcPrincipalGenerator); paths become `url_path` matches.
+  match or a regex (generator.go srcPrincipalGenerator); namespaces and serviceAccounts
+  regexes on the principal (`*` in a namespace is `.*`); methods `:method` header matches
+  (`*` present); paths `url_path` matches, or an Envoy URI template for `{*}`/`{**}`
+  (pilot/pkg/security/authz/model/generator.go, matcher/header.go, matcher/template.go).
 A denied request gets Envoy's own 403 with body `RBAC: access denied`.
 """
 
@@ -64,14 +67,22 @@ def _selects(obj: Obj, deployment: Deployment) -> bool:
 # --------------------------------------------------------------------------- matchers
 
 
+def _quote_meta(text: str) -> str:
+    """Go's regexp.QuoteMeta: escape RE2's special characters, nothing else."""
+    return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", text)
+
+
 def _string_match(value: str, prefix: str = "") -> dict[str, Any]:
-    """Istio's `*` convention: `*` any, `x*` prefix, `*x` suffix, else exact."""
+    """matcher.StringMatcherWithPrefix: `*` any, `*x` suffix, `x*` prefix, else exact;
+    with a PREFIX (spiffe://), `*x` is a regex `PREFIX.*x`."""
     if value == "*":
         return {"safe_regex": {"regex": ".+"}}
+    if value.startswith("*"):
+        if prefix:
+            return {"safe_regex": {"regex": prefix + ".*" + _quote_meta(value[1:])}}
+        return {"suffix": value[1:]}
     if value.endswith("*"):
         return {"prefix": prefix + value[:-1]}
-    if value.startswith("*"):
-        return {"suffix": value[1:]}
     return {"exact": prefix + value}
 
 
@@ -80,20 +91,42 @@ def _principal(match: dict[str, Any]) -> dict[str, Any]:
 
 
 def _source_values(field: str, value: str) -> dict[str, Any]:
+    """generator.go srcPrincipalGenerator, srcNamespaceGenerator, srcServiceAccountGenerator."""
     if field.lower().endswith("principals"):
         return _principal(_string_match(value, "spiffe://"))
     if field.lower().endswith("namespaces"):
-        if value == "*":
-            return _principal({"safe_regex": {"regex": ".+"}})
-        return _principal({"safe_regex": {"regex": f".*/ns/{re.escape(value)}/.*"}})
-    # serviceAccounts: "ns/name" (or "name" in the policy's namespace)
-    return _principal({"exact": f"spiffe://{TRUST_DOMAIN}/ns/{value.replace('/', '/sa/', 1)}"})
+        namespace = ".*".join(_quote_meta(part) for part in value.split("*"))
+        return _principal({"safe_regex": {"regex": f".*/ns/{namespace}/.*"}})
+    # serviceAccounts: "ns/name" (the policy's namespace was added when missing)
+    ns, _, sa = value.partition("/")
+    regex = f"spiffe://.+/ns/{_quote_meta(ns)}/(.+/|)sa/{_quote_meta(sa)}(/.+)?"
+    return _principal({"safe_regex": {"regex": regex}})
+
+
+URI_TEMPLATE = (
+    "type.googleapis.com/envoy.extensions.path.match.uri_template.v3.UriTemplateMatchConfig"
+)
 
 
 def _operation_values(field: str, value: str) -> dict[str, Any]:
+    """generator.go pathGenerator (a `{*}` or `{**}` path is an Envoy URI template) and
+    methodGenerator (matcher.HeaderMatcher: `*` present, `*x` suffix, `x*` prefix)."""
     if field.lower().endswith("paths"):
+        if "{*}" in value or "{**}" in value:
+            template = value.replace("{**}", "**").replace("{*}", "*")
+            return {
+                "uri_template": {
+                    "name": "uri-template",
+                    "typed_config": {"@type": URI_TEMPLATE, "path_template": template},
+                }
+            }
         return {"url_path": {"path": _string_match(value)}}
-    return {"header": {"name": ":method", "string_match": {"exact": value}}}
+    header: dict[str, Any] = {"name": ":method"}
+    if value == "*":
+        header["present_match"] = True
+    else:
+        header["string_match"] = _string_match(value)
+    return {"header": header}
 
 
 def _values(node: Node) -> list[str]:

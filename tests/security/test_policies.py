@@ -145,7 +145,10 @@ def test_deny_comes_before_allow_and_wildcards_follow_istio(tmp_path: Path) -> N
     ]
     rule0 = policies["ns[default]-policy[deny-deletes]-rule[0]"]
     suffix = rule0["principals"][0]["and_ids"]["ids"][0]["or_ids"]["ids"][0]
-    assert suffix == {"authenticated": {"principal_name": {"suffix": "/sa/load-client"}}}
+    # matcher.StringMatcherWithPrefix: `*x` under the spiffe:// prefix is a regex
+    assert suffix == {
+        "authenticated": {"principal_name": {"safe_regex": {"regex": "spiffe://.*/sa/load-client"}}}
+    }
     paths, methods = rule0["permissions"][0]["and_rules"]["rules"]
     assert methods["or_rules"]["rules"] == [
         {"header": {"name": ":method", "string_match": {"exact": "DELETE"}}}
