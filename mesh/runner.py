@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +32,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import httpx
 import yaml
 
 from mesh import envoy
@@ -41,27 +39,27 @@ from mesh.errors import MeshError, RunnerError
 from mesh.loop.api import EventsApi
 from mesh.loop.endpoints import Endpoints
 from mesh.loop.events import EVENTS_FILE, Events
-from mesh.loop.generation import Finding, Generation, Refused, build, warm_up_checks
+from mesh.loop.generation import Finding, Generation, Refused, warm_up_checks
+from mesh.loop.istiod import ControlPlane
 from mesh.loop.kubelet import Kubelet, SystemProcess
 from mesh.loop.pods import Pod
-from mesh.loop.push import Pusher, PushError
+from mesh.loop.push import Pusher
 from mesh.loop.rollout import Rollout, StuckRollout, strategy
 from mesh.loop.rotation import wait_rotation
+from mesh.loop.startup import stop_leftovers, use_eds_in_file, wait_first_start
 from mesh.loop.watch import Watcher
 from mesh.loop.workloads import Blueprint, Listeners, rewrite_urls
 from mesh.manifests import Manifests
 from mesh.processes import LOCAL_HOST, Child, Echo, check_port_free, echo_to, free_port
-from mesh.sidecars import SidecarSetup, leftover_pids, prepare, record_pids, secure_gateway
+from mesh.sidecars import SidecarSetup, prepare, record_pids, secure_gateway
 from mesh.sidecars import validate_all as validate_sidecars
 from mesh.state import (
     DEFAULT_STATE_DIR,
-    InstanceState,
     MeshState,
-    check_no_running_mesh,
     remove_state,
 )
+from mesh.traces.launch import trace_env, traces_command
 from mesh.translate import Placement, local_placement
-from mesh.translate.eds import use_eds
 from mesh.translate.placement import DEFAULT_ADMIN_PORT, DEFAULT_GATEWAY_PORT
 
 READY_TIMEOUT_S = 30.0
@@ -69,53 +67,6 @@ READY_TIMEOUT_S = 30.0
 # page marks restarts and config changes with them; unset in a cluster)
 EVENTS_URL_ENV = "MESH_EVENTS_URL"
 PLACEHOLDER_PORT = 1  # endpoints come from the replicas, never from the translation
-
-
-# --------------------------------------------------------------------------- traces
-
-
-def trace_env(traces_url: str) -> dict[str, str]:
-    """What the workloads need to send spans to the local receiver, quickly, and to link
-    a trace id to its view (frontend TRACE_VIEW_URL). Overrides the manifests' OTEL_*."""
-    return {
-        "OTEL_TRACES_EXPORTER": "otlp",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": traces_url,
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{traces_url}/v1/traces",
-        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-        # the SDK's batch delay (default 5 s): `mesh traces` right after a request shows it
-        "OTEL_BSP_SCHEDULE_DELAY": "200",
-        "TRACE_VIEW_URL": f"{traces_url}/traces/{{trace_id}}",
-    }
-
-
-def traces_command(port: int) -> list[str]:
-    import sys
-
-    return [
-        sys.executable,
-        "-m",
-        "mesh.traces",
-        "--port",
-        str(port),
-        "--parent-pid",
-        str(os.getpid()),
-    ]
-
-
-def _use_eds_in_file(path: Path, directory: Path) -> dict[Path, dict]:
-    """A written Envoy config (a sidecar's) with its outbound clusters on EDS files."""
-    config = yaml.safe_load(path.read_text())
-    files = use_eds(config, directory)
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return files
-
-
-def _stop_leftovers(state_dir: Path) -> None:
-    """Stop the processes a killed `mesh up` left behind (its state file names them)."""
-    for pid in check_no_running_mesh(state_dir) + leftover_pids(state_dir):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-    remove_state(state_dir)
 
 
 class LocalMesh:
@@ -139,7 +90,7 @@ class LocalMesh:
         SIDECARS: one Envoy per instance too (mTLS, RBAC; mesh/sidecars), the shared one
         then plays the ingress gateway with its own identity. WATCH: apply the directory
         again whenever one of its files changes (`mesh up` does)."""
-        self.directory = Path(directory)
+        self._directory = Path(directory)
         self.gateway_port = gateway_port
         self.admin_port = admin_port
         self.service_port_overrides = dict(service_ports or {})
@@ -153,9 +104,7 @@ class LocalMesh:
         self.config_path = self.state_dir / "envoy.yaml"
         self.listeners: Listeners = {}
         self.gateway_ports: dict[int, int] = {}
-        self.generation: Generation | None = None
-        self.refused: dict[str, Any] | None = None
-        self.events = Events(None)
+        self.events = Events()  # in memory until start() owns the state dir
         self.endpoints = Endpoints()
         self.kubelet = Kubelet(
             self.endpoints, self.events, self.state_dir / "logs", echo, self._write_state
@@ -164,16 +113,41 @@ class LocalMesh:
         self.rollout = Rollout(
             self.kubelet, self.events, self._new_pod, self._available, self._drained, ready_timeout
         )
+        self.control = ControlPlane(
+            state_dir=self.state_dir,
+            events=self.events,
+            endpoints=self.endpoints,
+            pusher=self.pusher,
+            placement_for=self._placement,
+            extra_env=self._extra_env,
+            publish=self.kubelet.publish,
+            reconcile=self.rollout.reconcile,
+            envoy_up=self._envoy_up,
+            on_change=self._write_state,
+            check_ports=self._check_new_listeners,
+        )
         self.watcher: Watcher | None = None
         self.events_api: EventsApi | None = None
         # set once `mesh check`'s schemas are loaded (a first apply before pays for them)
         self.checks_warm = threading.Event()
-        self._apply_lock = threading.Lock()
         self._state_written = False
         self._state_lock = threading.Lock()
-        self._numbers = 0
 
     # -- public views
+    @property
+    def generation(self) -> Generation | None:
+        """The config generation in force (None before start)."""
+        return self.control.generation
+
+    @property
+    def directory(self) -> Path:
+        """The manifest directory in force (a `mesh apply DIR` changes it)."""
+        g = self.control.generation
+        return g.directory if g is not None else self._directory
+
+    def config_status(self) -> dict[str, Any]:
+        return self.control.status()
+
     @property
     def manifests(self) -> Manifests | None:
         return self.generation.manifests if self.generation else None
@@ -249,33 +223,22 @@ class LocalMesh:
         started = time.monotonic()
         binary = envoy.envoy_binary()
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        _stop_leftovers(self.state_dir)
-        self.events = self.kubelet.events = self.rollout.events = Events(
-            self.state_dir / EVENTS_FILE
-        )
+        stop_leftovers(self.state_dir)
+        self.events.attach(self.state_dir / EVENTS_FILE)
         self._ports: dict[str, int] = {}
         self.events_api = EventsApi(self.events)
         self.events_api.start()
-        try:
-            generation = build(
-                self._next_number(),
-                self.directory,
-                None,
-                self._placement,
-                self.state_dir,
-                self._extra_env(),
-                run_checks=False,
-                secure=self._secure,
+        generation = self.control.first(self._directory, secure=self._secure)
+        if self.sidecars:
+            self.control.frozen = (
+                "a mesh started with --sidecars runs its first generation only; stop it "
+                "and run `mesh up --sidecars` again"
             )
-        except Refused as refused:
-            cause = refused.__cause__
-            raise cause if isinstance(cause, MeshError) else RunnerError(str(refused)) from None
-        self.generation = generation
         self._check_fixed_ports()
         eds = dict(generation.eds_files)
         sidecar_configs = self.sidecar_setup.configs if self.sidecar_setup else {}
         for name, path in sidecar_configs.items():
-            eds.update(_use_eds_in_file(path, self.state_dir / "eds" / name))
+            eds.update(use_eds_in_file(path, self.state_dir / "eds" / name))
         self.endpoints.set_clusters(eds, generation.deployment_of)  # the files exist first
         if sidecar_configs:
             validate_sidecars(list(sidecar_configs.values()), binary)
@@ -302,12 +265,7 @@ class LocalMesh:
         for pod in self.workloads:  # probed ready, published, and in every Envoy's clusters
             if not self._available(pod, self.ready_timeout):
                 raise RunnerError(f"Envoy did not list {pod.name} within {self.ready_timeout:.0f}s")
-        generation.applied_at = time.time()
-        self.events.normal(
-            "Applied",
-            "generation/1",
-            f"{len(generation.changes)} objects from {self.directory} (digest {generation.digest})",
-        )
+        self.control.in_force(generation)
         self._settle()
         self.kubelet.start()
         self._write_state()
@@ -323,10 +281,6 @@ class LocalMesh:
             extra[EVENTS_URL_ENV] = f"{self.events_api.url}/events"
         return extra
 
-    def _next_number(self) -> int:
-        self._numbers += 1
-        return self._numbers
-
     def _warm_up(self) -> None:
         try:
             with contextlib.suppress(Exception):
@@ -338,7 +292,7 @@ class LocalMesh:
         """Where generation's objects run: the replicas' ports (placeholders for replicas
         not started yet), the fixed gateway, service and admin ports."""
         names = [i for d in manifests.deployments for i in d.instance_names()]
-        if self.generation is None:  # generation 1: the ports every replica will get
+        if self.control.generation is None:  # generation 1: the ports every replica gets
             self._ports = {name: free_port() for name in names}
             endpoints = dict(self._ports)
             if self.sidecars:
@@ -358,7 +312,7 @@ class LocalMesh:
             traces_port=self.traces_port,
         )
         listeners = placement.service_ports
-        if self.generation is None:
+        if self.control.generation is None:
             self.listeners, self.gateway_ports = listeners, placement.gateway_ports
         return placement, listeners
 
@@ -391,38 +345,9 @@ class LocalMesh:
             probes[s.name] = f"{s.admin_url}/ready"
         if self.traces_url is not None:
             probes["traces"] = f"{self.traces_url}/healthz"
-        pending = dict(probes)
-        deadline = started + self.ready_timeout
-        last: dict[str, str] = {}
-        with httpx.Client(timeout=1.0) as client:
-            while pending:
-                for child in self.children:
-                    if not child.alive:
-                        code = child.popen.returncode
-                        raise RunnerError(
-                            f"{child.name} exited with status {code} during start-up; last "
-                            f"lines:\n{child.last_lines()}"
-                        )
-                for name, url in list(pending.items()):
-                    try:
-                        response = client.get(url)
-                    except httpx.TransportError as exc:
-                        last[name] = type(exc).__name__
-                        continue
-                    if response.status_code == 200:
-                        del pending[name]
-                    else:
-                        last[name] = f"HTTP {response.status_code}"
-                if not pending:
-                    break
-                if time.monotonic() > deadline:
-                    name = next(iter(pending))
-                    child = next(c for c in self.children if c.name == name)
-                    raise RunnerError(
-                        f"{name} not ready after {self.ready_timeout:.0f}s ({probes[name]}: "
-                        f"{last.get(name, 'no answer')}); last lines:\n{child.last_lines()}"
-                    )
-                time.sleep(0.02)  # poll interval while waiting for readiness
+        wait_first_start(
+            probes, self.kubelet.children, started + self.ready_timeout, self.ready_timeout
+        )
 
     # -- Envoy's view of a replica
     def _envoy_admin_urls(self) -> list[str]:
@@ -464,75 +389,12 @@ class LocalMesh:
         """Apply DIRECTORY (default: the one this mesh runs) as a new generation: refused
         with findings, or pushed to Envoy and its Deployments reconciled. Returns
         {generation, result: applied|refused|unchanged, changes, findings, problems}."""
-        with self._apply_lock:
+        with self.control.lock:
             try:
-                return self._apply(Path(directory) if directory else self.directory, source)
+                return self.control.apply(Path(directory) if directory else self.directory, source)
             finally:
                 with self.kubelet.cond:  # wake whoever waits on the generation
                     self.kubelet.cond.notify_all()
-
-    def _apply(self, directory: Path, source: str) -> dict[str, Any]:
-        previous = self.generation
-        assert previous is not None
-        number = self._next_number()
-        extra = self._extra_env()
-        try:
-            if self.sidecars:
-                raise Refused(
-                    "apply",
-                    [
-                        Finding(
-                            "",
-                            "",
-                            "",
-                            "",
-                            "a mesh started with "
-                            "--sidecars runs its first generation only; stop it and "
-                            "run `mesh up --sidecars` again",
-                        )
-                    ],
-                )
-            generation = build(number, directory, previous, self._placement, self.state_dir, extra)
-            self._check_new_listeners(generation)
-        except Refused as refused:
-            return self._refuse(number, refused.findings, source)
-        if generation.digest == previous.digest and directory == previous.directory:
-            self._numbers -= 1
-            return {
-                "generation": previous.number,
-                "result": "unchanged",
-                "changes": [],
-                "findings": [],
-                "problems": [],
-            }
-        self.endpoints.set_clusters(generation.eds_files, generation.deployment_of)
-        self.kubelet._changed()  # publish the replicas into the new clusters' files
-        try:
-            self.pusher.push(generation.xds, str(number), envoy_up=self._envoy_up())
-        except PushError as exc:
-            self.endpoints.set_clusters(previous.eds_files, previous.deployment_of)
-            self.kubelet._changed()
-            with contextlib.suppress(PushError):
-                self.pusher.push(previous.xds, f"{previous.number}-restored")
-            return self._refuse(number, [Finding("", "", "", "", str(exc))], source)
-        generation.applied_at = time.time()
-        self.generation = generation
-        self.directory = directory
-        self.refused = None
-        what = ", ".join(generation.changes) or "no object changed"
-        self.events.normal(
-            "Applied", f"generation/{number}", f"{what} (digest {generation.digest}, from {source})"
-        )
-        self._write_state()
-        problems = self.rollout.reconcile(generation.blueprints)
-        self._write_state()
-        return {
-            "generation": number,
-            "result": "applied",
-            "changes": generation.changes,
-            "findings": [],
-            "problems": problems,
-        }
 
     def _apply_watched(self) -> None:
         self.apply(source="watch")
@@ -548,38 +410,13 @@ class LocalMesh:
             try:
                 check_port_free(port, f"{service}:{number}")
             except RunnerError as exc:
-                raise Refused(
-                    "ports", [Finding("", "Service", service, "spec.ports", str(exc))]
-                ) from exc
+                finding = Finding("", "Service", service, "spec.ports", str(exc))
+                raise Refused("ports", [finding]) from exc
         self.listeners = {**self.listeners, **listeners}
 
     def _envoy_up(self) -> bool:
         envoy_proc = next((p for p in self.kubelet.system if p.name == "envoy"), None)
         return bool(envoy_proc and envoy_proc.child and envoy_proc.child.alive)
-
-    def _refuse(self, number: int, findings: list[Finding], source: str) -> dict[str, Any]:
-        self.refused = {
-            "generation": number,
-            "at": time.time(),
-            "findings": [f.to_dict() for f in findings],
-        }
-        first = findings[0].line() if findings else "refused"
-        more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
-        self.events.warning(
-            "Refused",
-            f"generation/{number}",
-            f"{first}{more}; generation "
-            f"{self.generation.number if self.generation else 0} keeps "
-            f"serving (from {source})",
-        )
-        self._write_state()
-        return {
-            "generation": number,
-            "result": "refused",
-            "changes": [],
-            "findings": [f.to_dict() for f in findings],
-            "problems": [],
-        }
 
     # -- rolling restart (`mesh restart`, as `kubectl rollout restart`)
     def restart(self, deployment: str, say: Callable[[str], None] = print) -> list[str]:
@@ -591,7 +428,7 @@ class LocalMesh:
         if bp is None:
             have = ", ".join(self.generation.blueprints)
             raise RunnerError(f"no Deployment {deployment!r} in this mesh (have: {have})")
-        with self._apply_lock:
+        with self.control.lock:
             names = sorted(p.name for p in self.kubelet.pods_of(deployment) if not p.terminating)
             plan = strategy(bp.deployment)
             say(
@@ -630,21 +467,7 @@ class LocalMesh:
         with self._state_lock:
             self._state().write(self.state_dir)
 
-    def config_status(self) -> dict[str, Any]:
-        g = self.generation
-        return {
-            "generation": g.number if g else 0,
-            "applied_at": g.applied_at if g else None,
-            "digest": g.digest if g else "",
-            "directory": str(self.directory),
-            "refused": self.refused,
-        }
-
     def _state(self) -> MeshState:
-        envoy_proc = next((p for p in self.kubelet.system if p.name == "envoy"), None)
-        with self.kubelet.cond:
-            pods = list(self.kubelet.pods)
-            system = list(self.kubelet.system)
         return MeshState(
             pid=os.getpid(),
             manifests=str(self.directory),
@@ -653,27 +476,9 @@ class LocalMesh:
             service_urls={
                 f"{s}:{n}": f"http://{LOCAL_HOST}:{p}" for (s, n), p in self.listeners.items()
             },
-            envoy_pid=(envoy_proc.pid or 0) if envoy_proc else 0,
-            instances=[
-                InstanceState(
-                    p.name,
-                    p.deployment,
-                    p.template.image,
-                    p.port,
-                    p.pid or 0,
-                    state=p.state,
-                    ready=p.ready,
-                    restarts=p.restarts,
-                    last_exit=p.last_exit,
-                )
-                for p in pods
-            ],
             traces_url=self.traces_url,
             config=self.config_status(),
-            system=[
-                {"name": s.name, "pid": s.pid, "restarts": s.restarts, "last_exit": s.last_exit}
-                for s in system
-            ],
+            **self.kubelet.state(),
         )
 
     def stop(self) -> None:

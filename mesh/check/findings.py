@@ -36,6 +36,7 @@ CODES: dict[str, str] = {
     "IST0133": "deprecated Istio field",
     "IST0135": "deprecated Istio annotation",
     "IST0145": "conflicting Gateways",
+    "IST0150": "ExternalName Service port without a protocol name",
     "IST0157": "Telemetry with empty providers",
     "IST0173": "DestinationRule subset selects no pods",
     "IST0174": "DestinationRule for an unknown host",

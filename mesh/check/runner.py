@@ -10,6 +10,7 @@ from mesh.check.loader import load_tree
 from mesh.check.rules import ALL_RULES, local_mesh
 from mesh.check.schema import check_schemas
 
+IGNORED_NAMESPACES = {"kube-system", "kube-public", "kube-node-lease", "local-path-storage"}
 SEVERITY_ORDER = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
 
@@ -18,7 +19,8 @@ def check_tree(root: Path) -> list[Finding]:
     tree = load_tree(root)
     findings = list(tree.findings)
     findings += check_schemas(tree.resources)
-    index = Index(tree.resources)
+    # istioctl analyze leaves these namespaces out (pkg/kube/inject IgnoredNamespaces)
+    index = Index([r for r in tree.resources if r.namespace not in IGNORED_NAMESPACES])
     for rule in ALL_RULES:
         findings += rule(index)
     # What `mesh up` would refuse, unless Istio's schema check already explains it.

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mesh.loop.endpoints import Endpoint, Endpoints
 from mesh.loop.events import Events
@@ -38,6 +39,7 @@ from mesh.loop.pods import (
 )
 from mesh.loop.prober import ProbeWorker
 from mesh.processes import Child, Echo, start_child, stop_children
+from mesh.state import InstanceState
 
 TICK_S = 0.1
 
@@ -334,7 +336,39 @@ class Kubelet:
             f"after {proc.last_exit} (restart {proc.restarts}, pid {proc.pid})",
         )
 
+    def state(self) -> dict[str, Any]:
+        """The processes as the state file gives them to `mesh status`:
+        {envoy_pid, instances: [InstanceState], system: [{name, pid, restarts, last_exit}]}."""
+        with self.cond:
+            pods, system = list(self.pods), list(self.system)
+        envoy = next((p for p in system if p.name == "envoy"), None)
+        return {
+            "envoy_pid": (envoy.pid or 0) if envoy else 0,
+            "instances": [
+                InstanceState(
+                    p.name,
+                    p.deployment,
+                    p.template.image,
+                    p.port,
+                    p.pid or 0,
+                    state=p.state,
+                    ready=p.ready,
+                    restarts=p.restarts,
+                    last_exit=p.last_exit,
+                )
+                for p in pods
+            ],
+            "system": [
+                {"name": s.name, "pid": s.pid, "restarts": s.restarts, "last_exit": s.last_exit}
+                for s in system
+            ],
+        }
+
     # -- publishing
+    def publish(self) -> None:
+        """Write the endpoints again (a new generation's clusters) and wake waiters."""
+        self._changed()
+
     def published(self) -> list[Endpoint]:
         with self.cond:
             return [

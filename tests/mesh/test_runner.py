@@ -14,9 +14,10 @@ import pytest
 import yaml
 
 from mesh.errors import RunnerError, StateError
+from mesh.loop.startup import stop_leftovers as _stop_leftovers
 from mesh.loop.workloads import blueprint, rewrite_urls
 from mesh.manifests import load
-from mesh.runner import LocalMesh, _stop_leftovers
+from mesh.runner import LocalMesh
 from mesh.state import check_no_running_mesh, read_state
 from tests.mesh.support import K8S
 from tests.support.mesh import new_mesh

@@ -20,7 +20,7 @@ from frontend.settings import FrontendSettings
 from mesh import envoy
 from mesh.cli import main as mesh_main
 from mesh.manifests import load
-from mesh.runner import trace_env, traces_command
+from mesh.traces.launch import trace_env, traces_command
 from mesh.translate import compose_placement, local_placement, translate
 from mesh.translate.placement import sequential_instance_ports
 from mesh.translate.tracing import COLLECTOR_CLUSTER, GATEWAY_SERVICE, SERVICE_TAG
@@ -210,7 +210,9 @@ def test_mesh_up_trace_port_falls_back_when_4318_is_taken() -> None:
     assert traces_port(args(no_traces=True)) is None
     assert traces_port(args(traces_port=4999)) == 4999
     with socket.socket() as busy:
-        with contextlib.suppress(OSError):  # already taken by someone else: just as good
+        # SO_REUSEADDR as servers bind: a port left in TIME_WAIT is free, a listener is not
+        busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with contextlib.suppress(OSError):  # another process listens there: just as good
             busy.bind(("127.0.0.1", DEFAULT_TRACES_PORT))
             busy.listen()
         port = traces_port(args())

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from mesh import envoy
+from mesh.loop.startup import stop_leftovers as _stop_leftovers
 from mesh.manifests import Manifests, load
-from mesh.runner import _stop_leftovers
 from mesh.sidecars import (
     SidecarSetup,
     leftover_pids,

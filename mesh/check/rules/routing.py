@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from mesh.check.findings import Finding, Severity
-from mesh.check.index import Index, fqdn
+from mesh.check.index import Index, fqdn, selects
 from mesh.check.loader import Resource
 from mesh.check.rules._access import as_dict, as_list, as_str, canonical, dicts
 
@@ -19,33 +19,54 @@ ISTIO_GATEWAY_SELECTORS = ({"istio": "ingressgateway"}, {"istio": "egressgateway
 def check(index: Index) -> Iterator[Finding]:
     gateways = {(g.namespace, g.name): g for g in index.of_kind("Gateway", istio=True)}
     yield from _gateways(index, list(gateways.values()))
-    mesh_hosts: dict[str, Resource] = {}
+    k8s_gateways = {
+        (g.namespace, g.name): g
+        for g in index.of_kind("Gateway", istio=False)
+        if g.group == "gateway.networking.k8s.io"
+    }
     for vs in index.of_kind("VirtualService", istio=True):
-        yield from _virtual_service(index, vs, gateways, mesh_hosts)
+        yield from _virtual_service(index, vs, gateways, k8s_gateways)
+    yield from _conflicting_mesh_hosts(index)
 
 
 # --- hosts ------------------------------------------------------------------
 
 
 def hosts_overlap(a: str, b: str) -> bool:
-    """Whether two host patterns (``*``, ``*.example.com``, exact) share a name."""
-    if a == "*" or b == "*":
-        return True
-    if a.startswith("*.") and b.startswith("*."):
-        return a.endswith(b[1:]) or b.endswith(a[1:])
-    if a.startswith("*."):
+    """pkg/config/host/name.go Name.Matches: whether two host patterns share a name
+    (``*``, ``*.example.com``, ``*example.com``, exact)."""
+    if a.startswith("*") and b.startswith("*"):
+        return b[1:].endswith(a[1:]) if len(a) < len(b) else a[1:].endswith(b[1:])
+    if a.startswith("*"):
         return b.endswith(a[1:])
-    if b.startswith("*."):
+    if b.startswith("*"):
         return a.endswith(b[1:])
     return a == b
 
 
-def _server_hosts(gateway: Resource) -> list[str]:
-    """Gateway server hosts without their ``namespace/`` prefix."""
+def _server_hosts(gateway: Resource, namespace: str | None = None) -> list[str]:
+    """Gateway server hosts a VirtualService of NAMESPACE may bind (analyzers/virtualservice/
+    gateways.go: ``./h`` is the Gateway's namespace, ``*/h`` any, ``ns/h`` only ns); every
+    host without its prefix when NAMESPACE is None."""
     out = []
     for server in dicts(gateway.spec.get("servers")):
         for host in as_list(server.get("hosts")):
-            out.append(str(host).rpartition("/")[2])
+            ns, slash, name = str(host).partition("/")
+            if not slash:
+                out.append(str(host))
+            elif namespace is None or ns == "*" or ns == namespace:
+                out.append(name)
+            elif ns == "." and gateway.namespace == namespace:
+                out.append(name)
+    return out
+
+
+def _kubernetes_gateway_hosts(gateway: Resource) -> list[str]:
+    """A Gateway API Gateway's listener hostnames; a listener without one takes any host."""
+    out = []
+    for listener in dicts(gateway.spec.get("listeners")):
+        hostname = listener.get("hostname")
+        out.append(str(hostname) if hostname else "*")
     return out
 
 
@@ -63,31 +84,49 @@ def _gateways(index: Index, gateways: list[Resource]) -> Iterator[Finding]:
                     f"selector {_labels(selector)} matches no workload in this set "
                     "(Istio's own gateway is istio=ingressgateway)",
                 )
-    for i, a in enumerate(gateways):
-        for b in gateways[i + 1 :]:
-            if as_dict(a.spec.get("selector")) != as_dict(b.spec.get("selector")):
-                continue
-            for sa in dicts(a.spec.get("servers")):
-                for sb in dicts(b.spec.get("servers")):
-                    port_a = as_dict(sa.get("port")).get("number")
-                    port_b = as_dict(sb.get("port")).get("number")
-                    if port_a is None or port_a != port_b:
+    yield from _conflicting_gateways(index, gateways)
+
+
+def _same_workloads(index: Index, a: dict[str, str], b: dict[str, str]) -> bool:
+    """analyzers/gateway/conflictinggateway.go: equal selectors, or (one within the other)
+    selectors that both select one pod."""
+    if a == b:
+        return True
+    if not (a.items() <= b.items() or b.items() <= a.items()):
+        return False
+    return any(selects(a, w.labels) and selects(b, w.labels) for w in index.workloads)
+
+
+def _conflicting_gateways(index: Index, gateways: list[Resource]) -> Iterator[Finding]:
+    """IST0145 on every Gateway of a conflict: same workloads, same port, and one host
+    string (with the same bind) in both; hosts that only overlap are no conflict."""
+    for gw in gateways:
+        selector = {str(k): str(v) for k, v in as_dict(gw.spec.get("selector")).items()}
+        for server in dicts(gw.spec.get("servers")):
+            port = as_dict(server.get("port")).get("number")
+            hosts = [str(h) for h in as_list(server.get("hosts"))]
+            bind = server.get("bind", "")
+            others = []
+            for other in gateways:
+                if other is gw:
+                    continue
+                theirs = {str(k): str(v) for k, v in as_dict(other.spec.get("selector")).items()}
+                if not _same_workloads(index, selector, theirs):
+                    continue
+                for them in dicts(other.spec.get("servers")):
+                    if as_dict(them.get("port")).get("number") != port:
                         continue
-                    shared = [
-                        h
-                        for h in as_list(sb.get("hosts"))
-                        if any(
-                            hosts_overlap(str(h).rpartition("/")[2], str(g).rpartition("/")[2])
-                            for g in as_list(sa.get("hosts"))
-                        )
-                    ]
-                    if shared:
-                        yield b.finding(
-                            "IST0145",
-                            Severity.ERROR,
-                            f"port {port_b} and host {shared[0]} are already served by "
-                            f"Gateway/{a.name} with the same selector",
-                        )
+                    known = {str(h) for h in as_list(them.get("hosts"))}
+                    if them.get("bind", "") == bind and known.intersection(hosts):
+                        others.append(f"{other.namespace}/{other.name}")
+                        break
+            if others:
+                yield gw.finding(
+                    "IST0145",
+                    Severity.ERROR,
+                    f"conflict with gateways {','.join(sorted(others))} (workload selector "
+                    f"{_labels(selector)}, port {port}, hosts {','.join(hosts)})",
+                )
 
 
 def _labels(selector: dict[str, str]) -> str:
@@ -101,8 +140,10 @@ def _virtual_service(
     index: Index,
     vs: Resource,
     gateways: dict[tuple[str, str], Resource],
-    mesh_hosts: dict[str, Resource],
+    k8s_gateways: dict[tuple[str, str], Resource],
 ) -> Iterator[Finding]:
+    """analyzers/virtualservice/gateways.go: a missing gateway is IST0101 (an Istio Gateway
+    or a Gateway API one), and then also IST0132, as no server serves the hosts."""
     spec = vs.spec
     refs = [str(g) for g in as_list(spec.get("gateways"))]
     hosts = [str(h) for h in as_list(spec.get("hosts"))]
@@ -110,36 +151,29 @@ def _virtual_service(
         if ref == "mesh":
             continue
         ns, _, name = ref.rpartition("/")
-        gw = gateways.get((ns or vs.namespace, name))
-        if gw is None:
+        key = (ns or vs.namespace, name)
+        gw, k8s_gw = gateways.get(key), k8s_gateways.get(key)
+        if gw is None and k8s_gw is None:
             yield vs.finding("IST0101", Severity.ERROR, f"gateway {ref!r} not found")
-        elif not any(hosts_overlap(h, s) for h in hosts for s in _server_hosts(gw)):
+        if gw is not None:
+            served = _server_hosts(gw, vs.namespace)
+        elif k8s_gw is not None:
+            served = _kubernetes_gateway_hosts(k8s_gw)
+        else:
+            served = []
+        if not any(hosts_overlap(s, h) for s in served for h in hosts):
             yield vs.finding(
                 "IST0132",
                 Severity.WARNING,
-                f"none of the hosts {hosts} is served by Gateway/{gw.name} "
-                f"(its hosts: {_server_hosts(gw)})",
+                f"none of the hosts {hosts} is served by gateway {key[0]}/{key[1]} "
+                f"(hosts it serves to namespace {vs.namespace}: {served})",
             )
-    if not refs or "mesh" in refs:
-        for host in hosts:
-            if host == "*":
-                yield vs.finding(
-                    "IST0106",
-                    Severity.ERROR,
-                    "hosts '*' is only allowed on a VirtualService bound to a gateway",
-                )
-                continue
-            key = fqdn(host, vs.namespace)
-            other = mesh_hosts.get(key)
-            if other is not None and other is not vs:
-                yield vs.finding(
-                    "IST0109",
-                    Severity.ERROR,
-                    f"host {host} is also routed by VirtualService/{other.name} "
-                    f"({other.file}); sidecars use only one of them: merge the two",
-                )
-            else:
-                mesh_hosts[key] = vs
+    if (not refs or "mesh" in refs) and "*" in hosts:
+        yield vs.finding(
+            "IST0106",
+            Severity.ERROR,
+            "hosts '*' is only allowed on a VirtualService bound to a gateway",
+        )
     if not any(as_list(spec.get(k)) for k in ("http", "tcp", "tls")):
         yield vs.finding("IST0106", Severity.ERROR, "needs at least one http, tcp or tls route")
     yield from _http_rules(vs)
@@ -159,6 +193,51 @@ def _virtual_service(
                 yield from _destination(index, vs, path, dest)
 
 
+def _conflicting_mesh_hosts(index: Index) -> Iterator[Finding]:
+    """IST0109 as analyzers/virtualservice/conflictingmeshgatewayhosts.go decides: mesh
+    VirtualServices grouped by (exportTo scope, host); a group of two or more is reported
+    on each of its VirtualServices; a namespace-scoped group also takes the exported-to-all
+    VirtualServices whose host matches."""
+    groups: dict[tuple[str, str], list[Resource]] = {}
+    for vs in index.of_kind("VirtualService", istio=True):
+        refs = [str(g) for g in as_list(vs.spec.get("gateways"))]
+        if refs and "mesh" not in refs:
+            continue
+        export = [str(e) for e in as_list(vs.spec.get("exportTo"))]
+        scopes = (
+            ["*"]
+            if not export or "*" in export
+            else sorted({vs.namespace if e == "." else e for e in export})
+        )
+        for scope in scopes:
+            for host in (str(h) for h in as_list(vs.spec.get("hosts"))):
+                if host != "*":
+                    groups.setdefault((scope, fqdn(host, vs.namespace)), []).append(vs)
+    reported: set[int] = set()
+    for (scope, host), members in groups.items():
+        if scope != "*":
+            members = members + [
+                vs
+                for (other_scope, other_host), others in groups.items()
+                if other_scope == "*" and hosts_overlap(host, other_host)
+                for vs in others
+            ]
+        members = list({id(vs): vs for vs in members}.values())
+        if len(members) < 2:
+            continue
+        names = ",".join(sorted(f"{v.namespace}/{v.name}" for v in members))
+        for vs in members:
+            if id(vs) in reported:
+                continue
+            reported.add(id(vs))
+            yield vs.finding(
+                "IST0109",
+                Severity.ERROR,
+                f"the VirtualServices {names} associated with mesh gateway define the same "
+                f"host {host}; sidecars use only one of them: merge them into one",
+            )
+
+
 def _weights(vs: Resource, where: str, route: list[dict[str, Any]]) -> Iterator[Finding]:
     weights = [r.get("weight") for r in route]
     numbers = [w for w in weights if isinstance(w, int)]
@@ -176,6 +255,7 @@ def _destination(index: Index, vs: Resource, where: str, dest: dict[str, Any]) -
     name = fqdn(host, vs.namespace)
     if service is None:
         if name in index.service_entry_hosts():
+            yield from _subset(index, vs, where, dest, host, name)
             return
         hint = ""
         if "." in host and not host.endswith(".svc.cluster.local"):
@@ -185,6 +265,7 @@ def _destination(index: Index, vs: Resource, where: str, dest: dict[str, Any]) -
             Severity.ERROR,
             f"{where}: host {host} matches no Service in this set{hint}",
         )
+        yield from _subset(index, vs, where, dest, host, name)
         return
     ports = [p for p in dicts(service.spec.get("ports"))]
     port = as_dict(dest.get("port")).get("number")
@@ -201,6 +282,14 @@ def _destination(index: Index, vs: Resource, where: str, dest: dict[str, Any]) -
             Severity.ERROR,
             f"{where}: Service {service.name} has {len(ports)} ports; set destination.port",
         )
+    yield from _subset(index, vs, where, dest, host, name)
+
+
+def _subset(
+    index: Index, vs: Resource, where: str, dest: dict[str, Any], host: str, name: str
+) -> Iterator[Finding]:
+    """A subset no DestinationRule defines: reported even when the host is missing too, as
+    analyzers/virtualservice/destinationrules.go checks it on its own."""
     subset = as_str(dest.get("subset"))
     if subset and subset not in index.subsets_for(name):
         yield vs.finding(

@@ -18,22 +18,13 @@ ISTIO_ACCOUNTS = {
     ("istio-system", "istio-ingressgateway-service-account"),
     ("istio-system", "istio-egressgateway-service-account"),
 }
+ROOT_NAMESPACE = "istio-system"  # MeshConfig rootNamespace's default
 PRINCIPAL = re.compile(r"^(?:spiffe://)?[^/]+/ns/(?P<ns>[^/]+)/sa/(?P<sa>[^/]+)$")
 
 
 def check(index: Index) -> Iterator[Finding]:
     for policy in index.of_kind("AuthorizationPolicy", istio=True):
-        selector = {
-            str(k): str(v)
-            for k, v in as_dict(as_dict(policy.spec.get("selector")).get("matchLabels")).items()
-        }
-        if selector and not index.workloads_matching(selector, policy.namespace):
-            yield policy.finding(
-                "IST0127",
-                Severity.WARNING,
-                f"selector {','.join(f'{k}={v}' for k, v in selector.items())} matches no "
-                "workload in this set",
-            )
+        yield from _no_matching_workloads(index, policy)
         for i, rule in enumerate(dicts(policy.spec.get("rules"))):
             for j, source in enumerate(dicts(rule.get("from"))):
                 src = as_dict(source.get("source"))
@@ -45,13 +36,46 @@ def check(index: Index) -> Iterator[Finding]:
                     ns, _, sa = str(value).rpartition("/")
                     yield from _account(index, policy, f"{where}.serviceAccounts", ns, sa)
     for telemetry in index.of_kind("Telemetry", istio=True):
+        # analyzers/telemetry/providers.go: with no default access-log provider in the
+        # mesh config (Istio's default), an enabled entry needs providers
         for i, log in enumerate(dicts(telemetry.spec.get("accessLogging"))):
-            if "providers" in log and not as_list(log.get("providers")):
+            if log.get("disabled") is not True and not as_list(log.get("providers")):
                 yield telemetry.finding(
                     "IST0157",
                     Severity.WARNING,
-                    f"accessLogging[{i}].providers is empty: nothing is logged",
+                    f"accessLogging[{i}] has no providers and the mesh has no default one: "
+                    "nothing is logged",
                 )
+
+
+def _no_matching_workloads(index: Index, policy: Resource) -> Iterator[Finding]:
+    """IST0127 as analyzers/authz/authorizationpolicies.go decides: a root-namespace
+    policy's selector is looked up mesh-wide (without one it is mesh-wide, nothing to
+    check); a namespace policy without a selector needs a pod in its namespace; with
+    one, a pod of its namespace that it selects."""
+    raw = policy.spec.get("selector")
+    has_selector = isinstance(raw, dict)
+    selector = {str(k): str(v) for k, v in as_dict(as_dict(raw).get("matchLabels")).items()}
+    shown = ",".join(f"{k}={v}" for k, v in selector.items())
+    if policy.namespace == ROOT_NAMESPACE:
+        if has_selector and not index.workloads_matching(selector, namespace=None):
+            yield policy.finding(
+                "IST0127", Severity.WARNING, f"selector {shown} matches no workload in the mesh"
+            )
+        return
+    if not has_selector:
+        if not index.workloads_matching({}, policy.namespace):
+            yield policy.finding(
+                "IST0127",
+                Severity.WARNING,
+                f"namespace {policy.namespace} has no workload in this set for this "
+                "namespace-wide policy",
+            )
+        return
+    if not index.workloads_matching(selector, policy.namespace):
+        yield policy.finding(
+            "IST0127", Severity.WARNING, f"selector {shown} matches no workload in this set"
+        )
 
 
 def _principal(index: Index, policy: Resource, where: str, value: str) -> Iterator[Finding]:

@@ -33,9 +33,29 @@ APP_LABELS = ("app", "app.kubernetes.io/name", "service.istio.io/canonical-name"
 VERSION_LABELS = ("version", "app.kubernetes.io/version", "service.istio.io/canonical-revision")
 
 
+# Labels of Services Istio's analyzer leaves alone (analyzers/service/portname.go): its
+# own control plane, and Services a gateway controller manages.
+GATEWAY_MANAGED = "gateway.istio.io/managed"
+MANAGED_BY = {
+    "istio.io-gateway-controller",
+    "istio.io-mesh-controller",
+    "istio.io-eastwest-controller",
+}
+
+
+def _istio_owned(service: Resource) -> bool:
+    labels = service.labels
+    return (
+        "istio" in labels
+        or labels.get("release") == "istio"
+        or labels.get(GATEWAY_MANAGED) in MANAGED_BY
+    )
+
+
 def check(index: Index) -> Iterator[Finding]:
     for service in index.of_kind("Service", istio=False):
-        yield from _service_ports(service)
+        if service.api_version == "v1" and not _istio_owned(service):
+            yield from _service_ports(service)
         selector = index.service_selector(service)
         if selector and not index.workloads_matching(selector, service.namespace):
             yield service.finding(
@@ -49,18 +69,41 @@ def check(index: Index) -> Iterator[Finding]:
         yield from _workload(index, workload, claims)
 
 
+def _protocol_known(port: dict[str, object]) -> bool:
+    """pkg/config/kube/conversion.go ConvertProtocol: UDP, appProtocol (else the name) up to
+    its first "-", or a well-known port number."""
+    if port.get("protocol") == "UDP":
+        return True
+    app_protocol = port.get("appProtocol")
+    name = str(app_protocol if app_protocol else port.get("name") or "")
+    if name in ("kubernetes.io/h2c", "kubernetes.io/ws", "kubernetes.io/wss"):
+        return True
+    if name.lower().startswith("grpc-web"):
+        return True
+    if name.split("-", 1)[0].lower() in PROTOCOLS:
+        return True
+    number = port.get("port")
+    return isinstance(number, int) and number in WELL_KNOWN_PORTS
+
+
 def _service_ports(service: Resource) -> Iterator[Finding]:
+    external = service.spec.get("type") == "ExternalName"
     for port in dicts(service.spec.get("ports")):
-        app_protocol = port.get("appProtocol")
         name = str(port.get("name") or "")
+        if _protocol_known(port) and not (external and name == "tcp"):
+            continue
+        if external:  # IST0150 instead of IST0118
+            yield service.finding(
+                "IST0150",
+                Severity.WARNING,
+                f"port {port.get('port')} name {name!r}: an ExternalName Service needs a port "
+                "named by a protocol other than tcp (e.g. http, https, tls), or Istio treats "
+                "the traffic as opaque TCP",
+            )
+            continue
+        app_protocol = port.get("appProtocol")
         if app_protocol:
-            if str(app_protocol).lower() in PROTOCOLS:
-                continue
             problem = f"appProtocol {app_protocol!r} is not a protocol Istio knows"
-        elif name.split("-", 1)[0].lower() in PROTOCOLS:
-            continue
-        elif isinstance(port.get("port"), int) and port["port"] in WELL_KNOWN_PORTS:
-            continue
         else:
             problem = f"name {name!r}" if name else "no name"
             problem = f"port {port.get('port')} has {problem} and no appProtocol"

@@ -1,0 +1,164 @@
+"""The local istiod: the generation in force, the last refused one, and applying a new one.
+
+    control = ControlPlane(...)
+    control.first(directory)          # generation 1 (`mesh up`): errors raise, as before
+    control.apply(directory, source)  # generation N: refused with findings, or in force
+    control.status()                  # {generation, applied_at, digest, directory, refused}
+
+An apply builds the generation (mesh/loop/generation.py), publishes the replicas into its
+clusters' EDS files, pushes it to Envoy make-before-break (mesh/loop/push.py), and then
+has the Deployments reconciled (mesh/loop/rollout.py). A push Envoy rejects puts the
+previous generation's files back. Callers serialise applies (`lock`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mesh.errors import MeshError, RunnerError
+from mesh.loop.endpoints import Endpoints
+from mesh.loop.events import Events
+from mesh.loop.generation import Finding, Generation, PlacementFor, Refused, build
+from mesh.loop.push import Pusher, PushError
+from mesh.loop.workloads import Blueprint
+
+
+def _result(number: int, result: str, **rest: Any) -> dict[str, Any]:
+    return {"generation": number, "result": result, "changes": [], "findings": [],
+            "problems": [], **rest}  # fmt: skip
+
+
+class ControlPlane:
+    """Generations of one local mesh's config (thread-safe through `lock`)."""
+
+    def __init__(
+        self,
+        *,
+        state_dir: Path,
+        events: Events,
+        endpoints: Endpoints,
+        pusher: Pusher,
+        placement_for: PlacementFor,
+        extra_env: Callable[[], dict[str, str]],
+        publish: Callable[[], None],
+        reconcile: Callable[[dict[str, Blueprint]], list[str]],
+        envoy_up: Callable[[], bool],
+        on_change: Callable[[], None],
+        check_ports: Callable[[Generation], None] = lambda generation: None,
+    ) -> None:
+        """PUBLISH: rewrite the EDS files from the replicas; RECONCILE: make the replicas
+        match a generation's blueprints (its problems); CHECK_PORTS: raise Refused for a
+        listener port the running mesh cannot take."""
+        self.state_dir = state_dir
+        self.events = events
+        self.endpoints = endpoints
+        self.pusher = pusher
+        self.placement_for = placement_for
+        self.extra_env = extra_env
+        self.publish = publish
+        self.reconcile = reconcile
+        self.envoy_up = envoy_up
+        self.on_change = on_change
+        self.check_ports = check_ports
+        self.generation: Generation | None = None
+        self.refused: dict[str, Any] | None = None
+        # refuse every later generation with this reason (a mesh with sidecars)
+        self.frozen: str | None = None
+        self.lock = threading.Lock()
+        self._numbers = 0
+
+    def _next(self) -> int:
+        self._numbers += 1
+        return self._numbers
+
+    def first(
+        self, directory: Path, secure: Callable[[dict[str, Any]], None] | None = None
+    ) -> Generation:
+        """Generation 1, built without `mesh check` (quick; its first problem raises as
+        the error it is, as `mesh up` always did). Not pushed: the caller writes it as
+        the files Envoy starts from."""
+        try:
+            generation = build(self._next(), directory, None, self.placement_for,
+                               self.state_dir, self.extra_env(), run_checks=False,
+                               secure=secure)  # fmt: skip
+        except Refused as refused:
+            cause = refused.__cause__
+            raise cause if isinstance(cause, MeshError) else RunnerError(str(refused)) from None
+        self.generation = generation
+        return generation
+
+    def in_force(self, generation: Generation) -> None:
+        """GENERATION serves now (generation 1, once Envoy is ready)."""
+        generation.applied_at = time.time()
+        self.events.normal(
+            "Applied",
+            f"generation/{generation.number}",
+            f"{len(generation.changes)} objects from {generation.directory} "
+            f"(digest {generation.digest})",
+        )
+
+    def apply(self, directory: Path, source: str) -> dict[str, Any]:
+        """DIRECTORY as the next generation: {generation, result: applied | refused |
+        unchanged, changes, findings, problems}. Call with `lock` held."""
+        previous = self.generation
+        assert previous is not None
+        number = self._next()
+        try:
+            if self.frozen:
+                raise Refused("apply", [Finding("", "", "", "", self.frozen)])
+            generation = build(number, directory, previous, self.placement_for,
+                               self.state_dir, self.extra_env())  # fmt: skip
+            self.check_ports(generation)
+        except Refused as refused:
+            return self._refuse(number, refused.findings, source)
+        if generation.digest == previous.digest and directory == previous.directory:
+            self._numbers -= 1
+            return _result(previous.number, "unchanged")
+        self.endpoints.set_clusters(generation.eds_files, generation.deployment_of)
+        self.publish()  # the replicas into the new clusters' files, before any route names them
+        try:
+            self.pusher.push(generation.xds, str(number), envoy_up=self.envoy_up())
+        except PushError as exc:
+            self.endpoints.set_clusters(previous.eds_files, previous.deployment_of)
+            self.publish()
+            with contextlib.suppress(PushError):
+                self.pusher.push(previous.xds, f"{previous.number}-restored")
+            return self._refuse(number, [Finding("", "", "", "", str(exc))], source)
+        generation.applied_at = time.time()
+        self.generation = generation
+        self.refused = None
+        what = ", ".join(generation.changes) or "no object changed"
+        self.events.normal("Applied", f"generation/{number}",
+                             f"{what} (digest {generation.digest}, from {source})")  # fmt: skip
+        self.on_change()
+        problems = self.reconcile(generation.blueprints)
+        self.on_change()
+        return _result(number, "applied", changes=generation.changes, problems=problems)
+
+    def _refuse(self, number: int, findings: list[Finding], source: str) -> dict[str, Any]:
+        found = [f.to_dict() for f in findings]
+        self.refused = {"generation": number, "at": time.time(), "findings": found}
+        first = findings[0].line() if findings else "refused"
+        more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
+        serving = self.generation.number if self.generation else 0
+        self.events.warning("Refused", f"generation/{number}",
+                              f"{first}{more}; generation {serving} keeps serving "
+                              f"(from {source})")  # fmt: skip
+        self.on_change()
+        return _result(number, "refused", findings=found)
+
+    def status(self) -> dict[str, Any]:
+        """The generation in force and the last refused one, for `mesh status --json`."""
+        g = self.generation
+        return {
+            "generation": g.number if g else 0,
+            "applied_at": g.applied_at if g else None,
+            "digest": g.digest if g else "",
+            "directory": str(g.directory) if g else "",
+            "refused": self.refused,
+        }

@@ -1,0 +1,76 @@
+"""The first start of a local mesh (`mesh up`): leftovers of a killed run, sidecar EDS
+files, and the wait until every process answers. A process that dies here fails the
+start with its last lines (the kubelet only takes over once everything is up)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import yaml
+
+from mesh.errors import RunnerError
+from mesh.processes import Child
+from mesh.sidecars import leftover_pids
+from mesh.state import check_no_running_mesh, remove_state
+from mesh.translate.eds import use_eds
+
+POLL_S = 0.02  # poll interval while waiting for readiness
+
+
+def use_eds_in_file(path: Path, directory: Path) -> dict[Path, dict]:
+    """A written Envoy config (a sidecar's) with its outbound clusters on EDS files."""
+    config = yaml.safe_load(path.read_text())
+    files = use_eds(config, directory)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return files
+
+
+def stop_leftovers(state_dir: Path) -> None:
+    """Stop the processes a killed `mesh up` left behind (its state file names them)."""
+    for pid in check_no_running_mesh(state_dir) + leftover_pids(state_dir):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+    remove_state(state_dir)
+
+
+def wait_first_start(
+    probes: dict[str, str], children: Callable[[], list[Child]], deadline: float, timeout: float
+) -> None:
+    """Until every URL of PROBES (name -> URL) answers 200; RunnerError with the last lines
+    of a child that exits meanwhile, or of the first one still not ready at DEADLINE."""
+    pending = dict(probes)
+    last: dict[str, str] = {}
+    with httpx.Client(timeout=1.0) as client:
+        while pending:
+            for child in children():
+                if not child.alive:
+                    raise RunnerError(
+                        f"{child.name} exited with status {child.popen.returncode} during "
+                        f"start-up; last lines:\n{child.last_lines()}"
+                    )
+            for name, url in list(pending.items()):
+                try:
+                    response = client.get(url)
+                except httpx.TransportError as exc:
+                    last[name] = type(exc).__name__
+                    continue
+                if response.status_code == 200:
+                    del pending[name]
+                else:
+                    last[name] = f"HTTP {response.status_code}"
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                name = next(iter(pending))
+                child = next(c for c in children() if c.name == name)
+                raise RunnerError(
+                    f"{name} not ready after {timeout:.0f}s ({probes[name]}: "
+                    f"{last.get(name, 'no answer')}); last lines:\n{child.last_lines()}"
+                )
+            time.sleep(POLL_S)
