@@ -93,11 +93,16 @@ def test_same_name_in_two_namespaces_gives_two_findings(
     (tmp_path / "vs.yaml").write_text(TWO_NAMESPACES)
     assert main(["check", str(tmp_path)]) == 1
     objects = [line.split(" ")[3] for line in capsys.readouterr().out.splitlines()]
-    assert objects == ["team-a/VirtualService/backend:", "team-b/VirtualService/backend:"]
+    # each: the host matches no Service, and no DestinationRule defines the subset
+    assert objects == 2 * ["team-a/VirtualService/backend:"] + 2 * [
+        "team-b/VirtualService/backend:"
+    ]
     assert main(["check", "--json", str(tmp_path)]) == 1
     findings = json.loads(capsys.readouterr().out)["findings"]
     assert [(f["namespace"], f["name"]) for f in findings] == [
         ("team-a", "backend"),
+        ("team-a", "backend"),
+        ("team-b", "backend"),
         ("team-b", "backend"),
     ]
 
