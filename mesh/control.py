@@ -6,6 +6,8 @@ apply`) ask it rather than act themselves, through files in the state dir that b
 already share and that need no port:
 
     <state-dir>/control/<id>.request.json   {"restart": "backend-v1"} | {"apply": "DIR"}
+                                            | {"weights": {"service", "weights", "source"}}
+                                            | {"route_weights": "backend-service"}
     <state-dir>/control/<id>.result.json    {"ok": true, "lines": [...], ...}
 
 `mesh up` looks for requests on its supervision tick (`serve_requests`); the command
@@ -62,6 +64,15 @@ def serve_requests(mesh: Any, say: Callable[[str], None] = print) -> int:
             elif "apply" in body:
                 directory = body["apply"]
                 outcome = {"ok": True, "lines": lines, **mesh.apply(directory, source="mesh apply")}
+            elif "weights" in body:  # a rollout's step: {"weights": {service, weights|null}}
+                step = body["weights"]
+                applied = mesh.set_route_weights(
+                    step["service"], step.get("weights"), source=step.get("source", "rollout")
+                )
+                outcome = {"ok": True, "lines": lines, **applied}
+            elif "route_weights" in body:  # {"route_weights": service}
+                weights = mesh.route_weights(body["route_weights"])
+                outcome = {"ok": True, "lines": lines, "weights": weights}
             else:
                 raise ValueError(f"unknown request {sorted(body)}")
         except Exception as exc:  # any failure goes back to the caller, the mesh keeps running

@@ -48,6 +48,7 @@ from mesh.loop.rollout import Rollout, StuckRollout, strategy
 from mesh.loop.rotation import wait_rotation
 from mesh.loop.startup import stop_leftovers, use_eds_in_file, wait_first_start
 from mesh.loop.watch import Watcher
+from mesh.loop.weights import route_weights
 from mesh.loop.workloads import Blueprint, Listeners, rewrite_urls
 from mesh.manifests import Manifests
 from mesh.processes import LOCAL_HOST, Child, Echo, check_port_free, echo_to, free_port
@@ -395,6 +396,24 @@ class LocalMesh:
             finally:
                 with self.kubelet.cond:  # wake whoever waits on the generation
                     self.kubelet.cond.notify_all()
+
+    def set_route_weights(
+        self, service: str, weights: dict[str, int] | None, source: str = "rollout"
+    ) -> dict[str, Any]:
+        """SERVICE's default route sends WEIGHTS ({subset: percent}; None: as the files
+        say) from a new generation on; the files stay as they are (mesh/loop/weights.py).
+        Returns what `apply` returns."""
+        with self.control.lock:
+            try:
+                return self.control.set_weights(self.directory, service, weights, source)
+            finally:
+                with self.kubelet.cond:
+                    self.kubelet.cond.notify_all()
+
+    def route_weights(self, service: str) -> dict[str, int]:
+        """{subset: weight} of SERVICE's default route in the generation in force."""
+        assert self.generation is not None
+        return route_weights(self.generation.manifests, service)
 
     def _apply_watched(self) -> None:
         self.apply(source="watch")

@@ -30,6 +30,7 @@ import yaml
 
 from mesh import envoy
 from mesh.errors import MeshError
+from mesh.loop.weights import set_route_weights
 from mesh.loop.workloads import Blueprint, Listeners, blueprint, deployment_of
 from mesh.manifests import Manifests, load
 from mesh.translate import Placement, translate
@@ -161,9 +162,12 @@ def build(
     extra_env: dict[str, str] | None = None,
     run_checks: bool = True,
     secure: Callable[[dict[str, Any]], None] | None = None,
+    weights: dict[str, dict[str, int]] | None = None,
 ) -> Generation:
     """Generation NUMBER of DIRECTORY, or Refused. PLACEMENT_FOR gives the manifests'
-    placement and outbound listeners; SECURE (with sidecars) edits the static config."""
+    placement and outbound listeners; SECURE (with sidecars) edits the static config;
+    WEIGHTS (service -> {subset: weight}) are a rollout's, laid over the default routes
+    (mesh/loop/weights.py)."""
     if not directory.is_dir():
         raise Refused(
             "read",
@@ -181,6 +185,8 @@ def build(
         )
     try:
         manifests = load(directory)
+        for service, shares in (weights or {}).items():
+            set_route_weights(manifests, service, shares)
     except MeshError as exc:
         raise Refused("read", [finding_from_error(exc)]) from exc
     # `mesh check` runs beside the translation and `envoy --mode validate` (each a

@@ -69,6 +69,8 @@ class ControlPlane:
         self.refused: dict[str, Any] | None = None
         # refuse every later generation with this reason (a mesh with sidecars)
         self.frozen: str | None = None
+        # a rollout's route weights, laid over every generation: service -> {subset: %}
+        self.weights: dict[str, dict[str, int]] = {}
         self.lock = threading.Lock()
         self._numbers = 0
 
@@ -112,7 +114,7 @@ class ControlPlane:
             if self.frozen:
                 raise Refused("apply", [Finding("", "", "", "", self.frozen)])
             generation = build(number, directory, previous, self.placement_for,
-                               self.state_dir, self.extra_env())  # fmt: skip
+                               self.state_dir, self.extra_env(), weights=self.weights)  # fmt: skip
             self.check_ports(generation)
         except Refused as refused:
             return self._refuse(number, refused.findings, source)
@@ -139,6 +141,22 @@ class ControlPlane:
         problems = self.reconcile(generation.blueprints)
         self.on_change()
         return _result(number, "applied", changes=generation.changes, problems=problems)
+
+    def set_weights(
+        self, directory: Path, service: str, weights: dict[str, int] | None, source: str
+    ) -> dict[str, Any]:
+        """A rollout's step: SERVICE's default route sends WEIGHTS from now on (None: the
+        weights of the files again), applied at once as a new generation. A refused one
+        leaves the weights as they were. Call with `lock` held."""
+        before = dict(self.weights)
+        if weights is None:
+            self.weights.pop(service, None)
+        else:
+            self.weights[service] = dict(weights)
+        outcome = self.apply(directory, source)
+        if outcome["result"] == "refused":
+            self.weights = before
+        return outcome
 
     def _refuse(self, number: int, findings: list[Finding], source: str) -> dict[str, Any]:
         found = [f.to_dict() for f in findings]

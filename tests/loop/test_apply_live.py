@@ -132,3 +132,28 @@ def test_mesh_apply_command_reports_refusal_with_exit_1(
         assert out.startswith("generation 3 refused") and "virtualservice-backend.yaml" in out
         assert mesh_main(["apply", str(tmp_path / "nowhere"), *state]) == 2
         assert "not a directory" in capsys.readouterr().err
+
+
+def test_a_rollouts_weights_lie_over_every_generation_and_leave_the_files_alone(
+    mesh: LocalMesh, tree: Path
+) -> None:
+    vs = tree / "istio" / "virtualservice-backend.yaml"
+    on_disk = vs.read_text()
+    assert mesh.route_weights("backend-service") == {"v1": 100}
+    step = mesh.set_route_weights("backend-service", {"v1": 50, "v2": 50})
+    assert step["result"] == "applied" and step["changes"] == ["VirtualService/backend changed"]
+    assert served_weights(mesh.admin_url) == {"v1": 50, "v2": 50}
+    assert mesh.route_weights("backend-service") == {"v1": 50, "v2": 50}
+    assert vs.read_text() == on_disk
+
+    def longer_timeout(doc: dict) -> None:
+        doc["spec"]["http"][1]["timeout"] = "6s"
+
+    edit_yaml(vs, longer_timeout)  # an edit of another field keeps the rollout's weights
+    assert mesh.apply()["result"] == "applied"
+    assert served_weights(mesh.admin_url) == {"v1": 50, "v2": 50}
+    bad = mesh.set_route_weights("backend-service", {"v1": 70, "v2": 70})
+    assert bad["result"] == "refused" and "sum to 100" in bad["findings"][0]["message"]
+    assert served_weights(mesh.admin_url) == {"v1": 50, "v2": 50}
+    assert mesh.set_route_weights("backend-service", None)["result"] == "applied"
+    assert served_weights(mesh.admin_url) == {"v1": 100}
