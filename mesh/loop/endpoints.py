@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mesh.translate.eds import ASSIGNMENT_TYPE, hostnames
+from mesh.translate.eds import ASSIGNMENT_TYPE
 
 # Envoy's common_lb_config.update_merge_window default, which istiod keeps: a health
 # change (an outlier ejection) within this long of the previous cluster update (an EDS
@@ -138,15 +138,6 @@ class Endpoints:
         assignment["endpoints"] = groups
         resource = {"@type": ASSIGNMENT_TYPE, **assignment}
         return {"version_info": str(self._version), "resources": [resource]}
-
-
-def deployments_by_instance(names: dict[str, list[str]]) -> dict[str, str]:
-    """{deployment: [instance, ...]} -> {instance: deployment}."""
-    return {i: d for d, instances in names.items() for i in instances}
-
-
-def selected_deployments(assignment: dict[str, Any], deployment_of: dict[str, str]) -> set[str]:
-    return {deployment_of[h] for h in hostnames(assignment) if h in deployment_of}
 
 
 def write_atomically(path: Path, content: dict[str, Any]) -> None:

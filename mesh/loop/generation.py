@@ -19,7 +19,6 @@ import copy
 import hashlib
 import json
 import re
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -242,7 +241,3 @@ def validate(config: dict[str, Any], state_dir: Path, number: int) -> None:
         for old in where.glob("*.yaml"):  # keep the last few for a reader's curiosity
             if old.stem.isdigit() and int(old.stem) < number - 4:
                 old.unlink(missing_ok=True)
-
-
-def now() -> float:
-    return time.time()

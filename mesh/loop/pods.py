@@ -26,7 +26,6 @@ READY = "ready"
 NOT_READY = "not-ready"
 TERMINATING = "terminating"
 CRASH_LOOP = "crash-loop"
-STATES = (STARTING, READY, NOT_READY, TERMINATING, CRASH_LOOP)
 
 # Restart back-off, the kubelet's shape at a local scale: the first restart at once, then
 # 1 s doubling to 30 s (kubelet: 10 s doubling to 5 min), reset once a process has run

@@ -81,8 +81,9 @@ class Pusher:
             if wait:
                 if lds:
                     wait("lds", version)
-                for name in routes:
-                    if any(name == r for r in self._route_names(xds.listeners)):
+                served = set(self._route_names(xds.listeners))  # a table no listener names
+                for name in routes:  # is never loaded: nothing to wait for
+                    if name in served:
                         wait(f"rds:{name}", version)
             if kept:
                 self._write_cds(xds, xds.clusters, version)

@@ -1,10 +1,14 @@
-"""A Deployment's readinessProbe, checked and read: what the local kubelet stand-in runs.
+"""A Deployment's probes (startup, liveness, readiness), checked and read: what the
+local kubelet runs.
 
-In a cluster the kubelet probes every pod, the endpoints controller drops a not-ready pod
-from the Service's endpoints and istiod pushes the change to every Envoy over EDS; Envoy
-itself never health-checks. The local runner plays kubelet and endpoints controller
-(mesh/endpoints.py) with the probe read here. The compose target, which has no such
-controller, turns the same probe into an Envoy active health check (`as_health_check`).
+In a cluster the kubelet probes every pod: a failing livenessProbe gets the container
+restarted, a failing readinessProbe gets the pod out of the Service's endpoints (the
+endpoints controller drops it and istiod pushes the change to every Envoy over EDS), and
+a startupProbe holds both back until it passes; Envoy itself never health-checks. The
+local mesh plays kubelet and endpoints controller (mesh/loop/prober.py, kubelet.py,
+endpoints.py) with the probes read here. The compose target, which has no such
+controller, turns the readinessProbe into an Envoy active health check
+(`as_health_check`).
 """
 
 from __future__ import annotations
