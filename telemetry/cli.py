@@ -38,7 +38,7 @@ BACKEND_ENV = f"""environment:
 FRONTEND_ENV = f"""environment:
 {COMMON_ENV}
   BACKEND_URL (http://backend-service:5000), BACKEND_TIMEOUT_S (10), BACKEND_POOL_SIZE (100),
-  TRACE_VIEW_URL (a trace view with {trace_id}), MESH_EVENTS_URL (the local mesh's events,
+  TRACE_VIEW_URL (a trace view with {{trace_id}}), MESH_EVENTS_URL (the local mesh's events,
   for the page's chart markers; `mesh up` sets both)"""
 
 
