@@ -10,7 +10,8 @@ from typing import Any
 from mesh.check.findings import Finding, Severity
 from mesh.check.index import Index, fqdn, selects
 from mesh.check.loader import Resource
-from mesh.check.rules._access import as_dict, as_list, as_str, canonical, dicts
+from mesh.check.rules import reachability
+from mesh.check.rules._access import as_dict, as_list, as_str, dicts
 
 # Istio installs these gateways itself; no workload in the app's manifests has them.
 ISTIO_GATEWAY_SELECTORS = ({"istio": "ingressgateway"}, {"istio": "egressgateway"})
@@ -176,7 +177,7 @@ def _virtual_service(
         )
     if not any(as_list(spec.get(k)) for k in ("http", "tcp", "tls")):
         yield vs.finding("IST0106", Severity.ERROR, "needs at least one http, tcp or tls route")
-    yield from _http_rules(vs)
+    yield from reachability.check_virtual_service(vs)
     for section in ("http", "tcp", "tls"):
         for i, rule in enumerate(dicts(spec.get(section))):
             where = f"{section}[{i}]"
@@ -298,68 +299,3 @@ def _subset(
             f"{where}: subset {subset!r} of host {host} is defined by no DestinationRule "
             "(requests would get 503 NC)",
         )
-
-
-def _is_catch_all(match: dict[str, Any]) -> bool:
-    conditions = {k: v for k, v in match.items() if k != "name"}
-    if not conditions:
-        return True
-    return conditions == {"uri": {"prefix": "/"}}
-
-
-def _http_rules(vs: Resource) -> Iterator[Finding]:
-    seen: list[str] = []
-    prefixes: list[str] = []
-    catch_all: int | None = None
-    for i, rule in enumerate(dicts(vs.spec.get("http"))):
-        label = f"http[{i}]" + (f" ({rule['name']})" if rule.get("name") else "")
-        if catch_all is not None:
-            yield vs.finding(
-                "IST0130",
-                Severity.WARNING,
-                f"{label} is never reached: http[{catch_all}] before it matches every request",
-            )
-            continue
-        matches = dicts(rule.get("match"))
-        if not matches or any(_is_catch_all(m) for m in matches):
-            catch_all = i
-            continue
-        keys = [canonical({k: v for k, v in m.items() if k != "name"}) for m in matches]
-        duplicates = [k for k in keys if k in seen]
-        covered = [m for m in matches if _covered_by_prefix(m, prefixes)]
-        if len(duplicates) == len(keys):
-            yield vs.finding(
-                "IST0130",
-                Severity.WARNING,
-                f"{label} is never reached: every match of it is repeated from an earlier rule",
-            )
-        else:
-            for _ in duplicates:
-                yield vs.finding(
-                    "IST0131",
-                    Severity.INFO,
-                    f"{label}: a match repeats an earlier rule's match and never applies",
-                )
-            for m in covered:
-                yield vs.finding(
-                    "IST0131",
-                    Severity.INFO,
-                    f"{label}: match {canonical(m)} is already covered by an earlier prefix",
-                )
-        seen += keys
-        prefixes += [
-            str(as_dict(m.get("uri")).get("prefix"))
-            for m in matches
-            if set(m) - {"name"} == {"uri"} and set(as_dict(m.get("uri"))) == {"prefix"}
-        ]
-
-
-def _covered_by_prefix(match: dict[str, Any], prefixes: list[str]) -> bool:
-    uri = as_dict(match.get("uri"))
-    value = uri.get("prefix", uri.get("exact"))
-    if not isinstance(value, str):
-        return False
-    return any(
-        value.startswith(p) and canonical(match) != canonical({"uri": {"prefix": p}})
-        for p in prefixes
-    )
