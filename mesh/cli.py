@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "apply": ("mesh.commands.apply", "apply a manifest directory to the running mesh"),
     "events": ("mesh.commands.events", "what the running mesh's control loop did"),
     "restart": ("mesh.commands.restart", "rolling restart of a Deployment, no failed request"),
+    "rollout": ("mesh.commands.rollout", "automated canary: promote or roll back on live metrics"),
     "load": ("mesh.commands.load", "fortio-style load test with a status and version report"),
     "demo": ("mesh.commands.demo", "run one of Istio's traffic tasks on a throwaway local mesh"),
     "traces": ("mesh.commands.traces", "recent traces of a running mesh, as trees of spans"),

@@ -8,6 +8,7 @@ already share and that need no port:
     <state-dir>/control/<id>.request.json   {"restart": "backend-v1"} | {"apply": "DIR"}
                                             | {"weights": {"service", "weights", "source"}}
                                             | {"route_weights": "backend-service"}
+                                            | {"event": {"type", "reason", "object", "message"}}
     <state-dir>/control/<id>.result.json    {"ok": true, "lines": [...], ...}
 
 `mesh up` looks for requests on its supervision tick (`serve_requests`); the command
@@ -73,6 +74,15 @@ def serve_requests(mesh: Any, say: Callable[[str], None] = print) -> int:
             elif "route_weights" in body:  # {"route_weights": service}
                 weights = mesh.route_weights(body["route_weights"])
                 outcome = {"ok": True, "lines": lines, "weights": weights}
+            elif "event" in body:  # a rollout's step, verdict: {"event": {type, reason, ...}}
+                event = body["event"]
+                fields = [event.get(k) for k in ("type", "reason", "object", "message")]
+                if not all(isinstance(f, str) for f in fields):
+                    raise TypeError("event needs type, reason, object and message (strings)")
+                if fields[0] not in ("Normal", "Warning"):
+                    raise ValueError(f"event type {fields[0]!r}: Normal or Warning")
+                mesh.events.record(*fields)
+                outcome = {"ok": True, "lines": lines}
             else:
                 raise ValueError(f"unknown request {sorted(body)}")
         except Exception as exc:  # any failure goes back to the caller, the mesh keeps running

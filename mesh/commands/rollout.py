@@ -1,0 +1,138 @@
+"""`mesh rollout SERVICE --to SUBSET`: an automated canary on the running mesh, as Flagger.
+
+Each step sends a share of SERVICE's default route to the canary (a new config
+generation: the files stay as they are), waits until Envoy serves it, measures one
+interval of the canary's and the stable subset's outcomes from Envoy's per-subset
+cluster stats, and judges: error rate, p99, enough traffic. Every step passes: promoted
+(100% to the canary). A step fails: rolled back to the weights as they were.
+
+Exit status: 0 promoted, 1 rolled back, 2 bad input (nothing changed), 130 interrupted
+(the weights as they were restored first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from mesh.cli import CliError
+from mesh.state import DEFAULT_STATE_DIR
+
+HELP = "automated canary: step a subset's weight up on live metrics, promote or roll back"
+MAX_LOAD_QPS = 1000.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("service", help="the Service whose default route moves (backend-service)")
+    parser.add_argument("--to", required=True, metavar="SUBSET", help="the canary subset (v2)")
+    parser.add_argument(
+        "--from",
+        dest="stable",
+        metavar="SUBSET",
+        help="the stable subset (default: the one the default route sends most to now)",
+    )
+    parser.add_argument(
+        "--steps", default="10,25,50,100", help="canary percents, increasing, ending in 100"
+    )
+    parser.add_argument("--interval", default="30s", help="measurement per step (30s, 1m)")
+    parser.add_argument(
+        "--max-error-rate", type=float, default=1.0, metavar="PERCENT", help="default 1"
+    )
+    parser.add_argument("--max-p99-ms", type=float, default=500.0, metavar="MS", help="default 500")
+    parser.add_argument(
+        "--min-requests",
+        type=int,
+        default=20,
+        metavar="N",
+        help="canary requests a step needs, else 'not enough traffic' (default 20)",
+    )
+    parser.add_argument(
+        "--load",
+        type=float,
+        metavar="QPS",
+        help="send this many requests a second through the gateway (Flagger's load tester)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR, metavar="DIR")
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    if not 0 <= args.max_error_rate <= 100:
+        raise CliError(f"--max-error-rate {args.max_error_rate:g}: a percent from 0 to 100")
+    if args.max_p99_ms <= 0:
+        raise CliError(f"--max-p99-ms {args.max_p99_ms:g}: must be more than 0")
+    if args.min_requests < 0:
+        raise CliError(f"--min-requests {args.min_requests}: must be 0 or more")
+    if args.load is not None and not 0 < args.load <= MAX_LOAD_QPS:
+        raise CliError(f"--load {args.load:g}: requests a second, more than 0 and at most 1000")
+
+
+def prepare(target: Any, args: argparse.Namespace) -> Any:
+    """The checked Plan of ARGS against TARGET (CliError, nothing changed, when wrong)."""
+    import httpx
+
+    from mesh.rollout.judge import Thresholds
+    from mesh.rollout.plan import Plan, parse_duration, parse_steps, resolve
+    from mesh.rollout.served import subsets
+
+    steps = parse_steps(args.steps)
+    interval = parse_duration(args.interval)
+    check_numbers(args)
+    before = target.weights(args.service)  # CliError for a Service without a default route
+    with httpx.Client(timeout=10.0) as client:
+        have = subsets(target.admin_url, args.service, client)
+    stable = resolve(args.service, args.to, args.stable, have, before)
+    files = target.file_weights(args.service)
+    return Plan(
+        service=args.service,
+        canary=args.to,
+        stable=stable,
+        steps=steps,
+        interval_s=interval,
+        thresholds=Thresholds(args.max_error_rate, args.max_p99_ms, args.min_requests),
+        before=before,
+        restore=None if files == before else before,
+    )
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    # the first Ctrl-C/SIGTERM starts the restore; later ones must not cut it short
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def run(args: argparse.Namespace) -> int:
+    from mesh.rollout.plan import RolloutLock
+    from mesh.rollout.report import Console
+    from mesh.rollout.run import Rollout
+    from mesh.rollout.target import RemoteMesh
+
+    state_dir = Path(args.state_dir)
+    target = RemoteMesh(state_dir)
+    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with RolloutLock(state_dir, args.service):
+            plan = prepare(target, args)
+            console = Console(sys.stdout, quiet=args.json)
+            console.line(
+                f"rollout {plan.service}: {plan.stable} -> {plan.canary}, steps "
+                f"{','.join(map(str, plan.steps))}%, interval {plan.interval_s:g}s, max error "
+                f"rate {args.max_error_rate:g}%, max p99 {args.max_p99_ms:g}ms, min requests "
+                f"{args.min_requests}" + (f", load {args.load:g} req/s" if args.load else "")
+            )
+            outcome = Rollout(target, plan, console, args.load).run()
+    except KeyboardInterrupt:  # before the rollout changed anything
+        return 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if args.json:
+        print(json.dumps(outcome.to_dict(plan.service, plan.canary, plan.stable), indent=2))
+    if outcome.interrupted:
+        return 130
+    return 0 if outcome.result == "promoted" else 1

@@ -1,0 +1,156 @@
+"""A subset's outcomes during one interval, from Envoy's per-subset cluster stats.
+
+Envoy names a subset's cluster `outbound|PORT|SUBSET|HOST` (as istiod does). Its counters
+`upstream_rq_total` and `upstream_rq_5xx` are read live; its latency histogram
+`upstream_rq_time` is read with `/stats?format=json&histogram_buckets=detailed`, whose
+`totals` are the histogram's own bins (lower_bound, width, count) since Envoy started.
+Both are totals: an interval's outcome is the difference of two reads.
+
+Envoy merges histograms from its workers only when it flushes stats (every 5s by
+default, `stats_flush_interval`), while counters are live. `settled` waits, bounded,
+until the histogram has caught up with the completed requests, so that an interval's
+latency covers the interval's requests.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from mesh.errors import StateError
+from mesh.rollout.judge import SubsetMetrics
+
+NAMESPACE = "default"
+COUNTERS = ("upstream_rq_total", "upstream_rq_completed", "upstream_rq_5xx")
+HISTOGRAM = "upstream_rq_time"
+# Envoy's default stats_flush_interval (the translation leaves it unset), plus room
+FLUSH_WAIT_S = 7.0
+POLL_S = 0.2
+
+Bin = tuple[float, float]  # (lower_bound, width) of one histogram bin, in ms
+
+
+def fqdn(service: str) -> str:
+    return service if "." in service else f"{service}.{NAMESPACE}.svc.cluster.local"
+
+
+@dataclass
+class SubsetTotals:
+    """One subset's totals at one read (summed over the Service's ports)."""
+
+    counters: dict[str, int] = field(default_factory=dict)
+    bins: dict[Bin, int] = field(default_factory=dict)
+
+    @property
+    def samples(self) -> int:
+        return sum(self.bins.values())
+
+
+Snapshot = dict[str, SubsetTotals]
+
+
+def _filter(service: str) -> str:
+    names = "|".join((*COUNTERS, HISTOGRAM))
+    return rf"^cluster\.outbound\|\d+\|[^|]*\|{re.escape(fqdn(service))}\.({names})$"
+
+
+def parse_stats(data: dict, service: str) -> Snapshot:
+    """The totals per subset in Envoy's `/stats?format=json&histogram_buckets=detailed`."""
+    pattern = re.compile(_filter(service))
+    out: Snapshot = {}
+    for entry in data.get("stats", []):
+        if "name" in entry:
+            match = pattern.match(entry["name"])
+            if match and isinstance(entry.get("value"), int):
+                totals = out.setdefault(entry["name"].split("|")[2], SubsetTotals())
+                stat = match.group(1)
+                totals.counters[stat] = totals.counters.get(stat, 0) + entry["value"]
+            continue
+        for hist in (entry.get("histograms") or {}).get("details", []):
+            if not pattern.match(hist.get("name", "")):
+                continue
+            totals = out.setdefault(hist["name"].split("|")[2], SubsetTotals())
+            for b in hist.get("totals", []):
+                key = (float(b["lower_bound"]), float(b["width"]))
+                totals.bins[key] = totals.bins.get(key, 0) + int(b["count"])
+    return out
+
+
+def read(admin_url: str, service: str, client: httpx.Client) -> Snapshot:
+    params = {"format": "json", "histogram_buckets": "detailed", "filter": _filter(service)}
+    try:
+        response = client.get(f"{admin_url}/stats", params=params)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise StateError(f"Envoy admin {admin_url}/stats: {type(exc).__name__}: {exc}") from exc
+    return parse_stats(response.json(), service)
+
+
+def settled(
+    admin_url: str,
+    service: str,
+    subset: str,
+    client: httpx.Client,
+    wait_s: float = FLUSH_WAIT_S,
+) -> Snapshot:
+    """Totals whose SUBSET histogram includes every request of SUBSET completed when it
+    was called: counters read now, histograms read again until Envoy's next flush has
+    merged them (at most WAIT_S)."""
+    first = read(admin_url, service, client)
+    done = first.get(subset, SubsetTotals()).counters.get("upstream_rq_completed", 0)
+    deadline = time.monotonic() + wait_s
+    latest = first
+    while latest.get(subset, SubsetTotals()).samples < done:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(POLL_S)  # Envoy merges histograms on its flush timer
+        latest = read(admin_url, service, client)
+    out: Snapshot = {}
+    for s in {*first, *latest}:
+        counters = first[s].counters if s in first else {}
+        bins = latest[s].bins if s in latest else first[s].bins
+        out[s] = SubsetTotals(counters, bins)
+    return out
+
+
+def bins_delta(before: dict[Bin, int], after: dict[Bin, int]) -> dict[Bin, int]:
+    """The samples recorded between two reads of one histogram, bin by bin."""
+    out = {}
+    for key, count in after.items():
+        diff = count - before.get(key, 0)
+        if diff > 0:
+            out[key] = diff
+    return out
+
+
+def quantile(bins: dict[Bin, int], q: float) -> float | None:
+    """The Q quantile (0-1) of BINS, interpolated within its bin as Envoy does; None
+    without samples."""
+    total = sum(bins.values())
+    if total == 0:
+        return None
+    rank = q * total
+    seen = 0
+    for (lower, width), count in sorted(bins.items()):
+        if seen + count >= rank:
+            return lower + width * (rank - seen) / count
+        seen += count
+    lower, width = max(bins)
+    return lower + width
+
+
+def interval(before: Snapshot, after: Snapshot, subset: str) -> SubsetMetrics:
+    """SUBSET's outcomes between two snapshots."""
+    b = before.get(subset, SubsetTotals())
+    a = after.get(subset, SubsetTotals())
+
+    def counter(name: str) -> int:
+        return max(0, a.counters.get(name, 0) - b.counters.get(name, 0))
+
+    requests = counter("upstream_rq_total")
+    # the histogram lags the counters by a flush: no requests, no latency to speak of
+    p99 = quantile(bins_delta(b.bins, a.bins), 0.99) if requests else None
+    return SubsetMetrics(requests, counter("upstream_rq_5xx"), p99)

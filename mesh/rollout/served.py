@@ -1,0 +1,78 @@
+"""What Envoy serves for a Service, read from its admin API (not from our own state).
+
+- `served_weights`: {subset: percent} of the Service's default route (the last route of
+  its route table `HOST:PORT`), from `/config_dump?resource=dynamic_route_configs`; a
+  route to one cluster counts as 100, subsets at weight 0 are left out (istiod and the
+  translation drop them).
+- `subsets`: the subsets Envoy has a cluster for (`outbound|PORT|SUBSET|HOST`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from mesh.errors import StateError
+from mesh.rollout.metrics import fqdn
+
+POLL_S = 0.1
+
+
+def _get(client: httpx.Client, url: str, params: dict[str, str] | None = None) -> Any:
+    try:
+        response = client.get(url, params=params)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise StateError(f"Envoy admin {url}: {type(exc).__name__}: {exc}") from exc
+    return response.json()
+
+
+def _subset(cluster: str) -> str:
+    return cluster.split("|")[2]
+
+
+def served_weights(admin_url: str, service: str, client: httpx.Client) -> dict[str, int]:
+    """{subset: weight} of SERVICE's default route as Envoy serves it ({} if none)."""
+    dump = _get(client, f"{admin_url}/config_dump", {"resource": "dynamic_route_configs"})
+    prefix = f"{fqdn(service)}:"
+    for entry in dump.get("configs", []):
+        config = entry.get("route_config") or {}
+        if not str(config.get("name", "")).startswith(prefix):
+            continue
+        routes = [r for vhost in config.get("virtual_hosts", []) for r in vhost.get("routes", [])]
+        if not routes or "route" not in routes[-1]:
+            return {}
+        action = routes[-1]["route"]
+        if "cluster" in action:
+            return {_subset(action["cluster"]): 100}
+        clusters = (action.get("weighted_clusters") or {}).get("clusters", [])
+        return {_subset(c["name"]): int(c["weight"]) for c in clusters if int(c["weight"])}
+    return {}
+
+
+def subsets(admin_url: str, service: str, client: httpx.Client) -> list[str]:
+    """The subsets of SERVICE that Envoy has a cluster for, sorted."""
+    data = _get(client, f"{admin_url}/clusters", {"format": "json"})
+    suffix = f"|{fqdn(service)}"
+    names = [c.get("name", "") for c in data.get("cluster_statuses", [])]
+    found = {_subset(n) for n in names if n.startswith("outbound|") and n.endswith(suffix)}
+    return sorted(s for s in found if s)
+
+
+def without_zeros(weights: dict[str, int]) -> dict[str, int]:
+    return {s: w for s, w in weights.items() if w}
+
+
+def wait_served(
+    admin_url: str, service: str, weights: dict[str, int], client: httpx.Client, timeout: float
+) -> bool:
+    """Until Envoy serves WEIGHTS for SERVICE's default route (False after TIMEOUT)."""
+    want = without_zeros(weights)
+    deadline = time.monotonic() + timeout
+    while served_weights(admin_url, service, client) != want:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(POLL_S)  # Envoy picks the route file up on its own watch
+    return True
