@@ -295,3 +295,32 @@ def test_a_slash_prefix_shadows_later_prefixes_but_is_no_catch_all(tmp_path: Pat
         'IST0131 http rule "api" match #0 of prefix /api is not used (duplicate/overlapping '
         'match in rule #0 of prefix / on "all")'
     ]
+
+
+# --- IST0107 / IST0108 / IST0135 (annotations/annotations.go) -----------------------------
+
+
+def test_annotations_in_every_istio_domain_and_ingress_class(tmp_path: Path) -> None:
+    svc = service("web", labels={})
+    svc["spec"]["ports"] = [{"name": "http", "port": 8080}]
+    svc["metadata"]["annotations"] = {
+        "networking.istio.io/exportToo": ".",  # a typo in a domain with few annotations
+        "kubernetes.io/ingress.class": "istio",  # an Ingress annotation on a Service
+        "example.com/anything": "x",  # not Istio's
+    }
+    pods = deployment("stats", {"app": "stats"})
+    pods["spec"]["template"]["metadata"]["annotations"] = {
+        "sidecar.istio.io/statsInclusionPrefixes": "cluster",  # deprecated
+        "sidecar.istio.io/status": "{}",  # written by Istio: never reported
+    }
+    found = findings(tmp_path, svc, pods)
+    mine = sorted(
+        (f.code, f.name, f.message.split("'")[1])
+        for f in found
+        if f.code in ("IST0107", "IST0108", "IST0135")
+    )
+    assert mine == [
+        ("IST0107", "web", "kubernetes.io/ingress.class"),
+        ("IST0108", "web", "networking.istio.io/exportToo"),
+        ("IST0135", "stats", "sidecar.istio.io/statsInclusionPrefixes"),
+    ]

@@ -32,7 +32,11 @@ SOURCES = [REPO / "k8s", *sorted((REPO / "k8s" / "variants").iterdir()), FIXTURE
 
 
 # Each source tree's objects; an example mutates one tree.
-TREES = [[r.doc for r in kustomize.read_tree(s).resources] for s in SOURCES if s.is_dir()]
+TREES = [
+    docs
+    for docs in ([r.doc for r in kustomize.read_tree(s).resources] for s in SOURCES if s.is_dir())
+    if docs
+]
 DOCS = TREES[0]
 
 # One strategy per YAML type: a mutation swaps a value for one of another type.
