@@ -52,6 +52,16 @@ CODES: dict[str, str] = {
     "TM106": "Service selector matches no workload",
     "TM107": "Deployment selector does not match its pod template",
     "TM201": "valid for Istio, not run by the local mesh (mesh up says the same)",
+    # Flagger (flagger.app/v1beta1): mesh/check/rules/progressive.py
+    "TM301": "Flagger schema validation error (strict; the CRDs of Flagger v1.44.0, "
+    "mesh/check/flagger-schema.json)",
+    "TM302": "Canary target (spec.targetRef, autoscalerRef) not found",
+    "TM303": "Canary target's selector has no label Flagger selects by",
+    "TM304": "Canary service port not served by the target's pods, or not HTTP for Istio",
+    "TM305": "object Flagger generates for a Canary also in the manifests (or a second "
+    "VirtualService / a DestinationRule for its host)",
+    "TM306": "traffic cannot reach a Canary's VirtualService (gateway, delegation)",
+    "TM307": "Canary metric template or alert provider not found",
 }
 
 

@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from mesh.check import flagger
 from mesh.check.findings import Finding, Severity
 from mesh.check.loader import Resource
 
@@ -32,6 +33,8 @@ def check_schemas(objects: list[Resource]) -> Iterator[Finding]:
     for res in objects:
         if res.is_istio:
             yield from _check_istio(res)
+        elif flagger.is_flagger(res):
+            yield from flagger.check_schema(res)
         else:
             yield from _check_core(res)
 

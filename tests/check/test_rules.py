@@ -54,11 +54,23 @@ CASES: dict[str, tuple[str, Severity, str]] = {
     "service-externalname": ("IST0150", Severity.WARNING, "Service/payments"),
     "local-mesh-field": ("TM201", Severity.WARNING, "VirtualService/backend"),
     "local-mesh-kind": ("TM201", Severity.WARNING, "ServiceEntry/external-api"),
+    # Flagger: each is fixtures/flagger-base plus one change
+    "canary-schema": ("TM301", Severity.ERROR, "Canary/backend"),
+    "canary-target": ("TM302", Severity.ERROR, "Canary/backend"),
+    "canary-selector": ("TM303", Severity.ERROR, "Canary/backend"),
+    "canary-port": ("TM304", Severity.ERROR, "Canary/backend"),
+    "canary-generated": ("TM305", Severity.ERROR, "VirtualService/backend"),
+    "canary-gateway": ("TM306", Severity.ERROR, "Canary/backend"),
+    "canary-metric": ("TM307", Severity.ERROR, "Canary/backend"),
 }
 
 
 def test_base_is_clean() -> None:
     assert [f.line() for f in check_tree(FIXTURES / "base")] == []
+
+
+def test_flagger_base_is_clean() -> None:
+    assert [f.line() for f in check_tree(FIXTURES / "flagger-base")] == []
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -81,7 +93,8 @@ def test_every_code_has_a_fixture() -> None:
 
 
 def test_every_fixture_is_listed() -> None:
-    on_disk = {p.name for p in FIXTURES.iterdir() if p.is_dir() and p.name != "base"}
+    bases = {"base", "flagger-base"}
+    on_disk = {p.name for p in FIXTURES.iterdir() if p.is_dir() and p.name not in bases}
     assert on_disk == set(CASES)
 
 

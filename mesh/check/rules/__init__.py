@@ -12,6 +12,7 @@ from mesh.check.rules import (
     destinations,
     istio_annotations,
     local_mesh,
+    progressive,
     routing,
     security,
     workloads,
@@ -26,4 +27,5 @@ ALL_RULES: tuple[Rule, ...] = (
     istio_annotations.check,
     security.check,
     local_mesh.check,
+    progressive.check,
 )
