@@ -324,3 +324,49 @@ def test_annotations_in_every_istio_domain_and_ingress_class(tmp_path: Path) -> 
         ("IST0108", "web", "networking.istio.io/exportToo"),
         ("IST0135", "stats", "sidecar.istio.io/statsInclusionPrefixes"),
     ]
+
+
+# --- destinations (virtualservice/destinationhosts.go, util/service_lookup.go) -----------
+
+
+def _external_vs(host: str, **extra: Any) -> dict:
+    vs = virtual_service("external", hosts=[host], **extra)
+    vs["spec"]["http"] = [{"route": [{"destination": {"host": host}}]}]
+    return vs
+
+
+def test_a_wildcard_service_entry_host_is_a_destination(tmp_path: Path) -> None:
+    entry = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "ServiceEntry",
+        "metadata": {"name": "example"},
+        "spec": {"hosts": ["*.example.com"], "ports": [{"number": 443, "name": "https"}]},
+    }
+    found = findings(tmp_path / "1", entry, _external_vs("api.example.com"))
+    assert [f.line() for f in found if f.name == "external" and f.code == "IST0101"] == []
+    found = findings(tmp_path / "2", entry, _external_vs("api.example.org"))
+    assert codes(found, "IST0101") == ["default/VirtualService/external"]
+
+
+def test_export_to_hides_services_and_service_entries(tmp_path: Path) -> None:
+    hidden = service("private", namespace="other")
+    hidden["metadata"]["annotations"] = {"networking.istio.io/exportTo": "."}
+    hidden["spec"]["ports"] = [{"name": "http", "port": 8080}]
+    local_entry = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "ServiceEntry",
+        "metadata": {"name": "local", "namespace": "other"},
+        "spec": {
+            "hosts": ["local.example.com"],
+            "exportTo": ["."],
+            "ports": [{"number": 80, "name": "http"}],
+        },
+    }
+    vs_hidden = _external_vs("private.other.svc.cluster.local")
+    vs_local = _external_vs("local.example.com")
+    vs_local["metadata"]["name"] = "to-local"
+    found = findings(tmp_path, hidden, local_entry, vs_hidden, vs_local)
+    assert codes(found, "IST0101") == [
+        "default/VirtualService/external",
+        "default/VirtualService/to-local",
+    ]

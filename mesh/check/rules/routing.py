@@ -249,41 +249,86 @@ def _weights(vs: Resource, where: str, route: list[dict[str, Any]]) -> Iterator[
 
 
 def _destination(index: Index, vs: Resource, where: str, dest: dict[str, Any]) -> Iterator[Finding]:
-    host = str(dest.get("host") or "")
+    host = as_str(dest.get("host"))
     if not host:
         return
-    service = index.service(host, vs.namespace)
     name = fqdn(host, vs.namespace)
-    if service is None:
-        if name in index.service_entry_hosts():
-            yield from _subset(index, vs, where, dest, host, name)
-            return
+    target = visible_destination(index, vs, host)
+    if target is None:
         hint = ""
         if "." in host and not host.endswith(".svc.cluster.local"):
             hint = " (Istio does not expand a name with a dot: write the short name or the FQDN)"
         yield vs.finding(
             "IST0101",
             Severity.ERROR,
-            f"{where}: host {host} matches no Service in this set{hint}",
+            f"{where}: host {host} matches no Service or ServiceEntry visible to namespace "
+            f"{vs.namespace} in this set{hint}",
         )
         yield from _subset(index, vs, where, dest, host, name)
         return
-    ports = [p for p in dicts(service.spec.get("ports"))]
+    key = "port" if target.kind == "Service" else "number"
+    have = [p.get(key) for p in dicts(target.spec.get("ports"))]
     port = as_dict(dest.get("port")).get("number")
-    if port is not None and port not in [p.get("port") for p in ports]:
-        have = ", ".join(str(p.get("port")) for p in ports)
+    if port is not None and port not in have:
+        shown = ", ".join(str(p) for p in have)
         yield vs.finding(
             "IST0101",
             Severity.ERROR,
-            f"{where}: Service {service.name} has no port {port} (it has {have})",
+            f"{where}: {target.kind} {target.name} has no port {port} (it has {shown})",
         )
-    elif port is None and len(ports) > 1:
+    elif port is None and len(have) > 1:
         yield vs.finding(
             "IST0112",
             Severity.ERROR,
-            f"{where}: Service {service.name} has {len(ports)} ports; set destination.port",
+            f"{where}: {target.kind} {target.name} has {len(have)} ports; set destination.port",
         )
     yield from _subset(index, vs, where, dest, host, name)
+
+
+def _scopes(export_to: list[str], namespace: str) -> list[str]:
+    if not export_to:
+        return ["*"]
+    if "*" in export_to:
+        return ["*"]
+    return [namespace if e == "." else e for e in export_to]
+
+
+def _visible_hosts(index: Index) -> dict[tuple[str, str], Resource]:
+    """analyzers/util/service_lookup.go InitServiceEntryHostMap: (export scope, FQDN) of
+    every ServiceEntry host and every Service (exportTo from the networking.istio.io/exportTo
+    annotation)."""
+    out: dict[tuple[str, str], Resource] = {}
+    for entry in index.of_kind("ServiceEntry", istio=True):
+        export = [str(e) for e in as_list(entry.spec.get("exportTo"))]
+        for host in as_list(entry.spec.get("hosts")):
+            for scope in _scopes(export, entry.namespace):
+                out[(scope, fqdn(str(host), entry.namespace))] = entry
+    for service in index.of_kind("Service", istio=False):
+        note = service.annotations.get("networking.istio.io/exportTo", "")
+        export = [e.strip() for e in note.split(",") if e.strip()]
+        for scope in _scopes(export, service.namespace):
+            out[(scope, fqdn(service.name, service.namespace))] = service
+    return out
+
+
+def visible_destination(index: Index, vs: Resource, host: str) -> Resource | None:
+    """util.GetDestinationHost: the Service or ServiceEntry a destination host names, as
+    far as it is visible to the VirtualService's namespace (its own exportTo picks the
+    namespace-scoped ones); wildcard ServiceEntry hosts match by suffix."""
+    hosts = _visible_hosts(index)
+    name = fqdn(host, vs.namespace)
+    if ("*", name) in hosts:
+        return hosts[("*", name)]
+    export = [str(e) for e in as_list(vs.spec.get("exportTo"))]
+    for scope in [vs.namespace if e == "." else e for e in export] or [vs.namespace]:
+        if (scope, name) in hosts:
+            return hosts[(scope, name)]
+    for (scope, candidate), target in hosts.items():
+        if not candidate.startswith("*") or scope not in ("*", vs.namespace):
+            continue
+        if host.removeprefix("*").endswith(candidate.removeprefix("*")):
+            return target
+    return None
 
 
 def _subset(
