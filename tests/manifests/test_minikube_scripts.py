@@ -82,3 +82,104 @@ def test_down_script_deletes_the_profile_the_setup_created() -> None:
     assert 'PROFILE="${MINIKUBE_PROFILE:-taskmesh}"' in SETUP
     assert 'PROFILE="${MINIKUBE_PROFILE:-taskmesh}"' in down
     assert 'minikube delete --profile "$PROFILE"' in down
+
+
+# --- PROGRESSIVE=1: Flagger's canary (k8s/variants/progressive) ---------------------
+
+PROGRESSIVE_VARIANT = ROOT / "k8s" / "variants" / "progressive"
+
+STUB = """#!/usr/bin/env bash
+echo "$(basename "$0") $*" >> "$STUB_LOG"
+case "$(basename "$0") $1" in
+  "kubectl get") exit 1 ;;                        # nothing exists yet: no restarts
+  "kubectl apply") [[ "$*" == "apply -f -" ]] && cat > "$STUB_LOG.applied" ;;
+  "istioctl version") echo "client version: 1.24.2" ;;
+esac
+exit 0
+"""
+
+
+def run_setup(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """scripts/minikube.sh with every cluster tool a stub that logs its arguments (the
+    rendering and `mesh check` are real): the flow of the script, not a cluster."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("minikube", "kubectl", "istioctl", "curl", "git"):
+        stub = bin_dir / tool
+        stub.write_text(STUB)
+        stub.chmod(0o755)
+    log = tmp_path / "calls.log"
+    out = subprocess.run(
+        [str(SCRIPTS[0])],
+        env={
+            "PATH": f"{bin_dir}:/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "STUB_LOG": str(log),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return out, log.read_text().splitlines() if log.exists() else []
+
+
+def test_progressive_settings_pin_the_checked_flagger_release() -> None:
+    from mesh.check.flagger import schema_version
+
+    assert 'PROGRESSIVE="${PROGRESSIVE:-0}"' in SETUP
+    assert f'FLAGGER_VERSION="${{FLAGGER_VERSION:-{schema_version()}}}"' in SETUP
+    assert 'MANIFESTS="${MANIFESTS:-k8s/variants/progressive}"' in SETUP
+    assert (PROGRESSIVE_VARIANT / "kustomization.yaml").is_file()
+    assert "k8s/variants/progressive/rollout-v2.yaml" in SETUP
+    assert (PROGRESSIVE_VARIANT / "rollout-v2.yaml").is_file()
+
+
+def test_progressive_waits_for_the_variants_deployments() -> None:
+    lists = re.findall(r"^\s*DEPLOYMENTS=\(([^)]*)\)", SETUP, re.M)
+    assert len(lists) == 2
+    progressive = set(lists[0].split())
+    deployed = {r.name for r in load_tree(PROGRESSIVE_VARIANT).resources if r.kind == "Deployment"}
+    assert progressive == deployed
+    assert set(lists[1].split()) == {
+        r.name for r in load_tree(ROOT / "k8s").resources if r.kind == "Deployment"
+    }
+
+
+@pytest.mark.integration
+def test_progressive_installs_flagger_and_applies_the_variant(tmp_path: Path) -> None:
+    out, calls = run_setup(tmp_path, PROGRESSIVE="1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    expected = [
+        "kubectl apply -f https://raw.githubusercontent.com/istio/istio/release-1.24/"
+        "samples/addons/prometheus.yaml",
+        "kubectl -n istio-system rollout status deployment/prometheus --timeout=300s",
+        "kubectl apply -k github.com/fluxcd/flagger//kustomize/istio?ref=v1.44.0",
+        "kubectl -n istio-system rollout status deployment/flagger --timeout=300s",
+        "kubectl apply -f -",
+        "kubectl -n default wait canary/backend --for=condition=promoted --timeout=300s",
+        "kubectl -n default rollout status deployment/backend-primary --timeout=300s",
+    ]
+    positions = [calls.index(call) for call in expected]
+    assert positions == sorted(positions), calls  # Flagger before the Canary is applied
+    applied = (tmp_path / "calls.log.applied").read_text()
+    assert "kind: Canary" in applied
+    assert "name: backend-v2" not in applied
+    assert "kubectl get canaries -w" in out.stdout
+    assert "kubectl describe canary backend" in out.stdout
+
+
+@pytest.mark.integration
+def test_default_run_installs_no_flagger(tmp_path: Path) -> None:
+    out, calls = run_setup(tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert not [c for c in calls if "flagger" in c or "prometheus" in c]
+    assert "kind: Canary" not in (tmp_path / "calls.log.applied").read_text()
+    assert "curl -s -H 'x-canary: true'" in out.stdout
+
+
+def test_progressive_refuses_other_values(tmp_path: Path) -> None:
+    out, calls = run_setup(tmp_path, PROGRESSIVE="yes")
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == ["minikube.sh: PROGRESSIVE must be 0 or 1, not yes"]
+    assert not [c for c in calls if c.startswith(("minikube start", "kubectl apply"))]
