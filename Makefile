@@ -9,7 +9,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 CHROMIUM := /usr/bin/chromium
 STRESS_NG := /usr/bin/stress-ng
 
-.PHONY: demo-canary demo-circuit-breaker demo-outlier soak install run test test-unit test-integration test-busy chromium stress-ng lint check bench clean minikube minikube-down compose-config
+.PHONY: demo-canary demo-circuit-breaker demo-outlier demo-rollout soak install run test test-unit test-integration test-busy chromium stress-ng lint check bench clean minikube minikube-down compose-config
 
 # (Re)install only when the project's dependency list changes.
 $(STAMP): pyproject.toml
@@ -78,6 +78,9 @@ demo-circuit-breaker: $(STAMP)
 
 demo-outlier: $(STAMP)
 	$(BIN)/mesh demo outlier
+
+demo-rollout: $(STAMP)
+	$(BIN)/mesh demo rollout
 
 ## Benchmarks: one table from one run (wrk at 32 connections, median of 3 rounds).
 $(BENCH_STAMP): $(STAMP)

@@ -1,4 +1,4 @@
-"""`mesh demo canary|circuit-breaker|outlier`: one of Istio's traffic tasks, start to finish.
+"""`mesh demo canary|circuit-breaker|outlier|rollout`: a traffic task, start to finish.
 
 Each demo starts the local mesh from the manifest directory the task needs, on
 free ports and in a temporary state directory (so it never collides with a
@@ -15,6 +15,8 @@ requests or time; the logs of a failed run are kept and their path printed.
 - outlier: `k8s`, load running, fault on one v1 replica, Envoy ejects it, the
   success rate recovers, the fault is cleared and the host returns after
   baseEjectionTime.
+- rollout: `k8s`, `mesh rollout` twice (mesh/rollout/demo.py): a healthy v2 promoted,
+  then v2 answering 30% 503s rolled back at its first step.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import Any
 from mesh.cli import CliError
 
 HELP = "start the local mesh on free ports, run one of Istio's traffic tasks, print the evidence"
-SCENARIOS = ("canary", "circuit-breaker", "outlier")
+SCENARIOS = ("canary", "circuit-breaker", "outlier", "rollout")
 DEFAULT_REQUESTS = {"canary": 100, "circuit-breaker": 10}
 CANARY_CONNECTIONS = 4
 OUTLIER_CONNECTIONS = 4
@@ -43,6 +45,7 @@ EJECT_WAIT_S = 30.0  # load stops as soon as Envoy ejects (seconds on a quiet ma
 # sweep. The wait ends as soon as the host is back: the room is for a loaded machine.
 RETURN_WAIT_S = 60.0
 POLL_INTERVAL_S = 0.2
+ROLLOUT_INTERVAL_S = 3.0  # each step of the rollout demo measures this long
 
 Out = Callable[[str], None]
 
@@ -74,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_positive_int,
         metavar="N",
         help="canary: requests per load run (100); circuit-breaker: requests per "
-        "connection, so -c 3 sends 3N as in Istio's task (10); not used by outlier",
+        "connection, so -c 3 sends 3N as in Istio's task (10); not used by outlier, rollout",
     )
     parser.add_argument(
         "--window",
@@ -314,6 +317,12 @@ def run_demo(scenario: str, k8s: Path, requests: int | None, window_s: float, ou
         if requests is not None:
             raise CliError("--requests is not used by outlier (its phases are timed: --window)")
         return outlier_demo(k8s, window_s, out)
+    if scenario == "rollout":
+        if requests is not None:
+            raise CliError("--requests is not used by rollout (it sends its own load)")
+        from mesh.rollout.demo import rollout_demo
+
+        return rollout_demo(k8s, ROLLOUT_INTERVAL_S, out)
     n = requests or DEFAULT_REQUESTS[scenario]
     if scenario == "canary":
         return canary_demo(k8s, n, out)

@@ -71,34 +71,6 @@ def check_numbers(args: argparse.Namespace) -> None:
         raise CliError(f"--load {args.load:g}: requests a second, more than 0 and at most 1000")
 
 
-def prepare(target: Any, args: argparse.Namespace) -> Any:
-    """The checked Plan of ARGS against TARGET (CliError, nothing changed, when wrong)."""
-    import httpx
-
-    from mesh.rollout.judge import Thresholds
-    from mesh.rollout.plan import Plan, parse_duration, parse_steps, resolve
-    from mesh.rollout.served import subsets
-
-    steps = parse_steps(args.steps)
-    interval = parse_duration(args.interval)
-    check_numbers(args)
-    before = target.weights(args.service)  # CliError for a Service without a default route
-    with httpx.Client(timeout=10.0) as client:
-        have = subsets(target.admin_url, args.service, client)
-    stable = resolve(args.service, args.to, args.stable, have, before)
-    files = target.file_weights(args.service)
-    return Plan(
-        service=args.service,
-        canary=args.to,
-        stable=stable,
-        steps=steps,
-        interval_s=interval,
-        thresholds=Thresholds(args.max_error_rate, args.max_p99_ms, args.min_requests),
-        before=before,
-        restore=None if files == before else before,
-    )
-
-
 def _interrupt(signum: int, frame: Any) -> None:
     # the first Ctrl-C/SIGTERM starts the restore; later ones must not cut it short
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -107,7 +79,8 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mesh.rollout.plan import RolloutLock
+    from mesh.rollout.judge import Thresholds
+    from mesh.rollout.plan import RolloutLock, make_plan
     from mesh.rollout.report import Console
     from mesh.rollout.run import Rollout
     from mesh.rollout.target import RemoteMesh
@@ -117,7 +90,11 @@ def run(args: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         with RolloutLock(state_dir, args.service):
-            plan = prepare(target, args)
+            check_numbers(args)
+            limits = Thresholds(args.max_error_rate, args.max_p99_ms, args.min_requests)
+            plan = make_plan(
+                target, args.service, args.to, args.stable, args.steps, args.interval, limits
+            )
             console = Console(sys.stdout, quiet=args.json)
             console.line(
                 f"rollout {plan.service}: {plan.stable} -> {plan.canary}, steps "

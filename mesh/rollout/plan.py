@@ -12,6 +12,7 @@ from types import TracebackType
 
 from mesh.cli import CliError
 from mesh.rollout.judge import Thresholds
+from mesh.rollout.target import Target
 from mesh.state import pid_alive
 
 LOCK_FILE = "rollout.lock"
@@ -90,6 +91,40 @@ def resolve(
     if stable == canary:
         raise CliError(f"--from {stable}: the stable subset must differ from --to")
     return stable
+
+
+def make_plan(
+    target: Target,
+    service: str,
+    canary: str,
+    stable: str | None,
+    steps: str,
+    interval: str,
+    thresholds: Thresholds,
+) -> Plan:
+    """The checked Plan against the running TARGET (CliError, nothing changed, when
+    something is wrong). The subsets are the ones Envoy has a cluster for."""
+    import httpx
+
+    from mesh.rollout.served import subsets
+
+    percents = parse_steps(steps)
+    seconds = parse_duration(interval)
+    before = target.weights(service)  # CliError for a Service without a default route
+    with httpx.Client(timeout=10.0) as client:
+        have = subsets(target.admin_url, service, client)
+    stable = resolve(service, canary, stable, have, before)
+    files = target.file_weights(service)
+    return Plan(
+        service=service,
+        canary=canary,
+        stable=stable,
+        steps=percents,
+        interval_s=seconds,
+        thresholds=thresholds,
+        before=before,
+        restore=None if files == before else before,
+    )
 
 
 class RolloutLock:

@@ -4,6 +4,7 @@ runs (on a terminal), and the JSON of `--json` (keys only ever added)."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -66,20 +67,30 @@ def _cells(m: SubsetMetrics) -> str:
 
 
 class Console:
-    """The table on OUT; the progress line only when OUT is a terminal; nothing at all
-    when QUIET (--json prints the outcome instead)."""
+    """The table on OUT (or line by line to SAY); the progress line only when OUT is a
+    terminal; nothing at all when QUIET (--json prints the outcome instead)."""
 
-    def __init__(self, out: TextIO = sys.stdout, quiet: bool = False) -> None:
+    def __init__(
+        self,
+        out: TextIO = sys.stdout,
+        quiet: bool = False,
+        say: Callable[[str], None] | None = None,
+    ) -> None:
         self.out = out
         self.quiet = quiet
-        self.tty = bool(getattr(out, "isatty", lambda: False)()) and not quiet
+        self.say = say
+        tty = bool(getattr(out, "isatty", lambda: False)())
+        self.tty = tty and not quiet and say is None
         self._progress = False
 
     def line(self, text: str) -> None:
         if self.quiet:
             return
         self._clear()
-        print(text, file=self.out, flush=True)
+        if self.say is not None:
+            self.say(text)
+        else:
+            print(text, file=self.out, flush=True)
 
     def header(self, canary: str, stable: str) -> None:
         c, s = canary[:6], stable[:6]
