@@ -1,23 +1,20 @@
 """Schema checks: core kinds against Kubernetes' own OpenAPI schemas (strict),
-Istio kinds against Istio's API models, unknown fields included.
+Istio kinds against Istio's own CRD schemas (strict: unknown fields included).
 
 Core kinds use the strict JSON schemas shipped by ``kubernetes-validate``, run
 through ``jsonschema`` so that *every* error is reported, not just the first.
-Istio kinds are parsed with ``cloudcoil-models-istio`` (generated from Istio's
-CRDs); those models accept and drop unknown fields, so each object is dumped
-back and compared with the input: a field that did not survive is a typo.
+Istio kinds use ``istio-schema.json``: the ``openAPIV3Schema`` of every served version
+of Istio's CRDs at one istio/istio commit (``mesh check --version`` names it; see
+``istio_crd``), made strict. Their CEL rules are not run.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from mesh.check import flagger
@@ -107,81 +104,70 @@ def _check_core(res: Resource) -> Iterator[Finding]:
 
 
 @cache
-def _istio_module(api_version: str) -> Any | None:
-    """The cloudcoil model module for one Istio group/version, loaded alone.
+def istio_schema() -> dict[str, Any]:
+    """The kept Istio API schema (``istio_crd.SCHEMA_FILE``): Istio's own CRDs of one
+    istio/istio commit, made strict (``python -m mesh.check.istio_crd`` regenerates it)."""
+    from mesh.check.istio_crd import SCHEMA_FILE
 
-    Importing ``cloudcoil.models.istio.networking.v1`` the normal way runs the
-    package ``__init__`` files, which build every version of every Istio API
-    (about 2 s of pydantic class construction). Loading just the one module
-    file under a private name keeps ``mesh check`` under a second."""
-    group, _, version = api_version.partition("/")
-    area = group.removesuffix(".istio.io")
-    package = importlib.util.find_spec("cloudcoil")
-    if package is None or not package.submodule_search_locations or "/" in area:
-        return None
-    path = Path(package.submodule_search_locations[0], "models", "istio", area, f"{version}.py")
-    if not path.is_file():
-        return None
-    name = f"_mesh_check_istio_{area}_{version}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        return None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    data: dict[str, Any] = json.loads(SCHEMA_FILE.read_text())
+    return data
 
 
-def _istio_model(api_version: str, kind: str) -> Any | None:
-    from cloudcoil.resources import Resource as IstioResource
+def istio_schema_version() -> str:
+    data = istio_schema()
+    return f"{data['source']} at {data['commit']}"
 
-    module = _istio_module(api_version)
-    model = getattr(module, kind, None) if module is not None else None
-    if isinstance(model, type) and issubclass(model, IstioResource):
-        return model
-    return None
+
+@cache
+def _istio_validator(api_version: str, kind: str) -> Any | None:
+    import jsonschema
+
+    schema = istio_schema()["kinds"].get(f"{api_version} {kind}")
+    return None if schema is None else jsonschema.Draft7Validator(schema)
+
+
+def _istio_messages(error: Any) -> list[str]:
+    where = _path(error.absolute_path)
+    if error.validator == "additionalProperties" and error.validator_value is False:
+        known = set(error.schema.get("properties", {}))
+        extra = [str(k) for k in error.instance if k not in known]
+        prefix = "" if where == "(top level)" else f"{where}."
+        return [f"{prefix}{key}: unknown field" for key in extra]
+    branches = error.validator_value if error.validator == "oneOf" else None
+    if isinstance(branches, list) and isinstance(error.instance, dict):
+        both = [
+            key
+            for branch in branches
+            for key in (branch.get("required") or [])[:1]
+            if key in error.instance
+        ]
+        if len(both) > 1:
+            return [f"{where}: set only one of {', '.join(sorted(both))}"]
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        # the branch that got furthest says what is wrong (e.g. two of exact/prefix/regex)
+        best = max(error.context, key=lambda e: len(e.absolute_path))
+        return [_short(f"{where}: {best.message}")]
+    return [_short(f"{where}: {error.message}")]
 
 
 def _check_istio(res: Resource) -> Iterator[Finding]:
-    import pydantic
-
-    model_class = _istio_model(res.api_version, res.kind)
-    if model_class is None:
+    validator = _istio_validator(res.api_version, res.kind)
+    if validator is None:
         yield res.finding(
             "IST0106",
             Severity.ERROR,
             f"unknown Istio apiVersion/kind {res.api_version} {res.kind}",
         )
         return
-    try:
-        model = model_class.model_validate(res.doc)
-    except pydantic.ValidationError as exc:
-        seen: set[str] = set()
-        for error in exc.errors():
-            where = _path(error["loc"])
-            if where in seen:
-                continue
-            seen.add(where)
-            if len(seen) > MAX_ERRORS_PER_OBJECT:
-                break
-            yield res.finding("IST0106", Severity.ERROR, _short(f"{where}: {error['msg']}"))
-        return
-    kept = model.model_dump(by_alias=True, exclude_unset=True, mode="json")
-    for field in unknown_fields(res.doc, kept):
-        yield res.finding("IST0106", Severity.ERROR, f"{field}: unknown field")
-
-
-def unknown_fields(original: Any, kept: Any, path: str = "") -> list[str]:
-    """Paths present in ``original`` but missing from the model's round-trip."""
-    out: list[str] = []
-    if isinstance(original, dict):
-        for key, value in original.items():
-            here = f"{path}.{key}" if path else str(key)
-            if not isinstance(kept, dict) or key not in kept:
-                out.append(here)
-            else:
-                out += unknown_fields(value, kept[key], here)
-    elif isinstance(original, list) and isinstance(kept, list):
-        for i, (a, b) in enumerate(zip(original, kept, strict=False)):
-            out += unknown_fields(a, b, f"{path}[{i}]")
-    return out
+    messages: list[str] = []
+    errors = sorted(validator.iter_errors(res.doc), key=lambda e: list(map(str, e.path)))
+    for error in errors:
+        messages += [m for m in _istio_messages(error) if m not in messages]
+    for message in messages[:MAX_ERRORS_PER_OBJECT]:
+        yield res.finding("IST0106", Severity.ERROR, message)
+    if len(messages) > MAX_ERRORS_PER_OBJECT:
+        yield res.finding(
+            "IST0106",
+            Severity.ERROR,
+            f"... and {len(messages) - MAX_ERRORS_PER_OBJECT} more errors",
+        )

@@ -30,11 +30,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--codes", action="store_true", help="list every finding code and what it means, then exit"
     )
+    parser.add_argument(
+        "--version",
+        action="store_true",
+        help="print the versions of the schemas the manifests are checked against, then exit",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from mesh.check import CODES, check_tree, has_errors
 
+    if args.version:
+        from mesh.check import flagger
+        from mesh.check.schema import KUBERNETES_VERSION, istio_schema_version
+
+        print(f"Istio API: {istio_schema_version()} (its CRDs' schemas)")
+        print(f"Kubernetes: {KUBERNETES_VERSION} (kubernetes-validate, strict)")
+        print(f"Flagger: {flagger.schema_version()}")
+        return 0
     if args.codes:
         for code, title in CODES.items():
             print(f"{code}  {title}")
