@@ -28,7 +28,7 @@ MAX_LOAD_QPS = 1000.0
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("service", help="the Service whose default route moves (backend-service)")
-    parser.add_argument("--to", required=True, metavar="SUBSET", help="the canary subset (v2)")
+    parser.add_argument("--to", metavar="SUBSET", help="the canary subset (v2)")
     parser.add_argument(
         "--from",
         dest="stable",
@@ -56,6 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="QPS",
         help="send this many requests a second through the gateway (Flagger's load tester)",
     )
+    parser.add_argument(
+        "--reset",
+        action="store_true",
+        help="give the default route back to what the files say (a promoted rollout's "
+        "weights stay until then)",
+    )
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
     parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR, metavar="DIR")
 
@@ -69,6 +75,30 @@ def check_numbers(args: argparse.Namespace) -> None:
         raise CliError(f"--min-requests {args.min_requests}: must be 0 or more")
     if args.load is not None and not 0 < args.load <= MAX_LOAD_QPS:
         raise CliError(f"--load {args.load:g}: requests a second, more than 0 and at most 1000")
+
+
+def reset(target: Any, state_dir: Path, service: str) -> int:
+    """SERVICE's default route as the files say again, once Envoy serves it."""
+    import httpx
+
+    from mesh.rollout.plan import RolloutLock
+    from mesh.rollout.run import SERVE_TIMEOUT_S
+    from mesh.rollout.served import wait_served
+
+    with RolloutLock(state_dir, service):
+        target.weights(service)  # CliError for a Service without a default route
+        files = target.file_weights(service)
+        outcome = target.apply(service, None)
+        if outcome.get("result") == "refused":
+            raise CliError(f"generation {outcome.get('generation')} refused")
+        if files is not None:
+            with httpx.Client(timeout=10.0) as client:
+                want = {s: w for s, w in files.items() if w}
+                if not wait_served(target.admin_url, service, want, client, SERVE_TIMEOUT_S):
+                    raise CliError(f"Envoy did not serve {want} within {SERVE_TIMEOUT_S:.0f}s")
+        shown = ", ".join(f"{s} {w}%" for s, w in (files or {}).items() if w) or "?"
+        print(f"{service}: the default route is the files' again; Envoy serves {shown}")
+    return 0
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -86,6 +116,12 @@ def run(args: argparse.Namespace) -> int:
     from mesh.rollout.target import RemoteMesh
 
     state_dir = Path(args.state_dir)
+    if args.reset:
+        if args.to is not None:
+            raise CliError("--reset takes no --to: it ends the rollout's hold on the route")
+        return reset(RemoteMesh(state_dir), state_dir, args.service)
+    if args.to is None:
+        raise CliError("the canary subset is missing: --to SUBSET (or --reset)")
     target = RemoteMesh(state_dir)
     previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -62,6 +62,9 @@ def test_a_healthy_canary_is_promoted_and_envoy_serves_each_step_in_turn(mesh: M
     assert last["canary"]["p99_ms"] is not None and last["stable"]["requests"] == 0
     reasons = [e["reason"] for e in events(mesh) if e["object"] == f"rollout/{SERVICE}"]
     assert reasons[-5:] == ["RolloutStarted", "StepPassed", "StepPassed", "StepPassed", "Promoted"]
+    reset = mesh.rollout(SERVICE, "--reset")  # the promotion holds until the route is reset
+    assert reset.returncode == 0, reset.stderr
+    assert mesh.served() == FILES
 
 
 def test_a_canary_answering_503s_is_rolled_back_to_the_weights_as_they_were(mesh: Mesh) -> None:
