@@ -30,6 +30,11 @@ def schema_version() -> str:
     return str(schema_file()["version"])
 
 
+def schema_source() -> str:
+    """Where the kept schema comes from: the CRD file of that release."""
+    return str(schema_file()["source"])
+
+
 def is_flagger(res: Resource) -> bool:
     return res.group == GROUP
 

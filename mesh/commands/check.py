@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
         print(f"Istio API: {istio_schema_version()} (its CRDs' schemas)")
         print(f"Kubernetes: {KUBERNETES_VERSION} (kubernetes-validate, strict)")
-        print(f"Flagger: {flagger.schema_version()}")
+        print(f"Flagger: {flagger.schema_version()} ({flagger.schema_source()}, its CRDs' schemas)")
         return 0
     if args.codes:
         for code, title in CODES.items():

@@ -54,6 +54,15 @@ def test_codes_list_names_the_schema_version(capsys: pytest.CaptureFixture[str])
     assert f"Flagger {schema_version()}" in line
 
 
+def test_version_names_the_flagger_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert mesh_main(["check", "--version"]) == 0
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("Flagger")]
+    assert line == (
+        "Flagger: v1.44.0 (https://github.com/fluxcd/flagger/blob/v1.44.0/artifacts/flagger/"
+        "crd.yaml, its CRDs' schemas)"
+    )
+
+
 def test_generator_writes_the_file(tmp_path: Path) -> None:
     out = tmp_path / "schema.json"
     args = [str(CRD), "--version", "v1.44.0", "--commit", COMMIT, "--output", str(out)]
