@@ -370,3 +370,40 @@ def test_export_to_hides_services_and_service_entries(tmp_path: Path) -> None:
         "default/VirtualService/external",
         "default/VirtualService/to-local",
     ]
+
+
+# --- IST0173 / IST0174 (destinationrule/subset.go) ------------------------------------
+
+
+def test_subset_labels_may_come_from_the_pods_node(tmp_path: Path) -> None:
+    node = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": "node-a", "labels": {"topology.kubernetes.io/zone": "zone-a"}},
+    }
+    pinned = deployment("zonal", {"app": "zonal"})
+    pinned["spec"]["template"]["spec"]["nodeName"] = "node-a"
+    rule = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": {"name": "zonal"},
+        "spec": {
+            "host": "backend-service",
+            "subsets": [
+                {"name": "a", "labels": {"topology.kubernetes.io/zone": "zone-a"}},
+                {"name": "b", "labels": {"topology.kubernetes.io/zone": "zone-b"}},
+            ],
+        },
+    }
+    found = findings(tmp_path, node, pinned, rule)
+    assert [f.message.split("'")[1] for f in found if f.code == "IST0173"] == ["b"]
+
+
+def test_a_destination_rule_host_is_looked_up_as_destinations_are(tmp_path: Path) -> None:
+    rule = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": {"name": "wide"},
+        "spec": {"host": "*.svc.cluster.local"},
+    }
+    assert codes(findings(tmp_path, rule), "IST0174") == ["default/DestinationRule/wide"]

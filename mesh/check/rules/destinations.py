@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from mesh.check.findings import Finding, Severity
-from mesh.check.index import Index, fqdn
+from mesh.check.index import Index, Workload, selects
 from mesh.check.loader import Resource
-from mesh.check.rules._access import as_dict, dicts
+from mesh.check.rules._access import as_dict, as_str, dicts
+from mesh.check.rules.routing import visible_destination
 
 ENVOY_DEFAULT_MAX_EJECTION_PERCENT = 10
 
@@ -34,15 +35,18 @@ def _policies(dr: Resource) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def _destination_rule(index: Index, dr: Resource) -> Iterator[Finding]:
-    host = str(dr.spec.get("host") or "")
+    host = as_str(dr.spec.get("host"))
     service = index.service(host, dr.namespace) if host else None
-    if host and service is None and "*" not in host:
-        if fqdn(host, dr.namespace) not in index.service_entry_hosts():
-            yield dr.finding(
-                "IST0174",
-                Severity.WARNING,
-                f"host {host} matches no Service in this set; the rule applies to nothing",
-            )
+    # analyzers/destinationrule/subset.go: the host as VirtualService destinations are
+    # looked up (exportTo, wildcard ServiceEntries); unknown: IST0174, no subset check
+    target = visible_destination(index, dr, host) if host else None
+    if host and target is None:
+        yield dr.finding(
+            "IST0174",
+            Severity.WARNING,
+            f"host {host} matches no Service or ServiceEntry visible to namespace "
+            f"{dr.namespace} in this set; the rule applies to nothing",
+        )
     names: list[str] = []
     for i, subset in enumerate(dicts(dr.spec.get("subsets"))):
         name = str(subset.get("name") or "")
@@ -52,14 +56,18 @@ def _destination_rule(index: Index, dr: Resource) -> Iterator[Finding]:
             yield dr.finding("IST0106", Severity.ERROR, f"subset {name!r} is defined twice")
         names.append(name)
         labels = {str(k): str(v) for k, v in as_dict(subset.get("labels")).items()}
-        if service is not None and index.service_selector(service):
-            if not index.pods_of(service, labels):
-                yield dr.finding(
-                    "IST0173",
-                    Severity.ERROR,
-                    f"subset {name!r} (labels {_labels(labels)}) selects no pod of Service "
-                    f"{service.name}; requests to it would get 503 UH",
-                )
+        if target is None:
+            continue
+        # a ServiceEntry's workloadSelector merged with the subset's labels, matched against
+        # every pod (with its node's topology labels), whatever its Service
+        wanted = {**_workload_selector(target), **labels}
+        if not any(selects(wanted, _augmented(index, w)) for w in index.workloads):
+            yield dr.finding(
+                "IST0173",
+                Severity.ERROR,
+                f"subset {name!r} (labels {_labels(labels)}) selects no pod in this set; "
+                "requests to it would get 503 UH",
+            )
     for where, policy in _policies(dr):
         outlier = policy.get("outlierDetection")
         if isinstance(outlier, dict) and "consecutiveErrors" in outlier:
@@ -77,6 +85,34 @@ def _destination_rule(index: Index, dr: Resource) -> Iterator[Finding]:
             )
     if service is not None:
         yield from _ejection(index, dr, service)
+
+
+def _workload_selector(target: Resource) -> dict[str, str]:
+    if target.kind != "ServiceEntry":
+        return {}
+    selector = as_dict(as_dict(target.spec.get("workloadSelector")).get("labels"))
+    return {str(k): str(v) for k, v in selector.items()}
+
+
+# Node labels a pod gets (pilot/pkg/serviceregistry/util/label/label.go AugmentLabels, from the
+# locality pilot builds of its node's region, zone and subzone, and the node's name).
+TOPOLOGY = (
+    "topology.kubernetes.io/region",
+    "topology.kubernetes.io/zone",
+    "topology.istio.io/subzone",
+)
+
+
+def _augmented(index: Index, workload: Workload) -> dict[str, str]:
+    node_name = workload.pod_spec.get("nodeName")
+    if not isinstance(node_name, str) or not node_name:
+        return workload.labels
+    labels = dict(workload.labels)
+    labels["kubernetes.io/hostname"] = node_name
+    for node in index.of_kind("Node", istio=False):
+        if node.name == node_name:
+            labels.update({k: v for k, v in node.labels.items() if k in TOPOLOGY})
+    return labels
 
 
 def _ejection(index: Index, dr: Resource, service: Resource) -> Iterator[Finding]:
