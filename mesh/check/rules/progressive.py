@@ -240,7 +240,9 @@ def _delegates_to(index: Index, name: str, namespace: str) -> bool:
 
 def _references(index: Index, canary: Resource, namespaces: set[str]) -> Iterator[Finding]:
     analysis = as_dict(canary.spec.get("analysis"))
-    for i, metric in enumerate(dicts(analysis.get("metrics"))):
+    for i, metric in enumerate(as_list(analysis.get("metrics"))):
+        if not isinstance(metric, dict):
+            continue  # the schema check reports it
         where = f"spec.analysis.metrics[{i}]"
         ref = as_dict(metric.get("templateRef"))
         if ref:
@@ -254,8 +256,8 @@ def _references(index: Index, canary: Resource, namespaces: set[str]) -> Iterato
                 f"{where}: {metric.get('name')!r} has no templateRef and no query, and "
                 f"Flagger's built-in metrics are {' and '.join(BUILTIN_METRICS)}",
             )
-    for i, alert in enumerate(dicts(analysis.get("alerts"))):
-        ref = as_dict(alert.get("providerRef"))
+    for i, alert in enumerate(as_list(analysis.get("alerts"))):
+        ref = as_dict(as_dict(alert).get("providerRef"))
         if ref:
             where = f"spec.analysis.alerts[{i}].providerRef"
             yield from _ref(index, canary, namespaces, "AlertProvider", ref, where)
