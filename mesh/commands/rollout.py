@@ -36,13 +36,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the stable subset (default: the one the default route sends most to now)",
     )
     parser.add_argument(
-        "--steps", default="10,25,50,100", help="canary percents, increasing, ending in 100"
+        "--steps",
+        default="10,25,50,100",
+        help="the canary's percent at each step, increasing, ending in 100 (10,25,50,100)",
     )
-    parser.add_argument("--interval", default="30s", help="measurement per step (30s, 1m)")
     parser.add_argument(
-        "--max-error-rate", type=float, default=1.0, metavar="PERCENT", help="default 1"
+        "--interval", default="30s", help="how long each step measures (30s; 1m, 500ms)"
     )
-    parser.add_argument("--max-p99-ms", type=float, default=500.0, metavar="MS", help="default 500")
+    parser.add_argument(
+        "--max-error-rate",
+        type=float,
+        default=1.0,
+        metavar="PERCENT",
+        help="the canary's highest share of 5xx in a step (default 1)",
+    )
+    parser.add_argument(
+        "--max-p99-ms",
+        type=float,
+        default=500.0,
+        metavar="MS",
+        help="the canary's highest p99 latency in a step (default 500)",
+    )
     parser.add_argument(
         "--min-requests",
         type=int,

@@ -105,6 +105,10 @@ class Rollout:
             start.setdefault(subset, metrics.SubsetTotals()).bins = totals.bins
         served = served_weights(admin, p.service, self.client)
         self._measure(number, percent, start)
+        self.console.progress(
+            f"step {number}/{len(p.steps)} ({percent}%): measured; waiting for Envoy's next "
+            "stats flush (latency histograms, at most 5s)"
+        )
         end = metrics.settled(admin, p.service, p.canary, self.client)
         canary = metrics.interval(start, end, p.canary)
         stable = metrics.interval(start, end, p.stable)

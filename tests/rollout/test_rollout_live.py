@@ -105,7 +105,10 @@ def test_a_step_without_enough_canary_traffic_fails_after_its_interval(mesh: Mes
     assert mesh.served() == FILES
 
 
-def test_ctrl_c_restores_the_weights_as_they_were_then_exits_130(mesh: Mesh) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_restores_the_weights_as_they_were_then_exits_130(
+    mesh: Mesh, sig: signal.Signals
+) -> None:
     proc = subprocess.Popen(
         mesh.argv(SERVICE, "--to", "v2", "--steps", "10,50,100", "--interval", "60s"),
         stdout=subprocess.PIPE,
@@ -114,7 +117,7 @@ def test_ctrl_c_restores_the_weights_as_they_were_then_exits_130(mesh: Mesh) -> 
     )
     try:
         wait_served(mesh, {"v1": 90, "v2": 10})  # step 1 is in force
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=DEADLINE_S)
     finally:
         if proc.poll() is None:
