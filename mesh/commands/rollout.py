@@ -76,6 +76,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="give the default route back to what the files say (a promoted rollout's "
         "weights stay until then)",
     )
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="once promoted, write the weights into the VirtualService's file and hand the "
+        "route back to the files (the file's leading comments are kept, others are not)",
+    )
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
     parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR, metavar="DIR")
 
@@ -115,6 +121,28 @@ def reset(target: Any, state_dir: Path, service: str) -> int:
     return 0
 
 
+def write(target: Any, plan: Any, weights: dict[str, int], console: Any) -> str | None:
+    """--write after a promotion: the file says WEIGHTS, then the route is the files'
+    again. The path written, or None (the reason on stderr)."""
+    import httpx
+
+    from mesh.rollout.run import SERVE_TIMEOUT_S
+    from mesh.rollout.served import wait_served
+    from mesh.rollout.write import write_weights
+
+    try:
+        path = write_weights(Path(target.directory), plan.service, weights)
+        target.apply(plan.service, None)
+        with httpx.Client(timeout=10.0) as client:
+            if not wait_served(target.admin_url, plan.service, weights, client, SERVE_TIMEOUT_S):
+                raise CliError(f"Envoy did not serve {weights} from the files")
+    except CliError as exc:
+        print(f"mesh rollout: {exc}", file=sys.stderr)
+        return None
+    console.line(f"wrote {path}: the route is the files' again")
+    return str(path)
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     # the first Ctrl-C/SIGTERM starts the restore; later ones must not cut it short
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -141,6 +169,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         with RolloutLock(state_dir, args.service):
             check_numbers(args)
+            if args.write:
+                from mesh.rollout.write import check_writable
+
+                check_writable(Path(target.directory), args.service)
             limits = Thresholds(args.max_error_rate, args.max_p99_ms, args.min_requests)
             plan = make_plan(
                 target, args.service, args.to, args.stable, args.steps, args.interval, limits
@@ -153,13 +185,20 @@ def run(args: argparse.Namespace) -> int:
                 f"{args.min_requests}" + (f", load {args.load:g} req/s" if args.load else "")
             )
             outcome = Rollout(target, plan, console, args.load).run()
+            written = None
+            if args.write and outcome.result == "promoted":
+                written = write(target, plan, outcome.weights, console)
     except KeyboardInterrupt:  # before the rollout changed anything
         return 130
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if args.json:
-        print(json.dumps(outcome.to_dict(plan.service, plan.canary, plan.stable), indent=2))
+        data = outcome.to_dict(plan.service, plan.canary, plan.stable)
+        data["written"] = written
+        print(json.dumps(data, indent=2))
+    if args.write and outcome.result == "promoted" and written is None:
+        return 1
     if outcome.interrupted:
         return 130
     return 0 if outcome.result == "promoted" else 1

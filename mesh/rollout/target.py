@@ -21,6 +21,9 @@ class Target(Protocol):
     gateway_url: str
     state_dir: Path
 
+    @property
+    def directory(self) -> str: ...
+
     def weights(self, service: str) -> dict[str, int]: ...
 
     def file_weights(self, service: str) -> dict[str, int] | None: ...
@@ -89,6 +92,10 @@ class InProcessMesh:
         self.state_dir = Path(mesh.state_dir)
         self.admin_url = mesh.admin_url
         self.gateway_url = mesh.gateway_url
+
+    @property
+    def directory(self) -> str:
+        return str(self.mesh.directory)
 
     def weights(self, service: str) -> dict[str, int]:
         return dict(self.mesh.route_weights(service))

@@ -7,6 +7,7 @@ import json
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mesh.control import ask
@@ -32,6 +33,10 @@ class Mesh:
     @property
     def admin_url(self) -> str:
         return read_state(self.up.state_dir).admin_url
+
+    @property
+    def directory(self) -> Path:
+        return Path(read_state(self.up.state_dir).config["directory"])
 
     def generation(self) -> int:
         return int(read_state(self.up.state_dir).config["generation"])

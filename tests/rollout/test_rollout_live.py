@@ -14,8 +14,10 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.rollout.support import (
     DEADLINE_S,
@@ -172,3 +174,22 @@ def test_a_second_rollout_while_one_runs_is_refused_and_a_stale_lock_is_not(mesh
         assert proc.returncode == 1 and "not enough traffic" in proc.stdout, proc.stderr
     finally:
         lock.unlink(missing_ok=True)
+
+
+def test_write_puts_the_promotion_in_the_file_and_hands_the_route_back(mesh: Mesh) -> None:
+    vs_file = mesh.directory / "istio" / "virtualservice-backend.yaml"
+    original = vs_file.read_text()
+    try:
+        proc = mesh.rollout(SERVICE, "--to", "v2", "--steps", "100", *FAST, "--write", "--json")
+        assert proc.returncode == 0, proc.stderr
+        assert Path(outcome_json(proc)["written"]).resolve() == vs_file.resolve()
+        text = vs_file.read_text()
+        assert text.startswith(original.split("apiVersion")[0])  # the header comments kept
+        http = yaml.safe_load(text)["spec"]["http"]
+        assert http[0] == yaml.safe_load(original)["spec"]["http"][0]  # x-canary rule as it was
+        assert http[-1]["route"] == [{"destination": {"host": "backend-service", "subset": "v2"}}]
+        assert mesh.served() == {"v2": 100}
+        vs_file.write_text(original)  # the files decide again: no rollout holds the route
+        wait_served(mesh, FILES)
+    finally:
+        vs_file.write_text(original)
