@@ -107,3 +107,36 @@ def test_check_says_the_same_as_mesh_up(tree: Path) -> None:
     assert sorted(f.message for f in findings) == sorted(notes)
     assert {f"{f.kind}/{f.name}" for f in findings} == set(EXPECTED)
     assert all(f.severity == "warning" and f.file.endswith("extra.yaml") for f in findings)
+
+
+def test_check_reports_every_field_mesh_up_refuses(tmp_path: Path) -> None:
+    """mesh up stops at the first refused field; mesh check names each of them, with
+    mesh up's own message."""
+    from mesh.errors import TranslationError
+    from tests.mesh.support import dr_patch, local_config, vs_patch
+
+    backend = {"host": "backend-service", "subset": "v1"}
+    patches = [
+        vs_patch("backend", [{"route": [{"destination": backend}], "mirror": backend}]),
+        dr_patch("backend", {"trafficPolicy": {"loadBalancer": {"consistentHash": {}}}}),
+        vs_patch(
+            "frontend",
+            [
+                {
+                    "route": [{"destination": {"host": "frontend-service"}}],
+                    "corsPolicy": {"allowOrigins": [{"exact": "https://example.com"}]},
+                }
+            ],
+        ),
+    ]
+    tree = overlay(tmp_path / "o", patches=patches)
+    with pytest.raises(TranslationError) as first:
+        local_config(tree)
+    found = sorted(f"{f.kind}/{f.name}: {f.message}" for f in check_tree(tree) if f.code == "TM201")
+    assert found == [
+        "DestinationRule/backend: spec.trafficPolicy.loadBalancer.consistentHash is not "
+        "supported by the local mesh",
+        "VirtualService/backend: spec.http[0].mirror is not supported by the local mesh",
+        "VirtualService/frontend: spec.http[0].corsPolicy is not supported by the local mesh",
+    ]
+    assert any(first.value.detail in line for line in found)
