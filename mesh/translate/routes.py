@@ -9,13 +9,13 @@ table so a missing subset is a 503 NC at run time (reference/istio-to-envoy.md Â
 from __future__ import annotations
 
 import base64
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from mesh.manifests import Manifests, Service, VirtualService
 from mesh.translate.clusters import cluster_name, resolve_host
 from mesh.translate.fields import Node, spec
+from mesh.translate.matches import route_match
 
 FAULT_FILTER = "envoy.filters.http.fault"
 HTTP_FAULT = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
@@ -123,7 +123,7 @@ def _route(rule: Node, match: Node | None, ctx: RouteContext) -> dict[str, Any]:
     route: dict[str, Any] = {}
     if name:
         route["name"] = name
-    route["match"] = _match(match)
+    route["match"] = route_match(match)
     single: Node | None = None
     if rule.has("directResponse"):
         if rule.has("route"):
@@ -142,107 +142,6 @@ def _route(rule: Node, match: Node | None, ctx: RouteContext) -> dict[str, Any]:
     if fault is not None:
         route["typed_per_filter_config"] = {FAULT_FILTER: _fault(fault)}
     return route
-
-
-def _string_match(
-    node: Node, star_is_present: bool = False, empty_prefix: bool = False
-) -> dict[str, Any] | None:
-    """An Istio StringMatch -> Envoy StringMatcher; None means "present".
-
-    As Istio's validation (pkg/config/validation/virtualservice.go
-    validateHTTPRouteMatchRequest): a regex must compile as RE2; ``regex: "*"`` is refused
-    except in ``withoutHeaders`` (STAR_IS_PRESENT), where route.go turns it into a present
-    match; an empty prefix is refused except for ``uri`` (EMPTY_PREFIX)."""
-    if node.value in (None, {}):
-        return None
-    node.only("exact", "prefix", "regex")
-    if len(node.value) != 1:
-        raise node.error("must set exactly one of exact, prefix, regex")
-    kind, value = next(iter(node.value.items()))
-    value = node.at(kind).str()
-    if kind == "regex":
-        if star_is_present and value == "*":
-            return None
-        _check_regex(node.at(kind), value)
-        return {"safe_regex": {"regex": value}}
-    if kind == "prefix" and not value and not empty_prefix:
-        raise node.at(kind).error("must not be empty")
-    return {kind: value}
-
-
-# What RE2 refuses that Python's re accepts: look-around and back-references.
-_NOT_RE2 = re.compile(r"\(\?<?[=!]|\\[1-9]|\(\?P=")
-MAX_REGEX = 1024
-
-
-def _check_regex(node: Node, value: str) -> None:
-    if not value:
-        raise node.error("must not be empty")
-    if len(value) > MAX_REGEX:
-        raise node.error(f"is too large: at most {MAX_REGEX} characters")
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise node.error(f"is not a valid RE2 regex ({exc}); {value!r}") from exc
-    if _NOT_RE2.search(value):
-        raise node.error(f"uses look-around or a back-reference, which RE2 lacks: {value!r}")
-
-
-def _header_matcher(name: str, node: Node, invert: bool = False) -> dict[str, Any]:
-    matcher: dict[str, Any] = {"name": name.lower()}
-    sm = _string_match(node, star_is_present=invert)
-    if sm is None:
-        matcher["present_match"] = True
-    else:
-        matcher["string_match"] = sm
-        if invert:
-            matcher["treat_missing_header_as_empty"] = True
-    if invert:
-        matcher["invert_match"] = True
-    return matcher
-
-
-def _match(match: Node | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if match is None or not match.has("uri"):
-        out["prefix"] = "/"
-    else:
-        uri = _string_match(match.at("uri"), empty_prefix=True)
-        if uri is None:
-            out["prefix"] = "/"
-        elif "exact" in uri:
-            out["path"] = uri["exact"]
-        elif "prefix" in uri:
-            out["prefix"] = uri["prefix"]
-        else:
-            out["safe_regex"] = uri["safe_regex"]
-    ignore_case = (
-        match is not None and match.has("ignoreUriCase") and match.at("ignoreUriCase").bool()
-    )
-    out["case_sensitive"] = not ignore_case
-    if match is None:
-        return out
-    headers = []
-    for key in sorted((match.at("headers").value or {}) if match.has("headers") else {}):
-        headers.append(_header_matcher(str(key), match.at("headers").at(key)))
-    for key in sorted(
-        (match.at("withoutHeaders").value or {}) if match.has("withoutHeaders") else {}
-    ):
-        headers.append(_header_matcher(str(key), match.at("withoutHeaders").at(key), invert=True))
-    for pseudo in ("method", "authority", "scheme"):
-        if match.has(pseudo):
-            headers.append(_header_matcher(f":{pseudo}", match.at(pseudo)))
-    if headers:
-        out["headers"] = sorted(headers, key=lambda h: h["name"])
-    params = []
-    for key in sorted(match.at("queryParams").value or {}) if match.has("queryParams") else []:
-        sm = _string_match(match.at("queryParams").at(key))
-        params.append(
-            {"name": str(key), **({"present_match": True} if sm is None else {"string_match": sm})}
-        )
-    if params:
-        out["query_parameters"] = params
-    return out
 
 
 def _direct_response(node: Node) -> dict[str, Any]:
