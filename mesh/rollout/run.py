@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import httpx
 
+from mesh.errors import StateError
 from mesh.rollout import metrics
 from mesh.rollout.judge import judge
 from mesh.rollout.plan import Plan
@@ -53,11 +54,12 @@ class Rollout:
         try:
             with self._load():
                 self.console.header(p.canary, p.stable)
-                previous: metrics.Snapshot | None = None
+                # the canary's latency histogram caught up before its traffic starts
+                previous = metrics.settled(self.target.admin_url, p.service, p.canary, self.client)
                 for step_no, percent in enumerate(p.steps, start=1):
                     try:
                         step, previous = self._step(step_no, percent, previous)
-                    except StepFailed as exc:
+                    except (StepFailed, StateError) as exc:  # Envoy's admin stopped answering
                         return self._roll_back(f"step {step_no} ({percent}%): {exc}")
                     self.steps.append(step)
                     self.console.row(step)
@@ -87,21 +89,16 @@ class Rollout:
 
     # -- one step
     def _step(
-        self, number: int, percent: int, previous: metrics.Snapshot | None
+        self, number: int, percent: int, previous: metrics.Snapshot
     ) -> tuple[Step, metrics.Snapshot]:
         p = self.plan
         weights = p.weights_at(percent)
         self._apply(weights)
         admin = self.target.admin_url
         # counters from now on; the latency histogram from the previous step's end (it
-        # lags by Envoy's flush), or caught up now before the first step
-        baseline = (
-            previous
-            if previous is not None
-            else metrics.settled(admin, p.service, p.canary, self.client)
-        )
+        # lags the counters by Envoy's flush), or from before the first step
         start = metrics.read(admin, p.service, self.client)
-        for subset, totals in baseline.items():
+        for subset, totals in previous.items():
             start.setdefault(subset, metrics.SubsetTotals()).bins = totals.bins
         served = served_weights(admin, p.service, self.client)
         self._measure(number, percent, start)
