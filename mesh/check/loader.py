@@ -100,7 +100,8 @@ def read_file(path: Path) -> kustomize.Tree:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark is not None else ""
-        problem(f"invalid YAML{line}: {getattr(exc, 'problem', None) or exc}")
+        why = " ".join(str(getattr(exc, "problem", None) or exc).split())  # one line
+        problem(f"invalid YAML{line}: {why}")
         return tree
     for i, doc in enumerate(docs):
         if doc is None:

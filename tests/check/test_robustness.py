@@ -172,7 +172,7 @@ def test_unusual_yaml_is_reported_with_exit_1(
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (b"kind: \xc3\x28 not utf-8\n", "invalid YAML"),
+        (b"kind: \xc3\x28 not utf-8\n", "invalid YAML: unacceptable character"),
         (b"a: [1\n", "invalid YAML (line 2)"),
         (b"- just\n- a list\n", "is not a Kubernetes object"),
     ],
@@ -184,6 +184,7 @@ def test_unreadable_file_is_a_finding(
     assert main(["check", str(tmp_path / "x.yaml")]) == 1
     out = capsys.readouterr().out
     assert out.startswith("TM003 error ") and message in out, out
+    assert len(out.splitlines()) == 1  # one finding, one line
 
 
 @pytest.mark.parametrize("text", [b"kind: \xc3\x28 not utf-8\n", b"a: [1\n", b"- a list\n"])
