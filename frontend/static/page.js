@@ -56,6 +56,9 @@
     BackOff: ["restart", "\u21BB", "back-off"],
     Killing: ["restart", "\u21BB", "kill"],
     Unhealthy: ["restart", "\u21BB", "unhealthy"],
+    // `mesh rollout`'s verdicts (each step's weights are an Applied generation already)
+    Promoted: ["config", "\u2714", "promoted"],
+    RolledBack: ["refused", "\u21B6", "rolled back"],
   };
 
   const causeWords = (() => {
@@ -521,7 +524,7 @@
 
   function markerLabel(event, words) {
     const object = String(event.object || "");
-    const gen = /^generation\/(.+)$/.exec(object);
+    const gen = /^(?:generation|rollout)\/(.+)$/.exec(object);
     return gen ? `${words} ${gen[1]}` : `${words} ${object}`;
   }
 
