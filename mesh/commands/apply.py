@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mesh.cli import CliError
 from mesh.control import ask
+from mesh.loop.generation import finding_line
 from mesh.state import DEFAULT_STATE_DIR
 
 HELP = "apply a manifest directory to the running mesh (a new config generation)"
@@ -59,17 +60,7 @@ def describe(outcome: dict) -> str:
     number, result = outcome.get("generation"), outcome.get("result")
     if result == "refused":
         lines = [f"generation {number} refused; the running config stays as it was:"]
-        for f in outcome.get("findings", []):
-            where = " ".join(
-                p
-                for p in (
-                    f.get("file"),
-                    f"{f['kind']}/{f['name']}" if f.get("kind") else "",
-                    f.get("field"),
-                )
-                if p
-            )
-            lines.append(f"  {where}: {f.get('message')}" if where else f"  {f.get('message')}")
+        lines += [f"  {finding_line(f)}" for f in outcome.get("findings", [])]
         return "\n".join(lines)
     if result == "unchanged":
         return f"unchanged: generation {number} already serves this tree"

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from mesh.errors import StateError
+from mesh.loop.generation import finding_line
 from mesh.state import DEFAULT_STATE_DIR, read_state
 
 HELP = "workloads and Envoy cluster health of a running mesh"
@@ -52,19 +53,10 @@ def config_line(config: dict) -> list[str]:
     ]
     refused = config.get("refused")
     if refused:
-        first = (refused.get("findings") or [{}])[0]
-        where = " ".join(
-            p
-            for p in (
-                first.get("file"),
-                f"{first['kind']}/{first['name']}" if first.get("kind") else "",
-                first.get("field"),
-            )
-            if p
-        )
+        first = (refused.get("findings") or [{"message": "refused"}])[0]
         lines.append(
             f"  generation {refused.get('generation')} refused {_ago(refused.get('at'))}: "
-            f"{where + ': ' if where else ''}{first.get('message', '')}"
+            f"{finding_line(first)}"
         )
     return lines
 

@@ -55,13 +55,18 @@ class Finding:
     message: str
 
     def line(self) -> str:
-        where = " ".join(
-            p for p in (self.file, f"{self.kind}/{self.name}" if self.kind else "", self.field) if p
-        )
-        return f"{where}: {self.message}" if where else self.message
+        return finding_line(self.to_dict())
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
+
+
+def finding_line(f: dict[str, str]) -> str:
+    """`file Kind/name field: message` of a finding as `mesh status --json` gives it (the
+    parts it has)."""
+    kind = f"{f['kind']}/{f['name']}" if f.get("kind") else ""
+    where = " ".join(p for p in (f.get("file", ""), kind, f.get("field", "")) if p)
+    return f"{where}: {f.get('message', '')}" if where else str(f.get("message", ""))
 
 
 class Refused(Exception):
