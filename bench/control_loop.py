@@ -101,7 +101,7 @@ def time_kill(mesh: Any, runs: int = 3) -> list[float]:
         pod.child.signal(signal.SIGKILL)
         if not mesh.kubelet.wait_for(lambda p=pod, r=restarts: p.restarts > r and p.ready, 60):
             raise RuntimeError("backend-v1-0 did not come back within 60 s")
-        if not mesh._available(pod, 60):
+        if not mesh.rotation.available(pod, 60):
             raise RuntimeError("Envoy did not list backend-v1-0 again within 60 s")
         out.append(time.perf_counter() - start)
         pod.backoff_s = 0.0  # each kill a first crash: the restart path, not the back-off

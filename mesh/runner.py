@@ -45,7 +45,7 @@ from mesh.loop.kubelet import Kubelet, SystemProcess
 from mesh.loop.pods import Pod
 from mesh.loop.push import Pusher
 from mesh.loop.rollout import Rollout, StuckRollout, strategy
-from mesh.loop.rotation import wait_rotation
+from mesh.loop.rotation import Rotation
 from mesh.loop.startup import stop_leftovers, use_eds_in_file, wait_first_start
 from mesh.loop.watch import Watcher
 from mesh.loop.weights import route_weights
@@ -111,8 +111,16 @@ class LocalMesh:
             self.endpoints, self.events, self.state_dir / "logs", echo, self._write_state
         )
         self.pusher = Pusher(self.admin_url)
+        self.rotation = Rotation(
+            self.kubelet, self.endpoints, self._envoy_admin_urls, ready_timeout
+        )
         self.rollout = Rollout(
-            self.kubelet, self.events, self._new_pod, self._available, self._drained, ready_timeout
+            self.kubelet,
+            self.events,
+            self._new_pod,
+            self.rotation.available,
+            self.rotation.drained,
+            ready_timeout,
         )
         self.control = ControlPlane(
             state_dir=self.state_dir,
@@ -264,7 +272,7 @@ class LocalMesh:
         self._write_state()  # `mesh status` works from here on
         self._wait_ready(started)
         for pod in self.workloads:  # probed ready, published, and in every Envoy's clusters
-            if not self._available(pod, self.ready_timeout):
+            if not self.rotation.available(pod, self.ready_timeout):
                 raise RunnerError(f"Envoy did not list {pod.name} within {self.ready_timeout:.0f}s")
         self.control.in_force(generation)
         self._settle()
@@ -356,29 +364,6 @@ class LocalMesh:
         sidecars = self.sidecar_setup.sidecars if self.sidecar_setup else []
         return [self.admin_url, *(s.admin_url for s in sidecars)]
 
-    def _available(self, pod: Pod, timeout: float) -> bool:
-        """Until POD is ready and every Envoy lists it, healthy (False after TIMEOUT)."""
-        deadline = time.monotonic() + timeout
-        if not self.kubelet.wait_for(lambda: pod.ready or pod.terminating, timeout):
-            return False
-        clusters = set(self.endpoints.clusters_of(pod.deployment))
-        left = max(0.1, deadline - time.monotonic())
-        return wait_rotation(
-            self._envoy_admin_urls(),
-            clusters,
-            pod.endpoint_port,
-            True,
-            left,
-            gone=lambda: not pod.ready,
-        )
-
-    def _drained(self, pod: Pod) -> None:
-        """Until no Envoy lists POD (then no new request reaches it)."""
-        clusters = set(self.endpoints.clusters_of(pod.deployment))
-        wait_rotation(
-            self._envoy_admin_urls(), clusters, pod.endpoint_port, False, self.ready_timeout
-        )
-
     def _settle(self) -> None:
         """Wait out Envoy's update merge window after the last EDS change, so an outlier
         ejection right after `ready` takes effect at once (as in a cluster whose
@@ -454,13 +439,13 @@ class LocalMesh:
                 f"{deployment}: replacing {', '.join(names)} ({plan.type}, maxSurge "
                 f"{plan.max_surge}, maxUnavailable {plan.max_unavailable})"
             )
-            if self.sidecars:
-                self._restart_in_place(deployment, say)
-            else:
-                try:
+            try:
+                if self.sidecars:  # a sidecar's inbound cluster names the replica's port
+                    self.rollout.restart_in_place(deployment, say)
+                else:
                     self.rollout.roll(bp, force=True)
-                except StuckRollout as exc:
-                    raise RunnerError(str(exc)) from exc
+            except StuckRollout as exc:
+                raise RunnerError(str(exc)) from exc
             self._settle()
             for pod in sorted(self.kubelet.pods_of(deployment), key=lambda p: p.name):
                 say(
@@ -469,15 +454,6 @@ class LocalMesh:
                 )
             self._write_state()
             return names
-
-    def _restart_in_place(self, deployment: str, say: Callable[[str], None]) -> None:
-        """With sidecars a replica keeps its port (its sidecar's inbound cluster names it):
-        out of the endpoints, drained, SIGTERM, started again, back in rotation."""
-        for pod in sorted(self.kubelet.pods_of(deployment), key=lambda p: p.name):
-            say(f"{pod.name}: out of the endpoints; waiting until Envoy stops sending it requests")
-            self.kubelet.restart_in_place(pod, self._drained)
-            if not self._available(pod, self.ready_timeout):
-                raise RunnerError(f"{pod.name} not ready {self.ready_timeout:.0f}s after a restart")
 
     # -- state file
     def _write_state(self) -> None:

@@ -14,6 +14,9 @@ from collections.abc import Callable
 import httpx
 
 from mesh import admin
+from mesh.loop.endpoints import Endpoints
+from mesh.loop.kubelet import Kubelet
+from mesh.loop.pods import Pod
 
 POLL_S = 0.05  # Envoy reloads an EDS file within milliseconds
 
@@ -64,3 +67,36 @@ def wait_rotation(
             if gone() or time.monotonic() > deadline:
                 return False
             time.sleep(POLL_S)
+
+
+class Rotation:
+    """Envoy's view of one mesh's replicas: ADMIN_URLS() are every Envoy's admin (the
+    shared one, then each sidecar's); the clusters of a replica come from ENDPOINTS."""
+
+    def __init__(
+        self,
+        kubelet: Kubelet,
+        endpoints: Endpoints,
+        admin_urls: Callable[[], list[str]],
+        timeout: float,
+    ) -> None:
+        self.kubelet = kubelet
+        self.endpoints = endpoints
+        self.admin_urls = admin_urls
+        self.timeout = timeout
+
+    def available(self, pod: Pod, timeout: float) -> bool:
+        """Until POD is ready and every Envoy lists it, healthy (False after TIMEOUT)."""
+        deadline = time.monotonic() + timeout
+        if not self.kubelet.wait_for(lambda: pod.ready or pod.terminating, timeout):
+            return False
+        clusters = set(self.endpoints.clusters_of(pod.deployment))
+        left = max(0.1, deadline - time.monotonic())
+        return wait_rotation(
+            self.admin_urls(), clusters, pod.endpoint_port, True, left, gone=lambda: not pod.ready
+        )
+
+    def drained(self, pod: Pod) -> None:
+        """Until no Envoy lists POD (then no new request reaches it)."""
+        clusters = set(self.endpoints.clusters_of(pod.deployment))
+        wait_rotation(self.admin_urls(), clusters, pod.endpoint_port, False, self.timeout)

@@ -30,7 +30,7 @@ def test_a_killed_replica_comes_back_while_the_other_serves(mesh: LocalMesh) -> 
             pod.state,
             pod.last_exit,
         )
-        assert mesh._available(pod, 60)
+        assert mesh.rotation.available(pod, 60)
     result = load.result
     assert result is not None and result.total > 0
     failed = result.total - result.status_counts[200]
@@ -97,7 +97,7 @@ def test_a_failing_liveness_probe_restarts_the_replica(tmp_path: Path, tree: Pat
         assert pod.last_exit is not None and pod.last_exit.startswith("liveness probe failed")
         # a new process: its own toggle is back on, and it serves the canary again
         assert httpx.get(f"{pod.url}/healthz", timeout=5).status_code == 200
-        assert mesh._available(pod, 60)
+        assert mesh.rotation.available(pod, 60)
         r = httpx.get(f"{mesh.gateway_url}/api/tasks", headers={"x-canary": "true"}, timeout=10)
         assert r.status_code == 200 and r.json()["backend"]["version"] == "v2"
         reasons = [(e.reason, e.object) for e in mesh.events.recent()]

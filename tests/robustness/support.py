@@ -21,6 +21,6 @@ def kill_and_wait_restart(mesh: LocalMesh, instance: str, sig: int = signal.SIGK
         pod.state,
         pod.last_exit,
     )
-    assert mesh._available(pod, 60)
+    assert mesh.rotation.available(pod, 60)
     assert pod.pid != old
     return pod.pid or 0
