@@ -59,6 +59,7 @@ from bench.services import (  # noqa: E402
     free_port,
     frontend_command,
     run_load,
+    run_rounds,
     start_service,
     traced_backend_command,
 )
@@ -398,20 +399,13 @@ def _bench(args: argparse.Namespace, gunicorn: Path) -> int:
                 f"(shuffled), median; warm-up {args.warmup:g}s each",
                 flush=True,
             )
-            if args.warmup:
-                for cfg in configs:
-                    run_load(cfg.url, connections=args.connections, duration_s=args.warmup)
-            for round_no in range(args.rounds):
-                for cfg in random.sample(configs, len(configs)):
-                    cfg.runs.append(
-                        run_load(
-                            cfg.url,
-                            connections=args.connections,
-                            duration_s=args.duration,
-                            servers=cfg.servers,
-                        )
-                    )
-                print(f"round {round_no + 1}/{args.rounds} done", flush=True)
+            run_rounds(
+                configs,
+                rounds=args.rounds,
+                connections=args.connections,
+                duration_s=args.duration,
+                warmup_s=args.warmup,
+            )
             hop = Hop()
             for _ in range(args.rounds):
                 pair = [(hop.direct, hop_direct), (hop.via_envoy, hop_envoy)]

@@ -42,6 +42,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -326,6 +327,40 @@ def run_load(
     return result
 
 
+class Loaded(Protocol):
+    """A configuration the round loop loads: its URL, the processes it bills, its runs."""
+
+    url: str
+    servers: list[Service]
+    runs: list[LoadResult]
+
+
+def run_rounds(
+    configs: Sequence[Loaded],
+    *,
+    rounds: int,
+    connections: int,
+    duration_s: float,
+    warmup_s: float,
+) -> None:
+    """Warm each config up, then ROUNDS rounds of every config in a shuffled order.
+
+    Each run is appended to its config's `runs`, so round i of every config
+    shares the machine's state (ratios are taken per round).
+    """
+    if warmup_s:
+        for cfg in configs:
+            run_load(cfg.url, connections=connections, duration_s=warmup_s)
+    for round_no in range(rounds):
+        for cfg in random.sample(list(configs), len(configs)):
+            cfg.runs.append(
+                run_load(
+                    cfg.url, connections=connections, duration_s=duration_s, servers=cfg.servers
+                )
+            )
+        print(f"round {round_no + 1}/{rounds} done", flush=True)
+
+
 # -- the benchmark --------------------------------------------------------------
 
 
@@ -436,21 +471,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.rounds} rounds, median; warm-up {args.warmup:g}s each",
             flush=True,
         )
-        for cfg in configs:
-            run_load(cfg.url, connections=args.connections, duration_s=args.warmup)
-        for round_no in range(args.rounds):
-            order = configs[:]
-            random.shuffle(order)
-            for cfg in order:
-                cfg.runs.append(
-                    run_load(
-                        cfg.url,
-                        connections=args.connections,
-                        duration_s=args.duration,
-                        servers=cfg.servers,
-                    )
-                )
-            print(f"round {round_no + 1}/{args.rounds} done", flush=True)
+        run_rounds(
+            configs,
+            rounds=args.rounds,
+            connections=args.connections,
+            duration_s=args.duration,
+            warmup_s=args.warmup,
+        )
         rss = {s.name: s.rss_mb() for s in services}
     spans_log = be_spans.log_path.read_text(errors="replace")
     exported = re.findall(r'"exported_spans": (\d+)', spans_log)

@@ -199,3 +199,37 @@ def test_mesh_up_timing_retries_only_a_port_race(
     with pytest.raises(bench.BenchError, match="frontend-0 exited"):
         bench.time_mesh_up(tmp_path)
     assert len(calls) == 1
+
+
+def test_run_rounds_warms_up_then_loads_every_config_once_a_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[str, float, tuple[Service, ...]]] = []
+
+    def fake_load(url: str, *, connections: int, duration_s: float, servers=()) -> LoadResult:  # noqa: ANN001
+        calls.append((url, duration_s, tuple(servers)))
+        return LoadResult(100.0, 1.0, 2.0, 100, 0)
+
+    monkeypatch.setattr(services, "run_load", fake_load)
+    configs = [_config("a"), _config("b"), _config("c")]
+    services.run_rounds(configs, rounds=2, connections=8, duration_s=3.0, warmup_s=1.0)
+    warm, measured = calls[:3], calls[3:]
+    assert sorted(u for u, d, _ in warm) == sorted(c.url for c in configs)
+    assert all(d == 1.0 for _, d, _ in warm)
+    assert len(measured) == 6 and all(d == 3.0 for _, d, _ in measured)
+    for round_calls in (measured[:3], measured[3:]):
+        assert sorted(u for u, _, _ in round_calls) == sorted(c.url for c in configs)
+    assert [len(c.runs) for c in configs] == [2, 2, 2]
+
+
+def test_run_rounds_skips_a_zero_warmup(monkeypatch: pytest.MonkeyPatch) -> None:
+    durations: list[float] = []
+    monkeypatch.setattr(
+        services,
+        "run_load",
+        lambda url, *, connections, duration_s, servers=(): (
+            durations.append(duration_s) or LoadResult(1.0, 1.0, 1.0, 1, 0)
+        ),
+    )
+    services.run_rounds([_config("a")], rounds=1, connections=1, duration_s=2.0, warmup_s=0)
+    assert durations == [2.0]
