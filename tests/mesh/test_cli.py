@@ -81,3 +81,20 @@ def test_up_service_port_options() -> None:
     assert service_ports(args) == {"frontend-service": 9000, "backend-service": 9500}
     with pytest.raises(CliError, match="expected NAME=PORT"):
         service_ports(argparse.Namespace(service_port=["oops"], backend_port=None))
+
+
+def test_a_reader_that_leaves_early_ends_the_output_quietly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`mesh check --codes | head -1`: no BrokenPipeError traceback, exit 0."""
+    import io
+    import os
+
+    from mesh.cli import main
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written
+    stdout = io.TextIOWrapper(os.fdopen(write_end, "wb"), write_through=False)
+    monkeypatch.setattr("sys.stdout", stdout)
+    assert main(["check", "--codes"]) == 0
+    assert capsys.readouterr().err == ""
