@@ -1,4 +1,5 @@
-"""`GET /api/mesh/events?after=T`: the local mesh's events, for the page's chart markers.
+"""`GET /api/mesh/events?after=T`: the local mesh's events, for the page's chart markers
+and its rollout panel (the events of `mesh rollout`, with their `data`).
 
 `mesh up` serves what its control loop did (restarts, generations of config applied or
 refused) on loopback and hands every workload the URL as MESH_EVENTS_URL. The page
@@ -6,7 +7,7 @@ cannot call that URL itself (another port, and only the frontend's host can reac
 so the frontend proxies it through its one shared HTTP client. In a Kubernetes cluster
 the variable is unset: the route answers `enabled: false` and the page draws no markers.
 
-    200 {"events": [{time, type, reason, object, message}, ...], "enabled": true}
+    200 {"events": [{time, type, reason, object, message, data}, ...], "enabled": true}
     200 {"events": [], "enabled": false}          MESH_EVENTS_URL unset
     422 validation_error naming `after`           not a finite unix time >= 0
     503 mesh_events_unavailable with a cause      refused | timeout | disconnected

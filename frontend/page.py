@@ -183,6 +183,32 @@ TRAFFIC = """
 </section>
 """
 
+ROLLOUT = """
+<section id="rollout" aria-labelledby="rollout-h" hidden>
+  <h2 id="rollout-h">Rollout</h2>
+  <p id="rollout-plan" class="meta"></p>
+  <p id="rollout-now" role="status" aria-live="polite"><span id="rollout-step"></span> \
+&middot; weights: <span id="rollout-weights"></span></p>
+  <p id="rollout-result" hidden><strong id="rollout-verdict"></strong> \
+<span id="rollout-reason"></span></p>
+  <table id="rollout-steps">
+    <caption>Each step's interval, canary beside stable (success: replies that were not
+    5xx; from Envoy's per-subset stats, as <code>mesh rollout</code> judged them)</caption>
+    <colgroup span="2"></colgroup><colgroup span="3"></colgroup><colgroup span="3"></colgroup>
+    <colgroup span="1"></colgroup>
+    <thead>
+      <tr><th scope="col" rowspan="2">Step</th><th scope="col" rowspan="2">Weights</th>
+      <th scope="colgroup" colspan="3" id="rollout-canary">Canary</th>
+      <th scope="colgroup" colspan="3" id="rollout-stable">Stable</th>
+      <th scope="col" rowspan="2">Verdict</th></tr>
+      <tr><th scope="col">Requests</th><th scope="col">Success</th><th scope="col">p99</th>
+      <th scope="col">Requests</th><th scope="col">Success</th><th scope="col">p99</th></tr>
+    </thead>
+    <tbody></tbody>
+  </table>
+</section>
+"""
+
 
 def render_page(
     *,
@@ -222,9 +248,10 @@ def render_page(
         FORM,
         _tasks(data if failure is None else None, served_by),
         "<noscript><p class=meta>Adding, completing and deleting tasks, the canary switch and "
-        "the live traffic panel need JavaScript.</p></noscript></section>",
+        "the live traffic and rollout panels need JavaScript.</p></noscript></section>",
         CANARY,
         TRAFFIC,
+        ROLLOUT,
         "</main>",
         _json_block("cause-words", CAUSE_WORDS),
         "</body></html>",

@@ -8,7 +8,8 @@ already share and that need no port:
     <state-dir>/control/<id>.request.json   {"restart": "backend-v1"} | {"apply": "DIR"}
                                             | {"weights": {"service", "weights", "source"}}
                                             | {"route_weights": "backend-service"}
-                                            | {"event": {"type", "reason", "object", "message"}}
+                                            | {"event": {"type", "reason", "object", "message",
+                                                         "data"?}}
     <state-dir>/control/<id>.result.json    {"ok": true, "lines": [...], ...}
 
 `mesh up` looks for requests on its supervision tick (`serve_requests`); the command
@@ -81,7 +82,10 @@ def serve_requests(mesh: Any, say: Callable[[str], None] = print) -> int:
                     raise TypeError("event needs type, reason, object and message (strings)")
                 if fields[0] not in ("Normal", "Warning"):
                     raise ValueError(f"event type {fields[0]!r}: Normal or Warning")
-                mesh.events.record(*fields)
+                data = event.get("data")
+                if data is not None and not isinstance(data, dict):
+                    raise TypeError("event data must be a JSON object")
+                mesh.events.record(*fields, data=data)
                 outcome = {"ok": True, "lines": lines}
             else:
                 raise ValueError(f"unknown request {sorted(body)}")

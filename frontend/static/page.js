@@ -11,6 +11,10 @@
 //   what the local mesh did since the last event seen (at most once a second, one call at
 //   a time) and marks config changes and restarts on the chart's time axis. Where the
 //   frontend has no MESH_EVENTS_URL (a cluster) the answer is `enabled: false`: no marks.
+// - rollout panel: the same answers' `mesh rollout` events (object `rollout/SERVICE`,
+//   their `data` as mesh/rollout/report.py documents it) fill a table of the steps,
+//   canary beside stable, with the current step, the weights and the result. Hidden
+//   until such an event is seen; no timer of its own.
 "use strict";
 
 (() => {
@@ -537,6 +541,7 @@
       const time = Number(event.time);
       if (!Number.isFinite(time) || time <= meshEvents.after) continue;
       meshEvents.after = time;
+      if (String(event.object || "").startsWith("rollout/")) onRollout(event);
       const how = MARKED[event.reason];
       if (!how) continue;
       const [kind, symbol, words] = how;
@@ -599,6 +604,123 @@
     canvas.parentElement.style.paddingBottom = `${rowEnds.length * lineH + 2}px`;
   }
 
+  // -- rollout panel: `mesh rollout`'s events ----------------------------------
+
+  const rollout = { service: null, canary: null, stable: null, steps: [], last: 0, done: true };
+
+  function percent(value) {
+    return `${Math.round(Number(value))}%`;
+  }
+
+  // "v1 50%, v2 50%": the stable subset, then the canary, then any other with a share.
+  function weightsText(weights) {
+    const w = weights && typeof weights === "object" ? weights : {};
+    const names = [rollout.stable, rollout.canary].filter((n) => n in w);
+    for (const name of Object.keys(w).sort()) {
+      if (!names.includes(name) && Number(w[name]) > 0) names.push(name);
+    }
+    return names.map((n) => `${n} ${percent(w[n])}`).join(", ") || "–";
+  }
+
+  // The weights of step NUMBER (1-based) of the plan: the canary gets its percent.
+  function planWeights(number) {
+    const share = Number(rollout.steps[number - 1]);
+    return { [rollout.stable]: 100 - share, [rollout.canary]: share };
+  }
+
+  function subsetCells(m) {
+    const x = m && typeof m === "object" ? m : {};
+    const requests = Number(x.requests) || 0;
+    const success = requests ? `${(100 - Number(x.error_rate || 0)).toFixed(1)}%` : "–";
+    const p99 = x.p99_ms === null || x.p99_ms === undefined ? "–" : `${Math.round(x.p99_ms)} ms`;
+    return [String(requests), success, p99];
+  }
+
+  function setStep(text, weights) {
+    $("rollout-step").textContent = text;
+    $("rollout-weights").textContent = weightsText(weights);
+  }
+
+  function startRollout(d) {
+    rollout.service = String(d.service);
+    rollout.canary = String(d.canary);
+    rollout.stable = String(d.stable);
+    rollout.steps = d.steps.map(Number);
+    rollout.last = 0;
+    rollout.done = false;
+    const steps = `${rollout.steps.join(", ")}%`;
+    let plan = `${rollout.service}: ${rollout.stable} \u2192 ${rollout.canary} in steps of ${steps}`;
+    const t = d.thresholds;
+    if (t && typeof t === "object") {
+      plan +=
+        ` every ${Number(d.interval_s)} s; a step passes with ${rollout.canary}'s error rate` +
+        ` \u2264 ${Number(t.max_error_rate)}%, p99 \u2264 ${Number(t.max_p99_ms)} ms` +
+        ` and at least ${Number(t.min_requests)} requests`;
+    }
+    $("rollout-plan").textContent = `${plan}.`;
+    $("rollout-canary").textContent = `Canary ${rollout.canary}`;
+    $("rollout-stable").textContent = `Stable ${rollout.stable}`;
+    $("rollout-steps").tBodies[0].replaceChildren();
+    $("rollout-result").hidden = true;
+    $("rollout").hidden = false;
+  }
+
+  function stepRow(step, weights) {
+    const passed = step.verdict === "pass";
+    const verdict = passed ? "\u2714 passed" : `\u2715 failed: ${step.reason || "?"}`;
+    const cells = [
+      ["step", `${step.step}/${rollout.steps.length}`],
+      ["weights", weightsText(weights)],
+      ...["requests", "success", "p99"].map((c, i) => [`canary-${c}`, subsetCells(step.canary)[i]]),
+      ...["requests", "success", "p99"].map((c, i) => [`stable-${c}`, subsetCells(step.stable)[i]]),
+      ["verdict", verdict],
+    ];
+    const row = el("tr", { "data-step": String(step.step), className: passed ? "pass" : "fail" });
+    for (const [col, text] of cells) {
+      row.append(el(col === "step" ? "th" : "td", { "data-col": col, text }));
+    }
+    row.firstChild.setAttribute("scope", "row");
+    return row;
+  }
+
+  // One rollout event with its data; events of a newer rollout start the panel afresh
+  // (also when its RolloutStarted came before the page's traffic did).
+  function onRollout(event) {
+    const d = event.data;
+    if (!d || typeof d !== "object" || !Array.isArray(d.steps) || !d.steps.length) return;
+    const step = d.step && typeof d.step === "object" ? d.step : null;
+    const ends = event.reason === "Promoted" || event.reason === "RolledBack";
+    const other = d.service !== rollout.service || d.canary !== rollout.canary;
+    const fresh =
+      event.reason === "RolloutStarted" ||
+      other ||
+      (!ends && rollout.done) ||
+      (step && Number(step.step) <= rollout.last);
+    if (fresh) startRollout(d);
+    const total = rollout.steps.length;
+    if (event.reason === "RolloutStarted") {
+      setStep(`step 1 of ${total} in progress`, planWeights(1));
+    } else if (step) {
+      rollout.last = Number(step.step);
+      $("rollout-steps").tBodies[0].append(stepRow(step, d.weights));
+      if (step.verdict !== "pass") {
+        setStep(`step ${rollout.last} of ${total} failed; rolling back`, d.weights);
+      } else if (rollout.last < total) {
+        const next = rollout.last + 1;
+        setStep(`step ${next} of ${total} in progress`, planWeights(next));
+      } else {
+        setStep(`step ${rollout.last} of ${total} passed`, d.weights);
+      }
+    } else if (ends) {
+      rollout.done = true;
+      const promoted = d.result === "promoted";
+      setStep(promoted ? "promoted" : "rolled back", d.weights);
+      $("rollout-verdict").textContent = promoted ? "\u2714 Promoted:" : "\u21B6 Rolled back:";
+      $("rollout-reason").textContent = String(d.reason || event.message || "");
+      $("rollout-result").className = promoted ? "promoted" : "rolled-back";
+      $("rollout-result").hidden = false;
+    }
+  }
 
   // Every series seen, in legend order: instances grouped by version, then error causes.
   function seriesList() {

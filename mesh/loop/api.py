@@ -5,7 +5,7 @@ events on loopback, and hands the URL to the workloads as MESH_EVENTS_URL (the f
 proxies it as `/api/mesh/events`, and its page marks config changes and restarts on the
 live traffic chart). Read-only, loopback only, a daemon thread of `mesh up`.
 
-    GET /events?after=UNIX_TIME   {"events": [{time, type, reason, object, message}, ...]}
+    GET /events?after=UNIX_TIME   {"events": [{time, type, reason, object, message, data}, ...]}
     GET /healthz                  {"status": "ok"}
 """
 

@@ -31,13 +31,15 @@ MAX_FILE_LINES = 5000
 @dataclass(frozen=True)
 class Event:
     """TYPE Normal or Warning (Kubernetes' two); REASON one CamelCase word; OBJECT what it
-    is about (`backend-v1-0`, `envoy`, `generation/3`); MESSAGE one line."""
+    is about (`backend-v1-0`, `envoy`, `generation/3`); MESSAGE one line; DATA, when
+    set, the same facts as a JSON object for programs (a rollout's step numbers)."""
 
     time: float
     type: str
     reason: str
     object: str
     message: str
+    data: dict[str, Any] | None = None
 
     def line(self, now: float | None = None) -> str:
         stamp = time.strftime("%H:%M:%S", time.localtime(self.time))
@@ -63,8 +65,10 @@ class Events:
             self.path = path
             self._lines = 0
 
-    def record(self, type_: str, reason: str, obj: str, message: str) -> Event:
-        event = Event(time.time(), type_, reason, obj, message)
+    def record(
+        self, type_: str, reason: str, obj: str, message: str, data: dict[str, Any] | None = None
+    ) -> Event:
+        event = Event(time.time(), type_, reason, obj, message, data)
         with self._lock:
             self._ring.append(event)
             if self.path is not None:

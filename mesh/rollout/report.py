@@ -1,14 +1,33 @@
 """What a rollout prints: a table that grows per step, a progress line while an interval
-runs (on a terminal), and the JSON of `--json` (keys only ever added)."""
+runs (on a terminal), and the JSON of `--json` (keys only ever added).
+
+It also records events in the mesh (`mesh events`, the page's chart and rollout panel),
+object `rollout/SERVICE`, each with a one-line message and the same facts as `data`
+(keys only ever added):
+
+    every event       {service, canary, stable, steps: [10, 50, 100]}
+    RolloutStarted    + {weights (before), interval_s, thresholds: {max_error_rate,
+                         max_p99_ms, min_requests}}
+    StepPassed,       + {step: {step, weight, canary: {requests, error_rate, p99_ms},
+    StepFailed           stable: {...}, verdict, reason, served}, weights}
+    Promoted,         + {result: promoted | rolled_back, reason, weights (at the end)}
+    RolledBack
+
+    StepPassed's message:  step 2/3 (50% to v2) passed; v2 120 requests, 0.0% 5xx,
+                           p99 12ms; v1 118 requests, 0.8% 5xx, p99 9ms
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from mesh.rollout.judge import SubsetMetrics
+
+if TYPE_CHECKING:
+    from mesh.rollout.plan import Plan
 
 
 @dataclass
@@ -116,3 +135,47 @@ class Console:
         if self._progress:
             self.out.write("\r\x1b[K")
             self._progress = False
+
+
+# -- events: the message and the data of each
+
+
+def _about(plan: Plan) -> dict[str, Any]:
+    return {
+        "service": plan.service,
+        "canary": plan.canary,
+        "stable": plan.stable,
+        "steps": list(plan.steps),
+    }
+
+
+def started_data(plan: Plan) -> dict[str, Any]:
+    t = plan.thresholds
+    thresholds = {
+        "max_error_rate": t.max_error_rate,
+        "max_p99_ms": t.max_p99_ms,
+        "min_requests": t.min_requests,
+    }
+    more = {"weights": dict(plan.before), "interval_s": plan.interval_s, "thresholds": thresholds}
+    return {**_about(plan), **more}
+
+
+def step_data(plan: Plan, step: Step) -> dict[str, Any]:
+    return {**_about(plan), "step": step.to_dict(), "weights": plan.weights_at(step.weight)}
+
+
+def end_data(plan: Plan, result: str, reason: str, weights: dict[str, int]) -> dict[str, Any]:
+    return {**_about(plan), "result": result, "reason": reason, "weights": dict(weights)}
+
+
+def _said(subset: str, m: SubsetMetrics) -> str:
+    return f"{subset} {m.requests} requests, {m.error_rate:.1f}% 5xx, p99 {_p99(m)}"
+
+
+def step_message(plan: Plan, step: Step) -> str:
+    """One line: the step, its verdict, then the canary's and the stable subset's numbers."""
+    verdict = "passed" if step.reason is None else f"failed: {step.reason}"
+    return (
+        f"step {step.number}/{len(plan.steps)} ({step.weight}% to {plan.canary}) {verdict}; "
+        f"{_said(plan.canary, step.canary)}; {_said(plan.stable, step.stable)}"
+    )

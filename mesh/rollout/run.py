@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 
@@ -14,7 +15,15 @@ from mesh.errors import StateError
 from mesh.rollout import metrics
 from mesh.rollout.judge import judge
 from mesh.rollout.plan import Plan
-from mesh.rollout.report import Console, Outcome, Step
+from mesh.rollout.report import (
+    Console,
+    Outcome,
+    Step,
+    end_data,
+    started_data,
+    step_data,
+    step_message,
+)
 from mesh.rollout.served import served_weights, wait_served, without_zeros
 from mesh.rollout.target import Target
 
@@ -49,6 +58,7 @@ class Rollout:
             f"{p.stable} -> {p.canary} in steps {','.join(map(str, p.steps))}% every "
             f"{p.interval_s:g}s (max error rate {p.thresholds.max_error_rate:g}%, max p99 "
             f"{p.thresholds.max_p99_ms:g}ms, min requests {p.thresholds.min_requests})",
+            started_data(p),
         )
         step_no, percent = 0, 0
         try:
@@ -63,10 +73,11 @@ class Rollout:
                         return self._roll_back(f"step {step_no} ({percent}%): {exc}")
                     self.steps.append(step)
                     self.console.row(step)
+                    data = step_data(p, step)
                     if step.reason is not None:
-                        self._event("Warning", "StepFailed", self._step_message(step))
+                        self._event("Warning", "StepFailed", step_message(p, step), data)
                         return self._roll_back(f"step {step_no} ({percent}%): {step.reason}")
-                    self._event("Normal", "StepPassed", self._step_message(step))
+                    self._event("Normal", "StepPassed", step_message(p, step), data)
         except KeyboardInterrupt:
             where = f"during step {step_no} ({percent}%)" if step_no else "before step 1"
             return self._roll_back(f"interrupted {where}", interrupted=True)
@@ -147,9 +158,10 @@ class Rollout:
     # -- the ends
     def _promoted(self) -> Outcome:
         p = self.plan
-        weights = without_zeros(p.weights_at(100))
+        weights_at_end = p.weights_at(100)
+        weights = without_zeros(weights_at_end)
         reason = f"{p.canary} passed every step; it receives 100% of {p.service}'s default route"
-        self._event("Normal", "Promoted", reason)
+        self._event("Normal", "Promoted", reason, end_data(p, "promoted", reason, weights_at_end))
         self.console.line(f"promoted: {reason}")
         return Outcome("promoted", reason, self.steps, weights=weights)
 
@@ -165,20 +177,14 @@ class Rollout:
             self._apply(p.restore, wait_for=want)
         except StepFailed as exc:
             note = f" (the rollback failed: {exc})"
-        self._event("Warning", "RolledBack", f"{reason}{note}")
+        said = f"{reason}{note}"
+        self._event("Warning", "RolledBack", said, end_data(p, "rolled_back", said, want))
         served = served_weights(self.target.admin_url, p.service, self.client)
         shown = ", ".join(f"{s} {w}%" for s, w in served.items()) or "-"
         self.console.line(f"rolled back: {reason}{note}; Envoy serves {shown}")
         return Outcome("rolled_back", reason + note, self.steps, interrupted, served)
 
-    def _step_message(self, step: Step) -> str:
-        c = step.canary
-        p99 = "-" if c.p99_ms is None else f"{c.p99_ms:.0f}ms"
-        verdict = "passed" if step.reason is None else f"failed: {step.reason}"
-        return (
-            f"step {step.number} ({step.weight}% to {self.plan.canary}) {verdict}; "
-            f"{c.requests} requests, {c.error_rate:.1f}% 5xx, p99 {p99}"
-        )
-
-    def _event(self, type_: str, reason: str, message: str) -> None:
-        self.target.event(type_, reason, self.object, message)
+    def _event(
+        self, type_: str, reason: str, message: str, data: dict[str, Any] | None = None
+    ) -> None:
+        self.target.event(type_, reason, self.object, message, data)

@@ -30,7 +30,9 @@ class Target(Protocol):
 
     def apply(self, service: str, weights: dict[str, int] | None) -> dict[str, Any]: ...
 
-    def event(self, type_: str, reason: str, obj: str, message: str) -> None: ...
+    def event(
+        self, type_: str, reason: str, obj: str, message: str, data: dict[str, Any] | None = None
+    ) -> None: ...
 
 
 def _file_weights(directory: str | Path, service: str) -> dict[str, int] | None:
@@ -76,8 +78,10 @@ class RemoteMesh:
         body = {"service": service, "weights": weights, "source": "rollout"}
         return self._ask({"weights": body})
 
-    def event(self, type_: str, reason: str, obj: str, message: str) -> None:
-        body = {"type": type_, "reason": reason, "object": obj, "message": message}
+    def event(
+        self, type_: str, reason: str, obj: str, message: str, data: dict[str, Any] | None = None
+    ) -> None:
+        body = {"type": type_, "reason": reason, "object": obj, "message": message, "data": data}
         try:
             self._ask({"event": body})
         except CliError:  # a mesh up from before rollouts: its events lack the verdicts
@@ -106,5 +110,7 @@ class InProcessMesh:
     def apply(self, service: str, weights: dict[str, int] | None) -> dict[str, Any]:
         return dict(self.mesh.set_route_weights(service, weights, source="rollout"))
 
-    def event(self, type_: str, reason: str, obj: str, message: str) -> None:
-        self.mesh.events.record(type_, reason, obj, message)
+    def event(
+        self, type_: str, reason: str, obj: str, message: str, data: dict[str, Any] | None = None
+    ) -> None:
+        self.mesh.events.record(type_, reason, obj, message, data)
