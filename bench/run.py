@@ -3,6 +3,7 @@
 Configurations, all on 127.0.0.1, each loaded by `wrk -t1 -c32` for DURATION:
 
   bare           a raw ASGI app answering the backend's JSON (the ceiling)
+  fastapi        a bare FastAPI endpoint answering the same JSON (the framework's floor)
   httpbin        httpbin /get under gunicorn with one gevent worker (as its image runs it)
   off            backend /api/tasks, request metrics off
   metrics        backend /api/tasks as shipped (metrics on, no span exporter): the default
@@ -13,8 +14,9 @@ Configurations, all on 127.0.0.1, each loaded by `wrk -t1 -c32` for DURATION:
 
 Every server runs for the whole bench. After a warm-up, ROUNDS rounds run every
 configuration in a shuffled order; the table shows each configuration's median
-round, and a ratio is the median of its per-round ratios (runs of one round
-share the machine's state). Then: one Envoy hop at -c 1 (backend direct vs
+round, with each process's own CPU per request, and a ratio is the median of
+its per-round ratios (runs of one round share the machine's state); the CPU
+and tail-latency targets are bench/costs.py. Then: one Envoy hop at -c 1 (backend direct vs
 through Envoy's backend-service listener), each service's time to ready, the
 time `mesh up k8s` takes to be ready, resident memory after the load, and what
 reading the manifests costs (`mesh check k8s`, one manifest load: bench/manifests.py),
@@ -46,7 +48,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/run.py`: make `bench.services` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import control_loop, manifests  # noqa: E402
+from bench import control_loop, costs, manifests  # noqa: E402
 from bench.services import (  # noqa: E402
     CLK_TCK,
     PAGE_KB,
@@ -56,6 +58,7 @@ from bench.services import (  # noqa: E402
     Service,
     backend_command,
     bare_command,
+    fastapi_command,
     free_port,
     frontend_command,
     run_load,
@@ -181,6 +184,16 @@ def start_bare(body: str, log_dir: Path) -> Service:
     )
 
 
+def start_fastapi(body: str, log_dir: Path) -> Service:
+    return start_service(
+        "fastapi",
+        on_port(fastapi_command()),
+        env={"BENCH_BODY": body},
+        log_dir=log_dir,
+        ready_path="/api/tasks",
+    )
+
+
 # --------------------------------------------------------------------------- configurations
 
 
@@ -214,9 +227,10 @@ TARGETS = [
     Target("metrics on vs off", "metrics", "off", 0.90),
     Target("every span exported vs off", "spans", "off", 0.60),
     Target("frontend->backend chain vs backend", "chain", "metrics", 0.40),
-    Target("chain via Envoy vs direct chain", "envoy-chain", "chain", 0.75),
-    Target("gateway->frontend->Envoy->backend vs direct chain", "gateway-chain", "chain", None),
+    Target("chain via Envoy vs direct chain", "envoy-chain", "chain", 0.80),
+    Target("gateway->frontend->Envoy->backend vs direct chain", "gateway-chain", "chain", 0.70),
     Target("backend (default) vs bare ASGI", "metrics", "bare", None),
+    Target("backend (default) vs bare FastAPI endpoint", "metrics", "fastapi", None),
 ]
 
 
@@ -360,8 +374,11 @@ def _bench(args: argparse.Namespace, gunicorn: Path) -> int:
         be = add("backend", backend_command(), INSTANCE_NAME="metrics")
         spans = add("backend-spans", traced_backend_command(), INSTANCE_NAME="spans")
         fe = add("frontend", frontend_command(), INSTANCE_NAME="frontend", BACKEND_URL=be.url)
-        bare = start_bare(_body(be.url + "/api/tasks"), logs)
+        body = _body(be.url + "/api/tasks")
+        bare = start_bare(body, logs)
         services.append(bare)
+        floor = start_fastapi(body, logs)
+        services.append(floor)
         httpbin = start_httpbin(gunicorn, logs)
         services.append(httpbin)
 
@@ -378,6 +395,8 @@ def _bench(args: argparse.Namespace, gunicorn: Path) -> int:
             fe0, be0, envoy = in_mesh["frontend-0"], in_mesh["backend-v1-0"], in_mesh["envoy"]
             configs = [
                 Config("bare", "bare ASGI app, same JSON", bare.url + "/api/tasks", [bare]),
+                Config("fastapi", "bare FastAPI endpoint serving the backend's JSON",
+                       floor.url + "/api/tasks", [floor]),
                 Config("httpbin", "httpbin /get, gunicorn + 1 gevent worker",
                        httpbin.url + "/get", [httpbin]),
                 Config("off", "backend, metrics off", off.url + "/api/tasks", [off]),
@@ -423,6 +442,7 @@ def _bench(args: argparse.Namespace, gunicorn: Path) -> int:
     print("timing the control loop (saves, kills, applies and rollouts under load) ...", flush=True)
     loop_rows = control_loop.measure()
     missed = report(configs, hop, ready, mesh_ready_s, mesh_up, rss)
+    missed += costs.report({c.key: c.runs for c in configs}, args.connections)
     missed += manifests.report(reads)
     missed += control_loop.report(loop_rows)
     print(f"\nbench took {time.perf_counter() - started_total:.0f} s; logs in {logs}")
@@ -449,14 +469,14 @@ def report(
     """Print every table; return the missed targets."""
     by_key = {c.key: c for c in configs}
     missed: list[str] = []
-    print("\n| configuration | req/s | p50 ms | p99 ms | CPU us/req | errors |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("\n| configuration | req/s | p50 ms | p99 ms | CPU us/req | by process | errors |")
+    print("|---|---:|---:|---:|---:|---|---:|")
     for cfg in configs:
         run = cfg.median_run()
         errors = sum(r.errors for r in cfg.runs)
         print(
             f"| {cfg.label} | {run.rps:,.0f} | {run.p50_ms:.2f} | {run.p99_ms:.2f} | "
-            f"{run.cpu_us_per_req:,.0f} | {errors} |"
+            f"{run.cpu_us_per_req:,.0f} | {costs.by_process(run)} | {errors} |"
         )
 
     print("\n| ratio (req/s, median of per-round ratios) | value | target | result |")

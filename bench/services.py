@@ -155,13 +155,14 @@ def traced_backend_command() -> list[str]:
     return [sys.executable, "-m", "bench.services", "serve-traced-backend"]
 
 
-def bare_command() -> list[str]:
+def bare_command(factory: str = "bench.services:bare_app") -> list[str]:
+    """uvicorn serving FACTORY's app as the services serve theirs (uvloop, httptools, no log)."""
     return [
         sys.executable,
         "-m",
         "uvicorn",
         "--factory",
-        "bench.services:bare_app",
+        factory,
         "--app-dir",
         str(REPO),
         "--loop",
@@ -205,6 +206,29 @@ def bare_app():  # noqa: ANN201 - an ASGI callable for `uvicorn --factory`
                     return
         await send(start)
         await send(payload)
+
+    return app
+
+
+def fastapi_command() -> list[str]:
+    return bare_command("bench.services:fastapi_app")
+
+
+def fastapi_app():  # noqa: ANN201 - a FastAPI app for `uvicorn --factory`
+    """A bare FastAPI endpoint answering GET /api/tasks with BENCH_BODY: the framework's floor.
+
+    Like the backend's handler it builds a JSONResponse from a dict on every
+    request (serialisation included), with no middleware, store or telemetry.
+    """
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    data = json.loads(os.environ.get("BENCH_BODY", '{"tasks": []}'))
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/api/tasks")
+    async def tasks() -> JSONResponse:
+        return JSONResponse(data)
 
     return app
 
@@ -254,6 +278,8 @@ class LoadResult:
     requests: int
     errors: int
     cpu_us_per_req: float = 0.0
+    #: each server's own CPU per request, by Service.name (they sum to cpu_us_per_req)
+    cpu_us_by_process: dict[str, float] = field(default_factory=dict)
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -315,15 +341,17 @@ async def _python_load(url: str, connections: int, duration_s: float) -> LoadRes
 def run_load(
     url: str, *, connections: int = 32, duration_s: float = 10.0, servers: Sequence[Service] = ()
 ) -> LoadResult:
-    """Load `url` for duration_s at `connections`; CPU per request summed over `servers`."""
-    cpu0 = sum(s.cpu_s() for s in servers)
+    """Load `url` for duration_s at `connections`; CPU per request of each of `servers`."""
+    cpu0 = [s.cpu_s() for s in servers]
     if shutil.which("wrk"):
         result = _wrk(url, connections, duration_s)
     else:
         result = asyncio.run(_python_load(url, connections, duration_s))
-    cpu = sum(s.cpu_s() for s in servers) - cpu0
+    spent = [s.cpu_s() - before for s, before in zip(servers, cpu0, strict=True)]
     if result.requests:
-        result.cpu_us_per_req = cpu / result.requests * 1e6
+        for s, cpu in zip(servers, spent, strict=True):
+            result.cpu_us_by_process[s.name] = cpu / result.requests * 1e6
+        result.cpu_us_per_req = sum(spent) / result.requests * 1e6
     return result
 
 

@@ -95,7 +95,7 @@ def test_report_marks_each_target(capsys: pytest.CaptureFixture[str]) -> None:
     )
     out = capsys.readouterr().out
     assert "| backend (default) vs httpbin | 3.000 | >= 2.00 | PASS |" in out
-    assert "| chain via Envoy vs direct chain | 0.900 | >= 0.75 | PASS |" in out
+    assert "| chain via Envoy vs direct chain | 0.900 | >= 0.80 | PASS |" in out
     assert any(m.startswith("frontend->backend chain vs backend 0.200") for m in missed)
     assert "frontend ready in 2.00 s" in missed and "frontend RSS 90 MB" in missed
     assert "mesh up k8s ready in 6.00 s" in missed
