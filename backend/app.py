@@ -95,6 +95,23 @@ class BackendState:
     started: bool = False
 
 
+class ListingCache:
+    """The last rendered GET /api/tasks body and the store stamp it was read under."""
+
+    __slots__ = ("stamp", "body")
+
+    def __init__(self) -> None:
+        self.stamp: tuple[int, int, int] | None = None
+        self.body = b""
+
+    def get(self, stamp: tuple[int, int, int]) -> bytes | None:
+        return self.body if stamp == self.stamp else None
+
+    def put(self, stamp: tuple[int, int, int], body: bytes) -> bytes:
+        self.stamp, self.body = stamp, body
+        return body
+
+
 class IdentityHeadersMiddleware:
     """Pure-ASGI: every response says which version and instance produced it."""
 
@@ -196,17 +213,25 @@ def create_app(
 
     # -- tasks -------------------------------------------------------------
 
+    listing = ListingCache()
+
     @app.get("/api/tasks", **doc["GET /api/tasks"])
-    async def list_tasks() -> JSONResponse:
+    async def list_tasks() -> Response:
         # A read in WAL mode never waits for a writer: cheap enough for the event loop.
-        tasks = state.store.list_tasks(by_priority=v2)
-        return JSONResponse(
-            {
-                "version": settings.version,
-                "instance": settings.instance,
-                "tasks": [view(t) for t in tasks],
-            }
-        )
+        # The rendered list is reused until any process commits (TaskStore.read_stamp).
+        stamp = state.store.read_stamp()
+        body = listing.get(stamp)
+        if body is None:
+            tasks = state.store.list_tasks(by_priority=v2)
+            rendered = JSONResponse(
+                {
+                    "version": settings.version,
+                    "instance": settings.instance,
+                    "tasks": [view(t) for t in tasks],
+                }
+            )
+            body = listing.put(stamp, bytes(rendered.body))
+        return Response(body, media_type=JSONResponse.media_type)
 
     @app.get("/api/tasks/{task_id}", **doc["GET /api/tasks/{task_id}"])
     async def get_task(task_id: TaskId) -> JSONResponse:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import sqlite3
 import threading
@@ -98,6 +99,8 @@ class TaskStore:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._writes = 0  # commits made by this process (data_version misses a connection's own)
+        self._serials = itertools.count()  # which connection a data_version belongs to
 
     # -- connections -------------------------------------------------------
 
@@ -116,6 +119,7 @@ class TaskStore:
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
+                self._local.serial = next(self._serials)
         return conn
 
     @contextlib.contextmanager
@@ -129,6 +133,8 @@ class TaskStore:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        with self._lock:
+            self._writes += 1
 
     def open(self, *, seed: bool) -> None:
         """Create the file, the schema and (on the very first start only) the seed tasks."""
@@ -169,6 +175,21 @@ class TaskStore:
         self._conn().execute("SELECT 1").fetchone()
 
     # -- reads ---------------------------------------------------------------
+
+    def read_stamp(self) -> tuple[int, int, int]:
+        """A value that changes whenever any process has committed to the file since.
+
+        `PRAGMA data_version` of this thread's connection changes on every commit by
+        any other connection (of this or another process); this process's own
+        commit count covers the one connection whose commits it does not show.
+        Each connection counts on its own, so the stamp names the connection too.
+        Read it BEFORE the data it stamps: a commit in between then only makes
+        the stamp look older than the data (a needless re-read), never newer.
+        """
+        writes = self._writes
+        conn = self._conn()
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        return self._local.serial, int(version), writes
 
     def list_tasks(self, *, by_priority: bool) -> list[Task]:
         order = _ORDER_V2 if by_priority else _ORDER_V1
