@@ -19,7 +19,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -74,9 +76,33 @@ def test_missing_executable_without_apt_get_says_what_to_install(tmp_path: Path)
     ]
 
 
-def test_make_test_stops_before_running_anything_when_not_root() -> None:
+@pytest.fixture(name="readable_copy")
+def _readable_copy() -> Iterator[Path]:
+    """The Makefile and scripts/ in a directory the user nobody can read: a clone made
+    by `mktemp -d` (as CI's may be) is root's alone (mode 0700)."""
+    where = Path(tempfile.mkdtemp(prefix="taskmesh-make-"))
+    try:
+        where.chmod(0o755)
+        shutil.copy2(ROOT / "Makefile", where / "Makefile")
+        shutil.copytree(ROOT / "scripts", where / "scripts")
+        for path in [where / "Makefile", *(where / "scripts").iterdir()]:
+            path.chmod(0o755 if path.is_dir() or path.suffix == ".sh" else 0o644)
+        (where / "scripts").chmod(0o755)
+        yield where
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def test_make_test_stops_before_running_anything_when_not_root(readable_copy: Path) -> None:
     """Not root: no apt-get attempt, no lint, no pytest, one line saying what to install."""
-    out = run([*AS_USER, "make", "-s", "test", "test-busy", f"CHROMIUM={MISSING}"])
+    out = subprocess.run(
+        [*AS_USER, "make", "-s", "test", "test-busy", f"CHROMIUM={MISSING}"],
+        cwd=readable_copy,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 2
     # make's own error line says `make[N]: ***` when this runs under a make (make test)
     ours = [

@@ -42,6 +42,8 @@ def mesh_up(
     argv += ["--admin-port", str(free_port())]
     for name in SERVICES:
         argv += ["--service-port", f"{name}={free_port()}"]
+    if "--no-traces" not in options and "--traces-port" not in options:
+        argv += ["--traces-port", str(free_port())]  # 4318 may be another mesh's
     with open(log, "wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
     up = MeshUp(proc, state_dir, log, gateway)
