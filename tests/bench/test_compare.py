@@ -1,0 +1,32 @@
+"""bench/compare.py: which tree runs and the before/after table - never timing."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import compare
+from bench.services import LoadResult
+
+
+def _side(key: str, *runs: tuple[float, float]) -> compare.Side:
+    results = [LoadResult(rps, 1.0, 3.0, int(rps), 0, cpu) for rps, cpu in runs]
+    return compare.Side(key, f"http://127.0.0.1/{key}", [], results)
+
+
+def test_the_backend_runs_from_pythonpath_not_the_working_directory() -> None:
+    argv = compare.backend_argv()
+    assert argv[1:] == ["-P", "-m", "backend"]
+
+
+def test_table_shows_medians_and_per_round_ratios() -> None:
+    before = _side("before", (100, 400), (200, 300), (300, 200))
+    after = _side("after", (150, 200), (200, 300), (900, 100))  # rounds: 1.5, 1.0, 3.0
+    lines = compare.table([before, after])
+    assert "| before | 200 | 300 | 1.00 | 3.00 |" in lines
+    assert "| after | 200 | 200 | 1.00 | 3.00 |" in lines
+    assert lines[-1] == "after/before, median of per-round ratios: req/s 1.50, CPU/req 0.50"
+
+
+def test_table_needs_the_same_rounds_on_both_sides() -> None:
+    with pytest.raises(ValueError):
+        compare.table([_side("before", (1, 1)), _side("after", (1, 1), (2, 2))])
