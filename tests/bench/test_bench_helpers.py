@@ -102,7 +102,11 @@ def test_report_marks_each_target(capsys: pytest.CaptureFixture[str]) -> None:
     # httpbin and Envoy are shown, not held to our targets
     assert not [m for m in missed if "httpbin" in m.split(" vs ")[0] or "envoy" in m]
     assert len(missed) == 4
-    assert "targets missed:" in out
+    assert "targets missed:" not in out  # said once, after every table (summary)
+    bench.summary(missed)
+    assert capsys.readouterr().out.strip().startswith("targets missed: frontend->backend")
+    bench.summary([])
+    assert capsys.readouterr().out.strip() == "every target met"
 
 
 def test_on_port_substitutes_the_port_start_service_sets() -> None:
