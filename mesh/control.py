@@ -41,6 +41,24 @@ def _recorder(lines: list[str], say: Callable[[str], None], prefix: str) -> Call
     return record
 
 
+def add_timeout_argument(
+    parser: Any, default: float, what: str = "give up after this long"
+) -> None:
+    """--timeout SECONDS of a command that waits for `mesh up`'s answer."""
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=default,
+        metavar="SECONDS",
+        help=f"{what} (default {default:g})",
+    )
+
+
+def check_timeout(seconds: float) -> None:
+    if seconds <= 0:
+        raise CliError(f"--timeout {seconds:g}: must be more than 0 seconds")
+
+
 def serve_requests(mesh: Any, say: Callable[[str], None] = print) -> int:
     """Carry out the pending requests of MESH's state dir; how many were handled.
 

@@ -18,6 +18,7 @@ import yaml
 from mesh import kustomize
 from mesh.check.findings import Finding, Severity
 from mesh.kustomize import str_map
+from mesh.kustomize.model import CLUSTER_SCOPED  # a file read alone: no kustomization says so
 
 __all__ = ["Resource", "Tree", "load_tree", "str_map"]
 
@@ -66,20 +67,6 @@ def load_tree(root: Path) -> Tree:
             )
         )
     return tree
-
-
-# Kinds without a namespace (a file read alone has no kustomization to say so).
-CLUSTER_SCOPED = {
-    "Namespace",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "CustomResourceDefinition",
-    "PersistentVolume",
-    "StorageClass",
-    "PriorityClass",
-    "MutatingWebhookConfiguration",
-    "ValidatingWebhookConfiguration",
-}
 
 
 def read_file(path: Path) -> kustomize.Tree:

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from mesh.cli import CliError
-from mesh.control import ask
+from mesh.control import add_timeout_argument, ask, check_timeout
 from mesh.loop.generation import finding_line
 from mesh.state import DEFAULT_STATE_DIR
 
@@ -28,18 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", nargs="?", help="manifest directory (default: the running one)")
     parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR, metavar="DIR")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT_S,
-        metavar="SECONDS",
-        help=f"give up waiting after this long (default {DEFAULT_TIMEOUT_S:g})",
-    )
+    add_timeout_argument(parser, DEFAULT_TIMEOUT_S, "give up waiting after this long")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.timeout <= 0:
-        raise CliError(f"--timeout {args.timeout:g}: must be more than 0 seconds")
+    check_timeout(args.timeout)
     directory = None
     if args.dir is not None:
         path = Path(args.dir)

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from mesh.cli import CliError
-from mesh.control import ask
+from mesh.control import add_timeout_argument, ask, check_timeout
 from mesh.state import DEFAULT_STATE_DIR, read_state
 
 HELP = "rolling restart of a Deployment's replicas in a running mesh (no failed request)"
@@ -22,18 +22,11 @@ DEFAULT_TIMEOUT_S = 180.0
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("deployment", help="a Deployment of the running mesh (e.g. backend-v1)")
     parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR, metavar="DIR")
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT_S,
-        metavar="SECONDS",
-        help=f"give up after this long (default {DEFAULT_TIMEOUT_S:g})",
-    )
+    add_timeout_argument(parser, DEFAULT_TIMEOUT_S, "give up after this long")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.timeout <= 0:
-        raise CliError(f"--timeout {args.timeout:g}: must be more than 0 seconds")
+    check_timeout(args.timeout)
     state_dir = Path(args.state_dir)
     state = read_state(state_dir)
     deployments = list(dict.fromkeys(i.deployment for i in state.instances))

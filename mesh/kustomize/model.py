@@ -18,6 +18,8 @@ CLUSTER_SCOPED = {
     "PersistentVolume",
     "StorageClass",
     "PriorityClass",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
 }
 
 
