@@ -58,11 +58,21 @@ class MeshState:
         return path
 
 
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write TEXT to PATH so a reader (or a crash) never sees half a file; an existing
+    file keeps its permission bits."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    try:
+        tmp.chmod(path.stat().st_mode & 0o7777)
+    except FileNotFoundError:
+        pass
+    tmp.replace(path)
+
+
 def write_json(path: Path, data: dict[str, Any], indent: int | None = None) -> None:
     """Write DATA as JSON to PATH atomically: a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=indent) + "\n")
-    tmp.replace(path)
+    write_text_atomically(path, json.dumps(data, indent=indent) + "\n")
 
 
 def pid_alive(pid: int) -> bool:

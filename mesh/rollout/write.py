@@ -3,9 +3,10 @@ running config does, so the route needs no rollout to hold it any more.
 
 Flagger leaves git to the user; locally the rollout can write the promoted weights into
 the file the VirtualService was read from (its resource file, before kustomize patches)
-and then hand the route back to the files. The file's leading comment block is kept;
-YAML comments further down are not (PyYAML does not read them). When a patch of the
-kustomization overrides the route, the file alone cannot say it: nothing is written.
+and then hand the route back to the files. Only the text of the default rule's ``route``
+is replaced (found with PyYAML's node positions), so every comment and every other line
+of the file stays as the user wrote it, and the file is replaced atomically. When a patch
+of the kustomization overrides the route, the file alone cannot say it: nothing is written.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import yaml
 
 from mesh.cli import CliError
+from mesh.state import write_text_atomically
 
 
 def _default_rule(doc: dict[str, Any]) -> dict[str, Any] | None:
@@ -36,14 +38,55 @@ def set_file_weights(rule: dict[str, Any], weights: dict[str, int]) -> None:
     ]
 
 
-def _header(text: str) -> str:
-    lines = []
-    for line in text.splitlines(keepends=True):
-        if line.startswith("#") or not line.strip():
-            lines.append(line)
+def _value(node: yaml.Node, key: str) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == key:
+                return v
+    return None
+
+
+def _end(node: yaml.Node) -> int:
+    """Where NODE's own text ends: a block collection's end mark lies at the next token,
+    past trailing blank lines and comments, so the end of its last scalar is taken."""
+    if isinstance(node, yaml.MappingNode) and node.value:
+        return _end(node.value[-1][1])
+    if isinstance(node, yaml.SequenceNode) and node.value and not node.flow_style:
+        return _end(node.value[-1])
+    return node.end_mark.index
+
+
+def _route_span(text: str, name: str) -> tuple[int, int, int, bool] | None:
+    """(start, end, column, flow style) of the default rule's route of VirtualService NAME."""
+    for doc in yaml.compose_all(text):
+        meta = _value(doc, "metadata")
+        kind = _value(doc, "kind")
+        name_node = _value(meta, "name") if meta is not None else None
+        if kind is None or kind.value != "VirtualService" or name_node is None:
             continue
-        break
-    return "".join(lines)
+        if name_node.value != name:
+            continue
+        http = _value(_value(doc, "spec") or doc, "http")
+        rules = http.value if isinstance(http, yaml.SequenceNode) else []
+        for rule in reversed(rules):
+            route = _value(rule, "route")
+            if _value(rule, "match") is None and route is not None:
+                flow = isinstance(route, yaml.SequenceNode) and bool(route.flow_style)
+                return route.start_mark.index, _end(route), route.start_mark.column, flow
+    return None
+
+
+def _replace_route(text: str, name: str, route: list[dict[str, Any]]) -> str:
+    span = _route_span(text, name)
+    if span is None:
+        raise ValueError(name)
+    start, end, column, flow = span
+    if flow:  # `route: [...]` stays on its line
+        one_line = yaml.safe_dump(route, sort_keys=False, default_flow_style=True, width=1 << 30)
+        return text[:start] + one_line.strip() + text[end:]
+    dumped = yaml.safe_dump(route, sort_keys=False, default_flow_style=False).rstrip("\n")
+    block = ("\n" + " " * column).join(dumped.splitlines())
+    return text[:start] + block + text[end:]
 
 
 def _file_of(directory: Path, service: str) -> tuple[Any, Path, str]:
@@ -89,11 +132,11 @@ def write_weights(directory: Path, service: str, weights: dict[str, int]) -> Pat
     if rule is None:
         raise CliError(f"--write: {path} has no default route of {vs.ref} to write")
     set_file_weights(rule, weights)
-    path.write_text(_header(text) + yaml.safe_dump_all(docs, sort_keys=False))
+    write_text_atomically(path, _replace_route(text, vs.name, rule["route"]))
     want = {s: w for s, w in weights.items() if w}
     got = {s: w for s, w in route_weights(load(directory), service).items() if w}
     if got != want:
-        path.write_text(text)  # a patch decides the route: the file alone cannot
+        write_text_atomically(path, text)  # a patch decides the route: the file alone cannot
         raise CliError(
             f"--write: {directory} patches {vs.ref}'s route ({got} after the write); "
             f"edit the patch by hand"
