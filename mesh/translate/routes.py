@@ -12,6 +12,7 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
+from mesh.gatewayapi.semantics import apply_gateway_semantics, gateway_semantics
 from mesh.manifests import Manifests, Service, VirtualService
 from mesh.translate.clusters import cluster_name, resolve_host
 from mesh.translate.fields import Node, spec
@@ -141,6 +142,8 @@ def _route(rule: Node, match: Node | None, ctx: RouteContext) -> dict[str, Any]:
     fault = rule.get("fault")
     if fault is not None:
         route["typed_per_filter_config"] = {FAULT_FILTER: _fault(fault)}
+    if gateway_semantics(rule.obj):  # derived from an HTTPRoute (mesh.gatewayapi)
+        apply_gateway_semantics(route)
     return route
 
 

@@ -11,7 +11,13 @@ from mesh import envoy
 from mesh.errors import RunnerError
 from tests.mesh.support import K8S, VARIANTS, compose_config, local_config
 
-DIRS = {"k8s": K8S, "weighted": VARIANTS / "weighted", "cb": VARIANTS / "circuit-breaker"}
+DIRS = {
+    "k8s": K8S,
+    "weighted": VARIANTS / "weighted",
+    "cb": VARIANTS / "circuit-breaker",
+    "gateway-api": VARIANTS / "gateway-api",
+    "gateway-api-weighted": VARIANTS / "gateway-api-weighted",
+}
 
 
 @pytest.mark.integration
