@@ -13,7 +13,7 @@ from mesh.cli import main as mesh_main
 from mesh.runner import LocalMesh
 from tests.mesh.conftest import MeshFactory
 from tests.mesh.support import K8S, backend_cluster
-from tests.mesh.traffic import clear_fault, poll, stat, versions
+from tests.mesh.traffic import clear_fault, ejected_then_returns, poll, versions
 
 pytestmark = pytest.mark.integration
 
@@ -79,56 +79,11 @@ def test_status_command_shows_workloads_and_clusters(
     assert backend_cluster("v1") in out
 
 
-# Waits on Envoy end as soon as it reports: the room is for a loaded machine.
-EJECT_DEADLINE_S = 60.0
-SETTLE_DEADLINE_S = 120.0
-RETURN_DEADLINE_S = 120.0  # baseEjectionTime 15 s, times the number of ejections
-SETTLED_STREAK = 50  # by chance alone, with a 50/50 pick per request: 2**-50
-
-
 def test_failing_replica_is_ejected_and_returns(
     mesh: LocalMesh, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Waits on Envoy's counters, never on a number of requests or on time: a request
-    counts as evidence only while Envoy reports the ejection both before and after it
-    (on a loaded machine, baseEjectionTime can end mid-check; the fault stays on, so
-    the replica is soon ejected again)."""
     url, v1 = mesh.service_url("backend-service"), backend_cluster("v1")
-    state = ["--state-dir", str(mesh.state_dir)]
-
-    def ejected() -> bool:
-        return stat(mesh, v1, "outlier_detection.ejections_active") >= 1
-
-    assert mesh_main(["fault", "backend-v1-0", "--status", "503", "--error-rate", "1", *state]) == 0
-    try:
-        with httpx.Client(timeout=10.0) as client:
-
-            def request_then_ejected() -> bool:
-                client.get(f"{url}/api/tasks")
-                return ejected()
-
-            poll(request_then_ejected, timeout=EJECT_DEADLINE_S, what="backend-v1-0's ejection")
-            streak = 0
-
-            def only_200s_while_ejected() -> bool:
-                nonlocal streak
-                before = ejected()
-                code = client.get(f"{url}/api/tasks").status_code
-                streak = streak + 1 if before and ejected() and code == 200 else 0
-                return streak == SETTLED_STREAK
-
-            poll(
-                only_200s_while_ejected,
-                timeout=SETTLE_DEADLINE_S,
-                what=f"{SETTLED_STREAK} 200s in a row while backend-v1-0 is ejected",
-            )
-    finally:
-        assert mesh_main(["fault", "backend-v1-0", "--clear", *state]) == 0
-    poll(
-        lambda: stat(mesh, v1, "outlier_detection.ejections_active") == 0,
-        timeout=RETURN_DEADLINE_S,
-        what="backend-v1-0 to return after its ejection time",
-    )
+    ejected_then_returns(mesh, url, v1, "backend-v1-0")
     assert "backend-v1-0" in versions_by_instance(url, 100)
     assert "backend-v1-0: " in capsys.readouterr().out
 

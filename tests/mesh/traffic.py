@@ -9,6 +9,7 @@ from collections.abc import Callable
 import httpx
 
 from mesh import admin
+from mesh.cli import main as mesh_main
 from mesh.runner import LocalMesh
 
 
@@ -42,3 +43,55 @@ def set_fault(mesh: LocalMesh, instance: str, **body: float) -> None:
 
 def clear_fault(mesh: LocalMesh, instance: str) -> None:
     httpx.delete(f"{mesh.instance_url(instance)}/admin/fault", timeout=5.0).raise_for_status()
+
+
+# Waits on Envoy end as soon as it reports: the room is for a loaded machine.
+EJECT_DEADLINE_S = 60.0
+SETTLE_DEADLINE_S = 120.0
+RETURN_DEADLINE_S = 120.0  # baseEjectionTime 15 s, times the number of ejections
+SETTLED_STREAK = 50  # by chance alone, with a 50/50 pick per request: 2**-50
+
+
+def ejected_then_returns(mesh: LocalMesh, url: str, cluster: str, instance: str) -> None:
+    """`mesh fault INSTANCE --status 503`: Envoy ejects it from CLUSTER, only 200s come
+    back while it is out, and it returns once the fault is cleared.
+
+    Waits on Envoy's counters, never on a number of requests or on time: a request
+    counts as evidence only while Envoy reports the ejection both before and after it
+    (on a loaded machine, baseEjectionTime can end mid-check; the fault stays on, so
+    the replica is soon ejected again)."""
+    state = ["--state-dir", str(mesh.state_dir)]
+
+    def ejected() -> bool:
+        return stat(mesh, cluster, "outlier_detection.ejections_active") >= 1
+
+    assert mesh_main(["fault", instance, "--status", "503", "--error-rate", "1", *state]) == 0
+    try:
+        with httpx.Client(timeout=10.0) as client:
+
+            def request_then_ejected() -> bool:
+                client.get(f"{url}/api/tasks")
+                return ejected()
+
+            poll(request_then_ejected, timeout=EJECT_DEADLINE_S, what=f"{instance}'s ejection")
+            streak = 0
+
+            def only_200s_while_ejected() -> bool:
+                nonlocal streak
+                before = ejected()
+                code = client.get(f"{url}/api/tasks").status_code
+                streak = streak + 1 if before and ejected() and code == 200 else 0
+                return streak == SETTLED_STREAK
+
+            poll(
+                only_200s_while_ejected,
+                timeout=SETTLE_DEADLINE_S,
+                what=f"{SETTLED_STREAK} 200s in a row while {instance} is ejected",
+            )
+    finally:
+        assert mesh_main(["fault", instance, "--clear", *state]) == 0
+    poll(
+        lambda: stat(mesh, cluster, "outlier_detection.ejections_active") == 0,
+        timeout=RETURN_DEADLINE_S,
+        what=f"{instance} to return after its ejection time",
+    )
