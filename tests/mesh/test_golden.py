@@ -22,6 +22,7 @@ CASES = {
     "k8s-compose": lambda: compose_config(K8S),
     "weighted-local": lambda: local_config(VARIANTS / "weighted"),
     "circuit-breaker-local": lambda: local_config(VARIANTS / "circuit-breaker"),
+    "gateway-api-local": lambda: local_config(VARIANTS / "gateway-api"),
 }
 
 
