@@ -8,8 +8,11 @@ BENCH_STAMP := $(VENV)/.installed-bench
 # Debian's browser for the page tests (tests/page/conftest.py), and the busy loop of test-busy.
 CHROMIUM := /usr/bin/chromium
 STRESS_NG := /usr/bin/stress-ng
+# Debian's PostgreSQL server for the store tests, make bench and mesh up k8s/variants/postgres
+# (mesh/pgserver.py finds the newest /usr/lib/postgresql/*/bin).
+POSTGRES ?= $(or $(lastword $(sort $(wildcard /usr/lib/postgresql/*/bin/postgres))),/usr/lib/postgresql/15/bin/postgres)
 
-.PHONY: demo-canary demo-circuit-breaker demo-outlier demo-rollout soak install run test test-unit test-integration test-busy chromium stress-ng lint check bench clean minikube minikube-down compose-config
+.PHONY: demo-canary demo-circuit-breaker demo-outlier demo-rollout soak install run test test-unit test-integration test-busy chromium stress-ng postgresql lint check bench clean minikube minikube-down compose-config
 
 # (Re)install only when the project's dependency list changes.
 $(STAMP): pyproject.toml
@@ -25,19 +28,19 @@ run: $(STAMP)
 	$(BIN)/mesh up k8s
 
 ## Every test: lint, unit tests, real-process tests, manifest checks.
-test: chromium $(STAMP)
+test: chromium postgresql $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-test-unit: $(STAMP)
+test-unit: postgresql $(STAMP)
 	$(BIN)/python -m pytest -m 'not integration'
 
-test-integration: chromium $(STAMP)
+test-integration: chromium postgresql $(STAMP)
 	$(BIN)/python -m pytest -m integration
 
 ## The whole suite while every core is kept busy by a bounded stress-ng, as on a
 ## shared CI machine: timing-sensitive tests fail here first.
-test-busy: chromium stress-ng $(STAMP)
+test-busy: chromium stress-ng postgresql $(STAMP)
 	$(BIN)/ruff check .
 	bash scripts/while-busy.sh $(BIN)/python -m pytest
 
@@ -45,6 +48,9 @@ test-busy: chromium stress-ng $(STAMP)
 ## run as root with apt-get (as on CI), else one line says what to install.
 chromium:
 	@bash scripts/ensure-apt-package.sh $(CHROMIUM) chromium "for the page tests, tests/page"
+
+postgresql:
+	@bash scripts/ensure-apt-package.sh $(POSTGRES) postgresql "for the PostgreSQL store tests, tests/backend"
 
 stress-ng:
 	@bash scripts/ensure-apt-package.sh $(STRESS_NG) stress-ng "for make test-busy"
@@ -87,7 +93,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP)
+bench: postgresql $(BENCH_STAMP)
 	command -v wrk >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; } || { echo "make bench: needs wrk (apt-get install wrk)"; exit 1; }
 	$(BIN)/python bench/run.py
 

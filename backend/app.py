@@ -25,14 +25,14 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend import openapi
-from backend.errors import ApiError, install_error_handlers, validation_response
+from backend.errors import ApiError, error_body, install_error_handlers, validation_response
 from backend.fault import FaultMiddleware, FaultSpec, FaultState
 from backend.settings import BackendSettings
-from backend.store import IdempotencyConflict, Task, TaskStore, request_fingerprint
+from backend.store import IdempotencyConflict, Task, request_fingerprint
+from backend.stores import IdempotencyInFlight, Store, StoreUnavailable, open_store
 from telemetry.instrument import instrument
 from telemetry.limits import BodyLimitMiddleware
 from telemetry.metrics import HttpMetrics
@@ -88,7 +88,7 @@ class LiveBody(BaseModel):
 @dataclass
 class BackendState:
     settings: BackendSettings
-    store: TaskStore
+    store: Store
     fault: FaultState
     ready: bool = True
     live: bool = True  # False: /healthz fails, so the kubelet restarts this process
@@ -101,13 +101,13 @@ class ListingCache:
     __slots__ = ("stamp", "body")
 
     def __init__(self) -> None:
-        self.stamp: tuple[int, int, int] | None = None
+        self.stamp: object | None = None
         self.body = b""
 
-    def get(self, stamp: tuple[int, int, int]) -> bytes | None:
-        return self.body if stamp == self.stamp else None
+    def get(self, stamp: object | None) -> bytes | None:
+        return self.body if stamp is not None and stamp == self.stamp else None
 
-    def put(self, stamp: tuple[int, int, int], body: bytes) -> bytes:
+    def put(self, stamp: object | None, body: bytes) -> bytes:
         self.stamp, self.body = stamp, body
         return body
 
@@ -159,7 +159,8 @@ def create_app(
     metrics = HttpMetrics("backend", settings.version, settings.instance)
     fault = FaultState(spec=settings.fault)
     fault.register(metrics.registry, settings.version)
-    state = BackendState(settings=settings, store=TaskStore(settings.tasks_db), fault=fault)
+    store = open_store(settings.tasks_db, instance=settings.instance)
+    state = BackendState(settings=settings, store=store, fault=fault)
     v2 = settings.shows_priority
     create_model: type[TaskCreateV1] = TaskCreateV2 if v2 else TaskCreateV1
     patch_model: type[TaskPatchV1] = TaskPatchV2 if v2 else TaskPatchV1
@@ -167,20 +168,20 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(state.store.open, seed=settings.seed_tasks)
+        await state.store.open(seed=settings.seed_tasks)
         state.started = True
         if tracing.exports:
             tune_gc()
         log.info(
             "backend ready",
-            extra={"db": str(settings.tasks_db), "fault": settings.fault.model_dump()},
+            extra={"db": state.store.description, "fault": settings.fault.model_dump()},
         )
         try:
             yield
         finally:
             state.ready = False
             tracing.shutdown()
-            state.store.close()
+            await state.store.close()
 
     app = FastAPI(
         title="taskmesh backend",
@@ -193,6 +194,19 @@ def create_app(
     app.state.backend = state
     app.state.tracing = tracing
     install_error_handlers(app, settings.version)
+
+    async def on_store_unavailable(_: Request, exc: Exception) -> Response:
+        log.warning("store unavailable", extra={"reason": str(exc)})
+        return JSONResponse(
+            error_body(
+                "store_unavailable", f"the task store is unavailable: {exc}",
+                cause="store_unavailable",
+            ),
+            status_code=503,
+            headers={"retry-after": "1"},
+        )  # fmt: skip
+
+    app.add_exception_handler(StoreUnavailable, on_store_unavailable)
 
     async def on_validation_failed(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, _ValidationFailed)
@@ -217,12 +231,12 @@ def create_app(
 
     @app.get("/api/tasks", **doc["GET /api/tasks"])
     async def list_tasks() -> Response:
-        # A read in WAL mode never waits for a writer: cheap enough for the event loop.
-        # The rendered list is reused until any process commits (TaskStore.read_stamp).
+        # SQLite: the rendered list is reused until any process commits (TaskStore.read_stamp);
+        # PostgreSQL gives no stamp, so every GET reads (backend.stores).
         stamp = state.store.read_stamp()
         body = listing.get(stamp)
         if body is None:
-            tasks = state.store.list_tasks(by_priority=v2)
+            tasks = await state.store.list_tasks(by_priority=v2)
             rendered = JSONResponse(
                 {
                     "version": settings.version,
@@ -235,7 +249,7 @@ def create_app(
 
     @app.get("/api/tasks/{task_id}", **doc["GET /api/tasks/{task_id}"])
     async def get_task(task_id: TaskId) -> JSONResponse:
-        task = state.store.get(task_id)
+        task = await state.store.get(task_id)
         if task is None:
             raise not_found(task_id)
         return JSONResponse(view(task))
@@ -258,8 +272,7 @@ def create_app(
             return 201, view(task)
 
         try:
-            task, replay = await run_in_threadpool(
-                state.store.create,
+            task, replay = await state.store.create(
                 body.title,
                 priority,
                 idempotency_key=key,
@@ -271,6 +284,12 @@ def create_app(
                 422,
                 "idempotency_key_reused",
                 "Idempotency-Key: already used for a different request body",
+            ) from None
+        except IdempotencyInFlight:
+            raise ApiError(
+                409,
+                "idempotency_key_in_flight",
+                "Idempotency-Key: a request with this key is still in progress; retry shortly",
             ) from None
         if replay is not None:
             return JSONResponse(
@@ -286,14 +305,14 @@ def create_app(
         if not changes:
             fields = "title, done" + (", priority" if v2 else "")
             raise ApiError(422, "validation_error", f"body: send at least one of {fields}")
-        task = await run_in_threadpool(state.store.update, task_id, changes)
+        task = await state.store.update(task_id, changes)
         if task is None:
             raise not_found(task_id)
         return JSONResponse(view(task))
 
     @app.delete("/api/tasks/{task_id}", status_code=204, **doc["DELETE /api/tasks/{task_id}"])
     async def delete_task(task_id: TaskId) -> Response:
-        if not await run_in_threadpool(state.store.delete, task_id):
+        if not await state.store.delete(task_id):
             raise not_found(task_id)
         return Response(status_code=204)
 
@@ -323,9 +342,10 @@ def create_app(
         if not state.ready:
             return JSONResponse({"status": "draining"}, status_code=503)
         try:
-            state.store.ping()
+            await state.store.ping()
         except Exception as exc:  # any store failure means "do not send me traffic"
-            return JSONResponse({"status": "store unavailable", "reason": str(exc)}, 503)
+            body = {"status": "store unavailable", "cause": "store_unavailable", "reason": str(exc)}
+            return JSONResponse(body, 503)
         return JSONResponse({"status": "ready"})
 
     @app.get("/version", **doc["GET /version"])

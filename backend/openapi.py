@@ -70,9 +70,11 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     names = {
         400: "malformed JSON or a bad Idempotency-Key",
         404: "no such task",
+        409: "a request with this Idempotency-Key is still in progress",
         413: "body larger than the limit",
         422: "a field is invalid (the message names it)",
-        503: "not ready (or draining), or failing liveness on purpose",
+        503: "not ready (or draining), failing liveness on purpose, or the task store is"
+        ' unavailable ("cause": "store_unavailable")',
     }
     return {code: _reply(ERROR, names[code]) for code in codes}
 
@@ -117,25 +119,26 @@ def routes(v2: bool) -> dict[str, dict[str, Any]]:
         "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[ -~]+$"},
     }
     return {
-        "GET /api/tasks": {"responses": {200: _reply(listing, "every task")}},
+        "GET /api/tasks": {"responses": {200: _reply(listing, "every task"), **_errors(503)}},
         "GET /api/tasks/{task_id}": {
-            "responses": {200: _reply(task, "the task"), **_errors(404, 422)}
+            "responses": {200: _reply(task, "the task"), **_errors(404, 422, 503)}
         },
         "POST /api/tasks": {
             "openapi_extra": {**_body(create), "parameters": [key]},
-            "responses": {201: _reply(task, "created (or replayed)"), **_errors(400, 413, 422)},
+            "responses": {
+                201: _reply(task, "created (or replayed)"),
+                **_errors(400, 409, 413, 422, 503),
+            },
         },
         "PATCH /api/tasks/{task_id}": {
             "openapi_extra": _body(patch),
-            "responses": {200: _reply(task, "changed"), **_errors(400, 404, 413, 422)},
+            "responses": {200: _reply(task, "changed"), **_errors(400, 404, 413, 422, 503)},
         },
         "DELETE /api/tasks/{task_id}": {
-            "responses": {204: _reply(None, "deleted"), **_errors(404, 422)}
+            "responses": {204: _reply(None, "deleted"), **_errors(404, 422, 503)}
         },
         "GET /api/headers": {"responses": {200: _reply({"type": "object"}, "headers received")}},
-        "GET /healthz": {
-            "responses": {200: _reply({"type": "object"}, "alive"), **_errors(503)}
-        },
+        "GET /healthz": {"responses": {200: _reply({"type": "object"}, "alive"), **_errors(503)}},
         "GET /readyz": {"responses": {200: _reply({"type": "object"}, "ready"), **_errors(503)}},
         "GET /version": {"responses": {200: _reply({"type": "object"}, "version")}},
         "GET /metrics": {

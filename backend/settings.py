@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from backend.dburl import StoreLocation, parse_tasks_db
 from backend.fault import DELAY_CAP_MS, FaultSpec
 from telemetry.settings import ServiceSettings, env_bool, env_choice, env_float, env_int
 
@@ -23,7 +24,7 @@ class BackendSettings(ServiceSettings):
     SERVICE: ClassVar[str] = "backend"
     instance: str = "backend"
     port: int = 5000
-    tasks_db: Path = Path("data/tasks.db")
+    tasks_db: StoreLocation = Path("data/tasks.db")  # or a PostgresUrl (backend.dburl)
     seed_tasks: bool = True
     fault: FaultSpec = FaultSpec()
 
@@ -39,7 +40,7 @@ class BackendSettings(ServiceSettings):
         delay_ms = env_int(env, "FAULT_DELAY_MS", 0, 0, DELAY_CAP_MS)
         return cls(
             **cls.common_from_env(env, version),
-            tasks_db=Path(env.get("TASKS_DB") or "data/tasks.db"),
+            tasks_db=parse_tasks_db(env.get("TASKS_DB") or "data/tasks.db"),
             seed_tasks=env_bool(env, "SEED_TASKS", True),
             fault=FaultSpec(
                 status=env_int(env, "FAULT_STATUS", 503, 500, 599),

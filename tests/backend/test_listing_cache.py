@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from backend.store import TaskStore
 
 from .conftest import BackendFactory
@@ -59,6 +61,7 @@ async def test_each_version_sees_the_others_writes_at_once(make_backend: Backend
         assert (await v1.get("/api/tasks")).json() == before
 
 
+@pytest.mark.parametrize("store_location", ["sqlite"], indirect=True)  # a raw SQLite write
 async def test_a_write_by_another_process_is_seen_and_the_reply_is_unchanged(
     make_backend: BackendFactory, db_path: Path
 ):
