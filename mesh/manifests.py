@@ -206,8 +206,10 @@ class Manifests:
         return out
 
 
-def load(directory: str | Path) -> Manifests:
-    """Read DIR like `kubectl apply -k DIR`; raise ManifestError naming the file."""
+def load(directory: str | Path, derive: bool = True) -> Manifests:
+    """Read DIR like `kubectl apply -k DIR`; raise ManifestError naming the file.
+    DERIVE: also the Istio objects istiod derives from Gateway API ones (a refused field
+    of those is a TranslationError); `mesh check` derives them itself, field by field."""
     path = Path(directory)
     if not path.is_dir():
         raise ManifestError(f"{directory}: not a directory")
@@ -227,9 +229,10 @@ def load(directory: str | Path) -> Manifests:
         )
     objects = [_model(res.doc, _source(res), res.namespace) for res in tree.resources]
     manifests = Manifests(root=display_path(path), objects=objects, sources=tree.sources)
-    from mesh.gatewayapi import derive  # late: it builds on this module's models
+    if derive:
+        from mesh.gatewayapi import derive as derived  # late: it builds on these models
 
-    manifests.derived = derive(manifests)
+        manifests.derived = derived(manifests)
     return manifests
 
 

@@ -62,6 +62,10 @@ CODES: dict[str, str] = {
     "VirtualService / a DestinationRule for its host)",
     "TM306": "traffic cannot reach a Canary's VirtualService (gateway, delegation)",
     "TM307": "Canary metric template or alert provider not found",
+    # Gateway API (gateway.networking.k8s.io): mesh/check/gatewayapi.py, rules/gateway_api.py
+    "TM401": "Gateway API schema validation error (strict; the standard-channel CRDs of "
+    "v1.5.1, mesh/check/gateway-api-schema.json)",
+    "TM402": "Gateway whose gatewayClassName istiod does not serve (no Envoy is deployed)",
 }
 
 

@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
-from mesh.check.findings import Finding, Severity
+from mesh.check.crd_check import check_against
+from mesh.check.findings import Finding
 from mesh.check.flagger_crd import SCHEMA_FILE
 from mesh.check.loader import Resource
 
 GROUP = "flagger.app"
 CODE = "TM301"
-MAX_ERRORS_PER_OBJECT = 8
 
 
 @cache
@@ -39,48 +39,10 @@ def is_flagger(res: Resource) -> bool:
     return res.group == GROUP
 
 
-@cache
-def _validator(api_version: str, kind: str) -> Any | None:
-    import jsonschema
-
-    schema = schema_file()["kinds"].get(f"{api_version} {kind}")
-    return None if schema is None else jsonschema.Draft7Validator(schema)
-
-
-def _path(parts: Any) -> str:
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _message(error: Any) -> str:
-    if error.validator == "additionalProperties" and error.validator_value is False:
-        known = set(error.schema.get("properties", {}))
-        extra = sorted(k for k in error.instance if k not in known)
-        return f"unknown field {', '.join(map(repr, extra))}"
-    if error.validator == "oneOf" and "required" in json.dumps(error.validator_value):
-        options = [" + ".join(b.get("required", [])) for b in error.validator_value]
-        return f"must set exactly one of: {'; '.join(options)}"
-    text = " ".join(str(error.message).split())
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
 def check_schema(res: Resource) -> Iterator[Finding]:
-    validator = _validator(res.api_version, res.kind)
-    if validator is None:
-        known = ", ".join(schema_file()["kinds"])
-        yield res.finding(
-            CODE,
-            Severity.ERROR,
-            f"unknown Flagger apiVersion/kind {res.api_version} {res.kind} "
-            f"(Flagger {schema_version()} serves {known})",
-        )
-        return
-    errors = sorted(validator.iter_errors(res.doc), key=lambda e: list(map(str, e.path)))
-    for error in errors[:MAX_ERRORS_PER_OBJECT]:
-        yield res.finding(CODE, Severity.ERROR, f"{_path(error.path)}: {_message(error)}")
-    if len(errors) > MAX_ERRORS_PER_OBJECT:
-        yield res.finding(
-            CODE, Severity.ERROR, f"... and {len(errors) - MAX_ERRORS_PER_OBJECT} more errors"
-        )
+    known = ", ".join(schema_file()["kinds"])
+    unknown = (
+        f"unknown Flagger apiVersion/kind {res.api_version} {res.kind} "
+        f"(Flagger {schema_version()} serves {known})"
+    )
+    yield from check_against(res, schema_file()["kinds"], CODE, unknown)

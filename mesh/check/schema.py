@@ -17,7 +17,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from mesh.check import flagger
+from mesh.check import flagger, gatewayapi
 from mesh.check.findings import Finding, Severity
 from mesh.check.loader import Resource
 
@@ -32,6 +32,8 @@ def check_schemas(objects: list[Resource]) -> Iterator[Finding]:
             yield from _check_istio(res)
         elif flagger.is_flagger(res):
             yield from flagger.check_schema(res)
+        elif gatewayapi.is_gateway_api(res):
+            yield from gatewayapi.check_schema(res)
         else:
             yield from _check_core(res)
 

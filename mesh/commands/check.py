@@ -41,12 +41,13 @@ def run(args: argparse.Namespace) -> int:
     from mesh.check import CODES, check_tree, has_errors
 
     if args.version:
-        from mesh.check import flagger
+        from mesh.check import flagger, gatewayapi
         from mesh.check.schema import KUBERNETES_VERSION, istio_schema_version
 
         print(f"Istio API: {istio_schema_version()} (its CRDs' schemas)")
         print(f"Kubernetes: {KUBERNETES_VERSION} (kubernetes-validate, strict)")
         print(f"Flagger: {flagger.schema_version()} ({flagger.schema_source()}, its CRDs' schemas)")
+        print(f"Gateway API: {gatewayapi.schema_version()} ({gatewayapi.schema_source()})")
         return 0
     if args.codes:
         for code, title in CODES.items():

@@ -110,8 +110,8 @@ def _header_filter(filt: Node) -> tuple[str, dict[str, Any]]:
     )
     kind = filt.at("type").str()
     if kind not in HEADER_FILTERS:
-        raise filt.at("type").error(
-            f"{kind} {NOT_SUPPORTED} (RequestHeaderModifier and ResponseHeaderModifier only)"
+        raise filt.error(
+            f"(type {kind}) {NOT_SUPPORTED} (RequestHeaderModifier and ResponseHeaderModifier only)"
         )
     field = kind[0].lower() + kind[1:]
     node = filt.at(field)

@@ -62,6 +62,10 @@ CASES: dict[str, tuple[str, Severity, str]] = {
     "canary-generated": ("TM305", Severity.ERROR, "VirtualService/backend"),
     "canary-gateway": ("TM306", Severity.ERROR, "Canary/backend"),
     "canary-metric": ("TM307", Severity.ERROR, "Canary/backend"),
+    # Gateway API: fixtures/base plus a Gateway and an HTTPRoute
+    "gatewayapi-schema": ("TM401", Severity.ERROR, "HTTPRoute/web"),
+    "gatewayapi-class": ("TM402", Severity.WARNING, "Gateway/edge"),
+    "gatewayapi-backend": ("IST0101", Severity.ERROR, "HTTPRoute/web"),
 }
 
 

@@ -223,7 +223,7 @@ REFUSALS = [
                 )
             ]
         },
-        "HTTPRoute/backend: spec.rules[0].filters[0].type URLRewrite is not supported",
+        "HTTPRoute/backend: spec.rules[0].filters[0] (type URLRewrite) is not supported",
     ),
     (
         {"patches": [http_route("backend", [{"backendRefs": [to("backend-v3")]}])]},
@@ -267,7 +267,7 @@ REFUSALS = [
                 }
             ]
         },
-        "Gateway/taskmesh-gateway: spec.listeners[0].protocol HTTPS is not supported",
+        "Gateway/taskmesh-gateway: spec.listeners[0] (protocol HTTPS) is not supported",
     ),
 ]
 

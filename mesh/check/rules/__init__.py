@@ -10,6 +10,7 @@ from mesh.check.findings import Finding
 from mesh.check.index import Index
 from mesh.check.rules import (
     destinations,
+    gateway_api,
     istio_annotations,
     local_mesh,
     progressive,
@@ -28,4 +29,5 @@ ALL_RULES: tuple[Rule, ...] = (
     security.check,
     local_mesh.check,
     progressive.check,
+    gateway_api.check,
 )

@@ -43,6 +43,7 @@ def translation(root: Path, resources: list[Resource]) -> list[Finding]:
     """Every field `mesh up ROOT` would refuse as not supported, as TM201 findings: the
     tree is translated, the refused field taken out of a copy, and translated again
     (`mesh up` itself stops at the first)."""
+    from mesh.gatewayapi import derive
     from mesh.manifests import load
     from mesh.translate import local_placement, translate
     from mesh.translate.placement import sequential_instance_ports
@@ -50,12 +51,13 @@ def translation(root: Path, resources: list[Resource]) -> list[Finding]:
     if not root.is_dir():
         return []  # one file alone: not a tree `mesh up` runs
     try:
-        manifests = copy.deepcopy(load(root))
+        manifests = copy.deepcopy(load(root, derive=False))
     except MeshError:
         return []  # unreadable: other findings say why
     out: list[Finding] = []
     for _ in range(MAX_REFUSED):
         try:
+            manifests.derived = derive(manifests)  # again after each field taken out
             ports = sequential_instance_ports(manifests, 20000)
             translate(manifests, local_placement(manifests, ports))
         except TranslationError as exc:

@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator
 
 from mesh.check.findings import Finding, Severity
+from mesh.check.gatewayapi import gateway_accounts
 from mesh.check.index import Index
 from mesh.check.loader import Resource
 from mesh.check.rules._access import as_dict, as_list, dicts
@@ -96,6 +97,8 @@ def _principal(index: Index, policy: Resource, where: str, value: str) -> Iterat
 def _account(index: Index, policy: Resource, where: str, ns: str, sa: str) -> Iterator[Finding]:
     ns = ns or policy.namespace
     if (ns, sa) in ISTIO_ACCOUNTS or (ns, sa) in index.service_accounts:
+        return
+    if (ns, sa) in gateway_accounts(index.resources):  # istiod's, for a Gateway API Gateway
         return
     yield policy.finding(
         "TM104",

@@ -1,0 +1,66 @@
+"""The Gateway API's kinds (gateway.networking.k8s.io) against the schema the project keeps:
+``gateway-api-schema.json``, the strict ``openAPIV3Schema`` of the standard-channel CRDs of
+the release Istio supports (regenerate with ``python -m mesh.check.gatewayapi_crd``).
+Every error is reported (TM401), as for the core and Flagger kinds.
+
+Also what istiod makes of a Gateway of class ``istio``: a Deployment and Service
+``<name>-istio`` and a ServiceAccount of that name (gatewaycommon.GetDefaultName), whose
+identity an AuthorizationPolicy may name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from functools import cache
+from typing import Any
+
+from mesh.check.crd_check import check_against
+from mesh.check.findings import Finding
+from mesh.check.gatewayapi_crd import SCHEMA_FILE
+from mesh.check.loader import Resource
+
+GROUP = "gateway.networking.k8s.io"
+CODE = "TM401"
+# The classes istiod installs and serves (pilot/pkg/config/kube/gatewaycommon/classes.go).
+ISTIO_CLASSES = ("istio", "istio-remote", "istio-waypoint", "istio-east-west")
+
+
+@cache
+def schema_file() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(SCHEMA_FILE.read_text())
+    return data
+
+
+def schema_version() -> str:
+    """``v1.5.1 (standard channel, the release Istio 1.30 supports)``."""
+    data = schema_file()
+    return f"{data['version']} (standard channel, the release Istio {data['istio']} supports)"
+
+
+def schema_source() -> str:
+    return str(schema_file()["source"])
+
+
+def is_gateway_api(res: Resource) -> bool:
+    return res.group == GROUP
+
+
+def check_schema(res: Resource) -> Iterator[Finding]:
+    kinds = schema_file()["kinds"]
+    unknown = (
+        f"unknown Gateway API apiVersion/kind {res.api_version} {res.kind} (the standard "
+        f"channel of {schema_file()['version']} serves {', '.join(kinds)})"
+    )
+    yield from check_against(res, kinds, CODE, unknown)
+
+
+def gateway_accounts(resources: list[Resource]) -> set[tuple[str, str]]:
+    """(namespace, name) of the ServiceAccount istiod creates for each Gateway it deploys."""
+    out = set()
+    for res in resources:
+        if res.group == GROUP and res.kind == "Gateway":
+            cls = res.spec.get("gatewayClassName")
+            if cls in ISTIO_CLASSES:
+                out.add((res.namespace, f"{res.name}-{cls}"))
+    return out

@@ -1,0 +1,143 @@
+"""Gateway API cross-checks: does every HTTPRoute attach, and lead to a Service port?
+(IST0101, TM402.)
+
+istiod reports these as status conditions on the HTTPRoute (conversion.go: ``Accepted``
+False with ``NoMatchingParent``, ``ResolvedRefs`` False with ``BackendNotFound``), which
+``istioctl analyze`` shows as IST0171 only once a cluster has written them; offline the
+missing reference is Istio's IST0101 (referenced resource not found), as for a
+VirtualService. A route that names a missing backend answers 500.
+
+- parentRefs: a Gateway (the default kind) of the set, and its listener (``sectionName``,
+  ``port``); a Service (group ``""``, the GAMMA mesh binding) of the set and its port;
+- backendRefs: a Service of the set (the default kind), and a port of it (required);
+- a Gateway's ``gatewayClassName``: one istiod serves, or a GatewayClass of the set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from mesh.check.findings import Finding, Severity
+from mesh.check.gatewayapi import GROUP, ISTIO_CLASSES
+from mesh.check.index import Index
+from mesh.check.loader import Resource
+from mesh.check.rules._access import dicts
+
+ROUTE_KINDS = ("HTTPRoute", "GRPCRoute", "TLSRoute")
+
+
+def check(index: Index) -> Iterator[Finding]:
+    gateways = {(g.namespace, g.name): g for g in _of(index, "Gateway")}
+    classes = {c.name for c in _of(index, "GatewayClass")}
+    for gw in gateways.values():
+        cls = gw.spec.get("gatewayClassName")
+        if isinstance(cls, str) and cls not in ISTIO_CLASSES and cls not in classes:
+            yield gw.finding(
+                "TM402",
+                Severity.WARNING,
+                f"gatewayClassName {cls!r} is neither one istiod serves "
+                f"({', '.join(ISTIO_CLASSES)}) nor a GatewayClass in this set: "
+                "no Envoy is deployed for it",
+            )
+    for kind in ROUTE_KINDS:
+        for route in _of(index, kind):
+            for i, ref in enumerate(dicts(route.spec.get("parentRefs"))):
+                yield from _parent(index, route, f"parentRefs[{i}]", ref, gateways)
+            for i, rule in enumerate(dicts(route.spec.get("rules"))):
+                for j, ref in enumerate(dicts(rule.get("backendRefs"))):
+                    yield from _backend(index, route, f"rules[{i}].backendRefs[{j}]", ref)
+
+
+def _of(index: Index, kind: str) -> list[Resource]:
+    return [r for r in index.of_kind(kind) if r.group == GROUP]
+
+
+def _ports(service: Resource) -> list[Any]:
+    return [p.get("port") for p in dicts(service.spec.get("ports"))]
+
+
+def _parent(
+    index: Index,
+    route: Resource,
+    where: str,
+    ref: dict[str, Any],
+    gateways: dict[tuple[str, str], Resource],
+) -> Iterator[Finding]:
+    group, kind = ref.get("group", GROUP), ref.get("kind", "Gateway")
+    name, namespace = str(ref.get("name", "")), str(ref.get("namespace") or route.namespace)
+    port = ref.get("port")
+    if (group, kind) == ("", "Service"):
+        service = index.service(name, namespace)
+        if service is None:
+            yield route.finding(
+                "IST0101",
+                Severity.ERROR,
+                f"{where}: Service {namespace}/{name} not found (istiod: Accepted False, "
+                "NoMatchingParent; the route applies to no calls)",
+            )
+        elif port is not None and port not in _ports(service):
+            yield route.finding(
+                "IST0101",
+                Severity.ERROR,
+                f"{where}.port: {port} is not a port of Service {namespace}/{name} "
+                f"(ports {_ports(service)})",
+            )
+        return
+    if (group, kind) != (GROUP, "Gateway"):
+        return
+    gw = gateways.get((namespace, name))
+    if gw is None:
+        yield route.finding(
+            "IST0101",
+            Severity.ERROR,
+            f"{where}: Gateway {namespace}/{name} not found (istiod: Accepted False, "
+            "NoMatchingParent; the route serves nothing)",
+        )
+        return
+    listeners = dicts(gw.spec.get("listeners"))
+    section = ref.get("sectionName")
+    if section is not None:
+        listeners = [li for li in listeners if li.get("name") == section]
+    if port is not None:
+        listeners = [li for li in listeners if li.get("port") == port]
+    if not listeners:
+        wanted = [
+            f"name {section!r}" if section is not None else "",
+            f"port {port}" if port is not None else "",
+        ]
+        shown = ", ".join(
+            f"{li.get('name')}:{li.get('port')}" for li in dicts(gw.spec.get("listeners"))
+        )
+        yield route.finding(
+            "IST0101",
+            Severity.ERROR,
+            f"{where}: no listener of Gateway {namespace}/{name} has "
+            f"{' and '.join(w for w in wanted if w)} (its listeners: {shown or 'none'})",
+        )
+
+
+def _backend(index: Index, route: Resource, where: str, ref: dict[str, Any]) -> Iterator[Finding]:
+    if ref.get("group", "") != "" or ref.get("kind", "Service") != "Service":
+        return
+    name = str(ref.get("name", ""))
+    namespace = str(ref.get("namespace") or route.namespace)
+    service = index.service(name, namespace)
+    if service is None:
+        yield route.finding(
+            "IST0101",
+            Severity.ERROR,
+            f"{where}: Service {namespace}/{name} not found (istiod: ResolvedRefs False, "
+            "BackendNotFound; requests to it get 500)",
+        )
+        return
+    port = ref.get("port")
+    if port is None:
+        yield route.finding("IST0101", Severity.ERROR, f"{where}.port: required for a Service")
+    elif port not in _ports(service):
+        yield route.finding(
+            "IST0101",
+            Severity.ERROR,
+            f"{where}.port: {port} is not a port of Service {namespace}/{name} "
+            f"(ports {_ports(service)}; requests to it get 500)",
+        )
