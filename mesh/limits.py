@@ -35,6 +35,16 @@ NOT_RUN_KINDS: dict[str, str] = {
     "WorkloadGroup": "the group's workloads are not endpoints of the local mesh",
     "ProxyConfig": "the local Envoy keeps its own settings",
 }
+# Gateway API kinds beside Gateway and HTTPRoute (which mesh.gatewayapi runs).
+GATEWAY_API_NOT_RUN: dict[str, str] = {
+    "GRPCRoute": "its routes get no Envoy route (HTTPRoute only)",
+    "TLSRoute": "no TLS listener or route (HTTP only)",
+    "TCPRoute": "no TCP listener or route (HTTP only)",
+    "UDPRoute": "no UDP listener",
+    "ListenerSet": "its listeners are not added to the Gateway",
+    "BackendTLSPolicy": "plain HTTP to the backends",
+    "ReferenceGrant": "cross-namespace references are refused anyway (one namespace)",
+}
 # Kinds run differently: what the local mesh does instead.
 RUN_DIFFERENTLY: dict[str, str] = {
     "PeerAuthentication": "no mTLS: plain HTTP on loopback (enforced with `mesh up --sidecars`)",
@@ -69,6 +79,8 @@ def limits_of(kind: str, api_version: str, spec: Any) -> list[Limit]:
     spec = spec if isinstance(spec, dict) else {}
     if istio and kind in NOT_RUN_KINDS:
         return [Limit("", f"{NOT_RUN}: {NOT_RUN_KINDS[kind]}")]
+    if api_version.startswith("gateway.networking.k8s.io/") and kind in GATEWAY_API_NOT_RUN:
+        return [Limit("", f"{NOT_RUN}: {GATEWAY_API_NOT_RUN[kind]}")]
     out: list[Limit] = []
     if istio and kind == "Telemetry":
         for i, entry in _dicts(spec.get("accessLogging")):

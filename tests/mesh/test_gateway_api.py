@@ -297,3 +297,16 @@ def test_the_variant_lists_the_base_files_it_keeps() -> None:
     kust = yaml.safe_load((GATEWAY_API / "kustomization.yaml").read_text())
     shared = [r for r in kust["resources"] if r.startswith("../../")]
     assert shared == [f"../../{r}" for r in base if r not in REPLACED]
+
+
+def test_other_gateway_api_kinds_are_reported_as_not_run(tmp_path: Path) -> None:
+    grpc = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "GRPCRoute",
+        "metadata": {"name": "rpc"},
+        "spec": {"parentRefs": [{"name": "taskmesh-gateway"}]},
+    }
+    manifests = load(overlay(tmp_path / "o", extra=[grpc]))
+    ((obj, text),) = [(o, t) for o, t in manifests.not_enforced() if o.kind == "GRPCRoute"]
+    assert text.startswith("valid for Istio, not run by the local mesh: its routes get no")
+    assert not [o for o, _ in manifests.not_enforced() if o.kind in ("HTTPRoute", "Gateway")]
