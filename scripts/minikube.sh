@@ -16,6 +16,13 @@
 # Istio (FLAGGER_VERSION, v1.44.0: the release whose CRDs `mesh check` checks
 # against) as Flagger's docs do, applies that variant (MANIFESTS defaults to it) and
 # waits for Flagger to initialize the Canary.
+#
+# GATEWAY_API=1: the Kubernetes Gateway API flavour (k8s/variants/gateway-api, README
+# "Gateway API"): installs the Gateway API CRDs (GATEWAY_API_VERSION, v1.5.1: the
+# release Istio 1.30 supports and `mesh check` checks against) with the command
+# Istio's docs give, applies that variant (MANIFESTS defaults to it; a MANIFESTS path
+# with gateway-api in it turns this on) and port-forwards the Gateway's own Service
+# (taskmesh-gateway-istio, which istiod deploys for the Gateway).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -27,12 +34,20 @@ DRIVER="${MINIKUBE_DRIVER:-}"
 GATEWAY_PORT="${GATEWAY_PORT:-8080}"
 PROGRESSIVE="${PROGRESSIVE:-0}"
 FLAGGER_VERSION="${FLAGGER_VERSION:-v1.44.0}"
+if [[ "${MANIFESTS:-}" == *gateway-api* ]]; then
+  GATEWAY_API="${GATEWAY_API:-1}"
+fi
+GATEWAY_API="${GATEWAY_API:-0}"
+GATEWAY_API_VERSION="${GATEWAY_API_VERSION:-v1.5.1}"
 NAMESPACE=default
 if [[ "$PROGRESSIVE" == 1 ]]; then
   MANIFESTS="${MANIFESTS:-k8s/variants/progressive}"
   # Flagger makes backend-primary from backend (waited for after the Canary)
   DEPLOYMENTS=(backend frontend flagger-loadtester)
 else
+  if [[ "$GATEWAY_API" == 1 ]]; then
+    MANIFESTS="${MANIFESTS:-k8s/variants/gateway-api}"
+  fi
   MANIFESTS="${MANIFESTS:-k8s}"
   DEPLOYMENTS=(backend-v1 backend-v2 frontend)
 fi
@@ -64,8 +79,13 @@ need kubectl "https://kubernetes.io/docs/tasks/tools/"
 need istioctl "https://istio.io/latest/docs/setup/getting-started/#download"
 need curl "your package manager"
 [[ "$PROGRESSIVE" == 0 || "$PROGRESSIVE" == 1 ]] || fail "PROGRESSIVE must be 0 or 1, not $PROGRESSIVE"
+[[ "$GATEWAY_API" == 0 || "$GATEWAY_API" == 1 ]] || fail "GATEWAY_API must be 0 or 1, not $GATEWAY_API"
+[[ "$PROGRESSIVE$GATEWAY_API" != 11 ]] || fail "PROGRESSIVE=1 and GATEWAY_API=1 do not go together (Flagger's variant routes with VirtualServices)"
 if [[ "$PROGRESSIVE" == 1 ]]; then
   need git "your package manager (kubectl apply -k fetches Flagger's kustomization with it)"
+fi
+if [[ "$GATEWAY_API" == 1 ]]; then
+  need git "your package manager (kubectl kustomize fetches the Gateway API CRDs with it)"
 fi
 [[ -f "$MANIFESTS/kustomization.yaml" ]] || fail "$MANIFESTS/kustomization.yaml not found"
 istioctl version --remote=false
@@ -101,6 +121,15 @@ if [[ "$PROGRESSIVE" == 1 ]]; then
   kubectl wait --for condition=established --timeout=120s \
     crd/canaries.flagger.app crd/metrictemplates.flagger.app crd/alertproviders.flagger.app
   kubectl -n istio-system rollout status deployment/flagger --timeout=300s
+fi
+
+if [[ "$GATEWAY_API" == 1 ]]; then
+  # https://istio.io/latest/docs/tasks/traffic-management/ingress/gateway-api/ (setup)
+  step "Installing the Gateway API CRDs $GATEWAY_API_VERSION (standard channel), as Istio's docs do"
+  kubectl get crd gateways.gateway.networking.k8s.io >/dev/null 2>&1 || \
+    { kubectl kustomize "github.com/kubernetes-sigs/gateway-api/config/crd?ref=$GATEWAY_API_VERSION" | kubectl apply -f -; }
+  kubectl wait --for condition=established --timeout=120s \
+    crd/gateways.gateway.networking.k8s.io crd/httproutes.gateway.networking.k8s.io
 fi
 
 step "Enabling sidecar injection in namespace $NAMESPACE"
@@ -142,16 +171,26 @@ if [[ "$PROGRESSIVE" == 1 ]]; then
   kubectl -n "$NAMESPACE" rollout status deployment/backend-primary --timeout=300s
 fi
 
+if [[ "$GATEWAY_API" == 1 ]]; then
+  step "Waiting for istiod to deploy and program Gateway taskmesh-gateway"
+  kubectl -n "$NAMESPACE" wait --for=condition=programmed --timeout=300s \
+    gateways.gateway.networking.k8s.io/taskmesh-gateway
+fi
+
 step "istioctl analyze (Istio's own checks against the live cluster)"
 if ! istioctl analyze --namespace "$NAMESPACE"; then
   echo "istioctl analyze reported problems (above); the demo may still work"
 fi
 
-step "Port-forwarding the ingress gateway to localhost:$GATEWAY_PORT"
 # The gateway Service's external IP stays <pending> without `minikube tunnel`;
 # a port-forward to the gateway (not to a pod, which would bypass its sidecar)
-# needs nothing else.
-kubectl -n istio-system port-forward svc/istio-ingressgateway "$GATEWAY_PORT:80" >/dev/null &
+# needs nothing else. A Gateway API Gateway has its own Service, <name>-<class>.
+gateway=(-n istio-system svc/istio-ingressgateway)
+if [[ "$GATEWAY_API" == 1 ]]; then
+  gateway=(-n "$NAMESPACE" svc/taskmesh-gateway-istio)
+fi
+step "Port-forwarding the gateway (${gateway[*]}) to localhost:$GATEWAY_PORT"
+kubectl port-forward "${gateway[@]}" "$GATEWAY_PORT:80" >/dev/null &
 forward_pid=$!
 trap 'kill "$forward_pid" 2>/dev/null || true' EXIT INT TERM
 
@@ -180,6 +219,25 @@ taskmesh is up behind the Istio ingress gateway, its backend run by Flagger $FLA
   istioctl analyze
 
 FLAGGER
+elif [[ "$GATEWAY_API" == 1 ]]; then
+  cat <<GATEWAYAPI
+
+taskmesh is up behind its Gateway API Gateway (k8s/variants/gateway-api; README
+"Gateway API"): http://localhost:$GATEWAY_PORT/
+
+  curl -s localhost:$GATEWAY_PORT/api/tasks                       # HTTPRoute backend: backend-v1
+  curl -s -H 'x-canary: true' localhost:$GATEWAY_PORT/api/tasks   # HTTPRoute backend: backend-v2
+  curl -s -o /dev/null -w '%{http_code}\n' localhost:$GATEWAY_PORT/admin/fault   # 500 at the edge
+
+  kubectl get gateway,httproute
+  kubectl get httproute backend -o yaml                          # status.parents: Accepted, ResolvedRefs
+  istioctl proxy-config routes deploy/frontend --name 5000 -o json
+  istioctl proxy-config clusters deploy/frontend --fqdn backend-v2.default.svc.cluster.local
+
+The 90/10 split (backendRef weights):
+  kubectl kustomize --load-restrictor LoadRestrictionsNone k8s/variants/gateway-api-weighted | kubectl apply -f -
+
+GATEWAYAPI
 else
   cat <<TRY
 

@@ -66,7 +66,8 @@ def test_every_deployed_image_is_built_inside_minikube() -> None:
         "istio-injection=enabled",
         "kubectl apply -f -",
         'rollout status "deployment/$deployment"',
-        'port-forward svc/istio-ingressgateway "$GATEWAY_PORT:80"',
+        "gateway=(-n istio-system svc/istio-ingressgateway)",
+        'port-forward "${gateway[@]}" "$GATEWAY_PORT:80"',
         "istioctl analyze",
         "istioctl proxy-config clusters",
         "pilot-agent request GET stats | grep backend | grep pending",
@@ -182,4 +183,56 @@ def test_progressive_refuses_other_values(tmp_path: Path) -> None:
     out, calls = run_setup(tmp_path, PROGRESSIVE="yes")
     assert out.returncode == 1
     assert out.stderr.strip().splitlines() == ["minikube.sh: PROGRESSIVE must be 0 or 1, not yes"]
+    assert not [c for c in calls if c.startswith(("minikube start", "kubectl apply"))]
+
+
+# --- GATEWAY_API=1: the Gateway API flavour (k8s/variants/gateway-api) ----------------
+
+
+def test_gateway_api_settings_pin_the_checked_release() -> None:
+    from mesh.check.gatewayapi import schema_file
+
+    version = schema_file()["version"]
+    assert f'GATEWAY_API_VERSION="${{GATEWAY_API_VERSION:-{version}}}"' in SETUP
+    assert 'MANIFESTS="${MANIFESTS:-k8s/variants/gateway-api}"' in SETUP
+    assert (ROOT / "k8s" / "variants" / "gateway-api" / "kustomization.yaml").is_file()
+
+
+@pytest.mark.integration
+def test_gateway_api_installs_the_crds_before_the_variant(tmp_path: Path) -> None:
+    out, calls = run_setup(tmp_path, GATEWAY_API="1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    expected = [
+        "kubectl get crd gateways.gateway.networking.k8s.io",
+        "kubectl kustomize github.com/kubernetes-sigs/gateway-api/config/crd?ref=v1.5.1",
+        "kubectl wait --for condition=established --timeout=120s "
+        "crd/gateways.gateway.networking.k8s.io crd/httproutes.gateway.networking.k8s.io",
+        "kubectl apply -f -",
+        "kubectl -n default wait --for=condition=programmed --timeout=300s "
+        "gateways.gateway.networking.k8s.io/taskmesh-gateway",
+        "kubectl port-forward -n default svc/taskmesh-gateway-istio 8080:80",
+    ]
+    positions = [len(calls) - 1 - calls[::-1].index(call) for call in expected]
+    assert positions == sorted(positions), calls
+    applied = (tmp_path / "calls.log.applied").read_text()
+    assert "kind: HTTPRoute" in applied and "kind: VirtualService" not in applied
+    assert "kubectl get gateway,httproute" in out.stdout
+
+
+@pytest.mark.integration
+def test_default_run_installs_no_gateway_api_crds(tmp_path: Path) -> None:
+    out, calls = run_setup(tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert not [c for c in calls if "gateway-api" in c or "gateway.networking" in c]
+    assert "kubectl -n istio-system port-forward svc/istio-ingressgateway 8080:80" not in calls
+    assert "kubectl port-forward -n istio-system svc/istio-ingressgateway 8080:80" in calls
+
+
+def test_gateway_api_refuses_other_values_and_progressive(tmp_path: Path) -> None:
+    out, _ = run_setup(tmp_path, GATEWAY_API="yes")
+    assert out.stderr.strip().splitlines() == ["minikube.sh: GATEWAY_API must be 0 or 1, not yes"]
+    (tmp_path / "both").mkdir()
+    out, calls = run_setup(tmp_path / "both", GATEWAY_API="1", PROGRESSIVE="1")
+    assert out.returncode == 1
+    assert "do not go together" in out.stderr
     assert not [c for c in calls if c.startswith(("minikube start", "kubectl apply"))]
