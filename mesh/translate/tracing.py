@@ -27,9 +27,13 @@ COLLECTOR_CLUSTER = "taskmesh_traces"
 ZIPKIN_PATH = "/api/v2/spans"
 SERVICE_TAG = "istio.canonical_service"
 GATEWAY_SERVICE = "istio-ingressgateway"
-#: Spans leave Envoy after this many ms or this many spans (Envoy's defaults: 5 s and 5).
+#: Spans leave Envoy after this many ms or once this many are buffered (Envoy's defaults:
+#: 5 s and 5): a request's spans reach `mesh traces` within 0.2 s, and under load one report
+#: carries up to 100 spans. With 1 (one report per span), ~6,500 requests at ~800 req/s made
+#: 6,523 reports over 274 collector connections and 134 dropped; with 100, 101 reports over
+#: 5 connections (issue 16).
 FLUSH_INTERVAL_MS = 200
-MIN_FLUSH_SPANS = 1
+MIN_FLUSH_SPANS = 100
 
 
 def outbound_service(service: str) -> str:
