@@ -85,7 +85,7 @@ if [[ "$PROGRESSIVE" == 1 ]]; then
   need git "your package manager (kubectl apply -k fetches Flagger's kustomization with it)"
 fi
 if [[ "$GATEWAY_API" == 1 ]]; then
-  need git "your package manager (kubectl kustomize fetches the Gateway API CRDs with it)"
+  need git "your package manager (kustomize fetches the Gateway API CRDs with it)"
 fi
 [[ -f "$MANIFESTS/kustomization.yaml" ]] || fail "$MANIFESTS/kustomization.yaml not found"
 istioctl version --remote=false

@@ -56,6 +56,8 @@ def test_scripts_and_docs_render_with_the_flags_mesh_uses(path: Path) -> None:
     renders = re.findall(r"kubectl kustomize [^|`)]+", text)
     assert renders, f"{path.name} renders nothing"
     for render in renders:
+        if render.startswith('kubectl kustomize "github.com/kubernetes-sigs/gateway-api/'):
+            continue  # the Gateway API CRDs, with the command Istio's docs give: not the app
         assert render.startswith(f"kubectl kustomize {FLAGS}"), render
 
 
