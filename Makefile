@@ -5,6 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
+# `make bench`'s httpbin row runs from its own venv: httpbin >= 0.10.2 pins greenlet < 3 on
+# Python < 3.12 (so gevent stays at 23.x, and gunicorn >= 24's gevent worker refuses
+# gevent < 24.10), while playwright in the test venv needs greenlet >= 3.
+HTTPBIN_VENV := .venv-httpbin
+HTTPBIN_STAMP := $(HTTPBIN_VENV)/.installed
+HTTPBIN_REQUIREMENTS := 'httpbin[mainapp]>=0.10.2' 'gunicorn>=22,<24' 'gevent>=23.7'
 # Debian's browser for the page tests (tests/page/conftest.py), and the busy loop of test-busy.
 CHROMIUM := /usr/bin/chromium
 STRESS_NG := /usr/bin/stress-ng
@@ -60,7 +66,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build dist *.egg-info .taskmesh
+	rm -rf $(VENV) $(HTTPBIN_VENV) .pytest_cache .ruff_cache build dist *.egg-info .taskmesh
 
 ## minikube + Istio, on your own machine (cannot run here: no cluster).
 minikube:
@@ -93,7 +99,15 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	touch $(BENCH_STAMP)
 
-bench: postgresql $(BENCH_STAMP)
+# httpbin as its container image serves it (gunicorn, one gevent worker), in HTTPBIN_VENV so
+# that `make bench` never changes the test venv.
+$(HTTPBIN_STAMP): Makefile
+	test -x $(HTTPBIN_VENV)/bin/python || $(PY) -m venv $(HTTPBIN_VENV)
+	$(HTTPBIN_VENV)/bin/python -m pip install -q --upgrade pip
+	$(HTTPBIN_VENV)/bin/python -m pip install -q $(HTTPBIN_REQUIREMENTS)
+	touch $(HTTPBIN_STAMP)
+
+bench: postgresql $(BENCH_STAMP) $(HTTPBIN_STAMP)
 	command -v wrk >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; } || { echo "make bench: needs wrk (apt-get install wrk)"; exit 1; }
 	$(BIN)/python bench/run.py
 

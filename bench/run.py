@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import os
 import random
 import shlex
@@ -68,6 +67,8 @@ from bench.services import (  # noqa: E402
 )
 
 ONE_BACKEND = REPO / "bench" / "one-backend"
+# httpbin's own venv (the Makefile's HTTPBIN_VENV); BENCH_HTTPBIN_VENV overrides it
+HTTPBIN_VENV = Path(os.environ.get("BENCH_HTTPBIN_VENV", REPO / ".venv-httpbin"))
 READY_TARGET_S = 1.5
 MESH_UP_TARGET_S = 5.0
 RSS_TARGET_MB = 80.0
@@ -107,13 +108,21 @@ def ensure_wrk(run: Callable[..., subprocess.CompletedProcess[str]] = subprocess
     return found
 
 
-def ensure_httpbin() -> Path:
-    """gunicorn of this venv, once httpbin, gunicorn and gevent are importable."""
-    missing = [m for m in ("httpbin", "gunicorn", "gevent") if importlib.util.find_spec(m) is None]
-    gunicorn = VENV_BIN / "gunicorn"
-    if missing or not gunicorn.exists():
-        names = ", ".join(missing or ["gunicorn script"])
-        raise BenchError(f"{names} missing: run `make bench` (it installs the bench extra)")
+def ensure_httpbin(venv: Path = HTTPBIN_VENV) -> Path:
+    """gunicorn of VENV, the venv `make bench` installs httpbin, gunicorn and gevent into.
+
+    Not this venv: httpbin pins greenlet < 3, which playwright in the test venv outgrew.
+    """
+    gunicorn = venv / "bin" / "gunicorn"
+    python = venv / "bin" / "python"
+    if not (gunicorn.exists() and python.exists()):
+        raise BenchError(f"no httpbin venv at {venv}: run `make bench` (it creates it)")
+    probe = subprocess.run(
+        [str(python), "-c", "import httpbin, gevent"], capture_output=True, text=True, timeout=60
+    )
+    if probe.returncode != 0:
+        last = (probe.stderr.strip().splitlines() or ["no output"])[-1]
+        raise BenchError(f"{venv} cannot import httpbin and gevent ({last}): run `make bench`")
     return gunicorn
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -237,3 +239,34 @@ def test_run_rounds_skips_a_zero_warmup(monkeypatch: pytest.MonkeyPatch) -> None
     )
     services.run_rounds([_config("a")], rounds=1, connections=1, duration_s=2.0, warmup_s=0)
     assert durations == [2.0]
+
+
+def _fake_venv(root: Path, python_body: str) -> Path:
+    """A venv-shaped folder: bin/gunicorn, and bin/python running PYTHON_BODY (a shell script)."""
+    (root / "bin").mkdir(parents=True)
+    for name, body in (("gunicorn", "exit 0"), ("python", python_body)):
+        path = root / "bin" / name
+        path.write_text(f"#!/bin/sh\n{body}\n")
+        path.chmod(0o755)
+    return root
+
+
+def test_httpbin_runs_from_its_own_venv_not_the_test_venv(tmp_path: Path) -> None:
+    venv = _fake_venv(tmp_path / "venv", "exit 0")
+    assert bench.ensure_httpbin(venv) == venv / "bin" / "gunicorn"
+    with pytest.raises(bench.BenchError, match=r"no httpbin venv at .*: run `make bench`"):
+        bench.ensure_httpbin(tmp_path / "absent")
+    broken = _fake_venv(tmp_path / "broken", "echo 'ModuleNotFoundError: gevent' >&2; exit 1")
+    with pytest.raises(bench.BenchError, match="ModuleNotFoundError: gevent"):
+        bench.ensure_httpbin(broken)
+
+
+def test_the_bench_extra_leaves_greenlet_alone() -> None:
+    """`make bench` installs the bench extra into the test venv: nothing in it may pin
+    greenlet < 3 (httpbin, gevent and gunicorn's gevent worker live in HTTPBIN_VENV)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {
+        re.split(r"[\[<>=!~ ;]", r)[0].lower() for r in project["optional-dependencies"]["bench"]
+    }
+    assert names and not names & {"httpbin", "gevent", "gunicorn", "greenlet"}
+    assert "$(HTTPBIN_VENV)/bin/python -m pip install" in (ROOT / "Makefile").read_text()
