@@ -71,15 +71,15 @@ def _match(node: Node) -> dict[str, Any]:
     path = node.at("path").only("type", "value") if node.has("path") else None
     kind = path.at("type").str() if path is not None and path.has("type") else "PathPrefix"
     value = path.at("value").str() if path is not None and path.has("value") else "/"
-    if kind == "PathPrefix":
-        out["uri"] = {"prefix": value.rstrip("/") if value != "/" else value}
+    if kind == "PathPrefix":  # "a trailing `/` is ignored" (strings.TrimSuffix, once)
+        out["uri"] = {"prefix": value[:-1] if value != "/" and value.endswith("/") else value}
     elif kind == "Exact":
         out["uri"] = {"exact": value}
     elif kind == "RegularExpression":
         out["uri"] = {"regex": value}
     else:
-        raise path.at("type").error(f"{kind!r} is not a path match type")  # type: ignore[union-attr]
-    for key, field in (("headers", "headers"), ("queryParams", "queryParams")):
+        raise node.at("path").at("type").error(f"{kind!r} is not a path match type")
+    for key in ("headers", "queryParams"):
         entries = {}
         for entry in node.items(key):
             entry.only("name", "value", "type")
@@ -92,7 +92,7 @@ def _match(node: Node) -> dict[str, Any]:
                 "exact" if tp == "Exact" else "regex": entry.at("value").str()
             }
         if entries:
-            out[field] = entries
+            out[key] = entries
     if node.has("method"):
         out["method"] = {"exact": node.at("method").str()}
     return out
