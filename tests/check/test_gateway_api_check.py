@@ -150,6 +150,22 @@ CASES = [
         "default/taskmesh-gateway has name 'https'",
     ),
     (
+        [
+            route_patch([], parentRefs=[{"name": "taskmesh-gateway"}], hostnames=["a.example"]),
+            {
+                "apiVersion": ROUTE,
+                "kind": "Gateway",
+                "metadata": {"name": "taskmesh-gateway"},
+                "spec": {
+                    "listeners": [
+                        {"name": "http", "port": 80, "protocol": "HTTP", "hostname": "b.example"}
+                    ]
+                },
+            },
+        ],
+        "IST0101 HTTPRoute/backend: parentRefs[0]: none of the hostnames ['a.example'] is served",
+    ),
+    (
         [route_patch([], parentRefs=[{"group": "", "kind": "Service", "name": "backend"}])],
         "IST0101 HTTPRoute/backend: parentRefs[0]: Service default/backend not found",
     ),

@@ -8,7 +8,8 @@ missing reference is Istio's IST0101 (referenced resource not found), as for a
 VirtualService. A route that names a missing backend answers 500.
 
 - parentRefs: a Gateway (the default kind) of the set, and its listener (``sectionName``,
-  ``port``); a Service (group ``""``, the GAMMA mesh binding) of the set and its port;
+  ``port``, a hostname that meets the route's ``hostnames``); a Service (group ``""``,
+  the GAMMA mesh binding) of the set and its port;
 - backendRefs: a Service of the set (the default kind), and a port of it (required);
 - a Gateway's ``gatewayClassName``: one istiod serves, or a GatewayClass of the set.
 """
@@ -22,7 +23,8 @@ from mesh.check.findings import Finding, Severity
 from mesh.check.gatewayapi import GROUP, ISTIO_CLASSES
 from mesh.check.index import Index
 from mesh.check.loader import Resource
-from mesh.check.rules._access import dicts
+from mesh.check.rules._access import as_list, dicts
+from mesh.check.rules.routing import hosts_overlap
 
 ROUTE_KINDS = ("HTTPRoute", "GRPCRoute", "TLSRoute")
 
@@ -114,6 +116,17 @@ def _parent(
             Severity.ERROR,
             f"{where}: no listener of Gateway {namespace}/{name} has "
             f"{' and '.join(w for w in wanted if w)} (its listeners: {shown or 'none'})",
+        )
+        return
+    hostnames = [str(h) for h in as_list(route.spec.get("hostnames"))]
+    served = [str(li.get("hostname") or "*") for li in listeners]
+    if hostnames and not any(hosts_overlap(s, h) for s in served for h in hostnames):
+        yield route.finding(
+            "IST0101",
+            Severity.ERROR,
+            f"{where}: none of the hostnames {hostnames} is served by a listener of Gateway "
+            f"{namespace}/{name} (hostnames {served}; istiod: Accepted False, "
+            "NoMatchingListenerHostname)",
         )
 
 
