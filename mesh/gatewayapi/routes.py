@@ -133,9 +133,11 @@ def _parents(
             continue
         if port is not None and lis.port != port:
             continue
-        hosts = intersect_hosts([lis.hostname or "*"], hostnames)
+        # istiod keeps a VirtualService per route host; one the listener never serves
+        # routes nothing, so it is left out here (mesh.translate would call it IST0132)
+        hosts = tuple(h for h in hostnames if intersect_hosts([lis.hostname or "*"], [h]))
         if hosts:
-            out.append(_Parent(lis.internal, lis.internal, tuple(hostnames)))
+            out.append(_Parent(lis.internal, lis.internal, hosts))
     if not out:
         raise ref.error(
             f"attaches to no listener of Gateway/{name} (sectionName, port or hostnames match none)"

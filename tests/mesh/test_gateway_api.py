@@ -310,3 +310,35 @@ def test_other_gateway_api_kinds_are_reported_as_not_run(tmp_path: Path) -> None
     ((obj, text),) = [(o, t) for o, t in manifests.not_enforced() if o.kind == "GRPCRoute"]
     assert text.startswith("valid for Istio, not run by the local mesh: its routes get no")
     assert not [o for o, _ in manifests.not_enforced() if o.kind in ("HTTPRoute", "Gateway")]
+
+
+def test_route_hostnames_bind_to_the_listeners_that_serve_them(tmp_path: Path) -> None:
+    gateway = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "taskmesh-gateway"},
+        "spec": {
+            "listeners": [
+                {"name": "shop", "port": 80, "protocol": "HTTP", "hostname": "shop.example"},
+                {"name": "any", "port": 81, "protocol": "HTTP"},
+            ]
+        },
+    }
+    route = http_route(
+        "hosts",
+        [{"backendRefs": [{"name": "frontend-service", "port": 8000}]}],
+        parentRefs=[{"name": "taskmesh-gateway"}],
+        hostnames=["shop.example", "blog.example"],
+    )
+    config = local_config(overlay(tmp_path / "o", patches=[gateway], extra=[route]))
+    domains = {}
+    for entry in config["static_resources"]["listeners"]:
+        if entry["name"].startswith("gateway_"):
+            hcm = entry["filter_chains"][0]["filters"][0]["typed_config"]
+            domains[entry["name"]] = sorted(
+                d for v in hcm["route_config"]["virtual_hosts"] for d in v["domains"]
+            )
+    assert domains == {
+        "gateway_80": ["shop.example"],  # the listener's hostname narrows the other route's *
+        "gateway_81": ["*", "blog.example", "shop.example"],
+    }
