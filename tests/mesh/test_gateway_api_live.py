@@ -110,3 +110,42 @@ def test_tight_pool_on_the_v1_service_overflows_with_503(
     assert all(flag == "true" for code, flag in results if code == 503)
     assert stat(mesh, V1, "upstream_rq_pending_overflow") > 0
     assert stat(mesh, V2, "upstream_rq_pending_overflow") == 0
+
+
+def test_path_method_and_header_modifier_through_real_envoy(
+    start_mesh: MeshFactory, tmp_path: Path
+) -> None:
+    """A rule for GET /api/headers that sets a request header and goes to v2, beside the
+    catch-all to v1: the match is by whole path segments and method, the header arrives."""
+    rules = [
+        {"name": "stable", "backendRefs": [{"name": "backend-v1", "port": 5000}]},
+        {
+            "name": "tagged",
+            "matches": [
+                {"path": {"type": "PathPrefix", "value": "/api/headers/"}, "method": "GET"}
+            ],
+            "filters": [
+                {
+                    "type": "RequestHeaderModifier",
+                    "requestHeaderModifier": {"set": [{"name": "X-Route", "value": "tagged"}]},
+                }
+            ],
+            "backendRefs": [{"name": "backend-v2", "port": 5000}],
+        },
+    ]
+    patch = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "backend"},
+        "spec": {"rules": rules},
+    }
+    mesh = start_mesh(overlay(tmp_path / "tagged", patches=[patch], base=GATEWAY_API))
+    url = mesh.service_url("backend-service")
+    with httpx.Client(timeout=10.0) as client:
+        r = client.get(f"{url}/api/headers")
+        assert r.json()["version"] == "v2" and r.json()["headers"]["x-route"] == "tagged"
+        r = client.post(f"{url}/api/headers")  # method GET only: the catch-all, v1
+        assert r.headers["x-backend-version"] == "v1"
+        r = client.get(f"{url}/api/headersx")  # not the /api/headers segment
+        assert r.headers["x-backend-version"] == "v1"
+    assert versions(f"{url}/api/tasks", 20) == {"v1": 20}
