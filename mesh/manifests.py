@@ -68,6 +68,7 @@ class EnvVar:
     name: str
     value: str | None = None
     field_path: str | None = None  # valueFrom.fieldRef.fieldPath
+    secret_ref: tuple[str, str] | None = None  # valueFrom.secretKeyRef (name, key)
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,7 @@ class Manifests:
         for o in self.objects:
             found = limits_of(o.kind, o.api_version, o.raw.get("spec"))
             out += [(o, f"{limit.text()} ({o.source})") for limit in found]
-            if not found and type(o) is Obj:
+            if not found and type(o) is Obj and o.kind != "Secret":  # read by secretKeyRef
                 out.append((o, f"ignored ({o.source})"))
         return out
 
@@ -264,7 +265,8 @@ def _model(doc: dict[str, Any], source: Source, namespace: str) -> Obj:
         "source": source,
     }
     kind, group = doc["kind"], doc["apiVersion"].split("/")[0]
-    if kind == "Deployment" and group == "apps":
+    # a StatefulSet runs as a Deployment does locally: `<name>-<ordinal>` replicas
+    if kind in ("Deployment", "StatefulSet") and group == "apps":
         return _deployment(doc, base)
     if kind == "Service" and doc["apiVersion"] == "v1":
         return _service(doc, base)
@@ -285,7 +287,7 @@ def _model(doc: dict[str, Any], source: Source, namespace: str) -> Obj:
 
 
 def _deployment(doc: dict[str, Any], base: dict[str, Any]) -> Deployment:
-    where = f"{base['source']}: Deployment/{base['name']}"
+    where = f"{base['source']}: {base['kind']}/{base['name']}"
     spec = doc.get("spec") or {}
     replicas = spec.get("replicas", 1)
     if not isinstance(replicas, int) or replicas < 0:
@@ -302,11 +304,21 @@ def _deployment(doc: dict[str, Any], base: dict[str, Any]) -> Deployment:
             epath = f"{cpath}.env[{ei}]"
             if not isinstance(e, dict) or not isinstance(e.get("name"), str):
                 raise ManifestError(f"{where}: {epath}.name is missing")
-            if "valueFrom" in e:
+            secret = (e.get("valueFrom") or {}).get("secretKeyRef")
+            if set(e.get("valueFrom") or {}) == {"secretKeyRef"} and isinstance(secret, dict):
+                if not isinstance(secret.get("name"), str) or not isinstance(
+                    secret.get("key"), str
+                ):
+                    raise ManifestError(
+                        f"{where}: {epath}.valueFrom.secretKeyRef: needs name and key"
+                    )
+                env.append(EnvVar(e["name"], secret_ref=(secret["name"], secret["key"])))
+            elif "valueFrom" in e:
                 ref = (e["valueFrom"] or {}).get("fieldRef") or {}
                 if set(e["valueFrom"] or {}) != {"fieldRef"} or "fieldPath" not in ref:
                     raise ManifestError(
-                        f"{where}: {epath}.valueFrom: only fieldRef is supported by the local mesh"
+                        f"{where}: {epath}.valueFrom: only fieldRef and secretKeyRef are supported "
+                        "by the local mesh"
                     )
                 env.append(EnvVar(e["name"], field_path=str(ref["fieldPath"])))
             else:

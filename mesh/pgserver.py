@@ -81,9 +81,9 @@ def prepare_dir(data_dir: Path) -> None:
             )
 
 
-def init_cluster(data_dir: Path, user: str, password: str) -> None:
-    """initdb DATA_DIR with USER as superuser and PASSWORD (scram); once: a PG_VERSION
-    file means it was done."""
+def init_cluster(data_dir: Path, user: str, password: str, database: str = "") -> None:
+    """initdb DATA_DIR with USER as superuser and PASSWORD (scram), and DATABASE if named
+    (as the official image's POSTGRES_DB); once: a PG_VERSION file means it was done."""
     if (data_dir / "PG_VERSION").exists():
         return
     prepare_dir(data_dir)
@@ -119,6 +119,18 @@ def init_cluster(data_dir: Path, user: str, password: str) -> None:
         raise PgServerError(
             f"initdb {data_dir} failed: {lines[-1] if lines else result.returncode}"
         )
+    if database and database != "postgres":
+        # single-user mode: no server, no port, no password needed yet
+        made = subprocess.run(
+            [str(bin_dir() / "postgres"), "--single", "-D", str(data_dir), "postgres"],
+            input=f'CREATE DATABASE "{database}";\n',
+            capture_output=True,
+            text=True,
+            preexec_fn=lambda: _demote(runner),
+            check=False,
+        )
+        if made.returncode != 0 or "ERROR" in made.stdout + made.stderr:
+            raise PgServerError(f"CREATE DATABASE {database} failed: {made.stderr.strip()[-300:]}")
 
 
 def server_argv(data_dir: Path, port: int) -> list[str]:
@@ -196,25 +208,29 @@ _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m mesh.pgserver DATA_DIR PORT`: initdb once, then become postgres.
+    """`python -m mesh.pgserver DATA_DIR [PORT]`: initdb once, then become postgres.
 
-    The user and password come from POSTGRES_USER / POSTGRES_PASSWORD, as the
-    official image reads them (the local mesh passes the container's env)."""
+    The user, password and database come from POSTGRES_USER / POSTGRES_PASSWORD /
+    POSTGRES_DB, as the official image reads them (the local mesh passes the
+    container's env); the port from PORT when not given (the kubelet sets it)."""
     parser = argparse.ArgumentParser(prog="mesh.pgserver", description=main.__doc__)
     parser.add_argument("data_dir", type=Path)
-    parser.add_argument("port", type=int)
+    parser.add_argument("port", type=int, nargs="?")
     args = parser.parse_args(argv)
+    port = args.port or int(os.environ.get("PORT") or 5432)
     user = os.environ.get("POSTGRES_USER") or "postgres"
     password = os.environ.get("POSTGRES_PASSWORD") or ""
-    if not _NAME.match(user):
-        print(f"mesh.pgserver: error: POSTGRES_USER={user!r} is not a plain name", file=sys.stderr)
-        return 2
+    database = os.environ.get("POSTGRES_DB") or user
+    for name, value in (("POSTGRES_USER", user), ("POSTGRES_DB", database)):
+        if not _NAME.match(value):
+            print(f"mesh.pgserver: error: {name}={value!r} is not a plain name", file=sys.stderr)
+            return 2
     if not password:
         print("mesh.pgserver: error: POSTGRES_PASSWORD is empty", file=sys.stderr)
         return 2
     try:
-        init_cluster(args.data_dir, user, password)
-        argv_ = server_argv(args.data_dir, args.port)
+        init_cluster(args.data_dir, user, password, database)
+        argv_ = server_argv(args.data_dir, port)
     except PgServerError as exc:
         print(f"mesh.pgserver: error: {exc}", file=sys.stderr)
         return 1

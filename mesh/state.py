@@ -128,7 +128,7 @@ def _ours(pid: int) -> bool:
     except OSError:
         return False
     names = {Path(part.decode(errors="replace")).name for part in cmdline[:2]}
-    return bool(names & {"envoy", "backend", "frontend"})
+    return bool(names & {"envoy", "backend", "frontend", "postgres"})
 
 
 def remove_state(state_dir: Path) -> None:

@@ -88,6 +88,10 @@ if [[ "$GATEWAY_API" == 1 ]]; then
   need git "your package manager (kustomize fetches the Gateway API CRDs with it)"
 fi
 [[ -f "$MANIFESTS/kustomization.yaml" ]] || fail "$MANIFESTS/kustomization.yaml not found"
+if [[ "$MANIFESTS" == *postgres* ]]; then
+  # k8s/variants/postgres: the Secret's password, random and never committed (git ignores it)
+  bash scripts/postgres-secret.sh
+fi
 istioctl version --remote=false
 
 # Offline check of the manifests first, when the project is installed.
@@ -165,6 +169,9 @@ done
 for deployment in "${DEPLOYMENTS[@]}"; do
   kubectl -n "$NAMESPACE" rollout status "deployment/$deployment" --timeout=300s
 done
+if [[ "$MANIFESTS" == *postgres* ]]; then
+  kubectl -n "$NAMESPACE" rollout status statefulset/postgres --timeout=300s
+fi
 if [[ "$PROGRESSIVE" == 1 ]]; then
   step "Waiting for Flagger to initialize Canary backend (backend-primary, backend-service, its VirtualService)"
   kubectl -n "$NAMESPACE" wait canary/backend --for=condition=promoted --timeout=300s

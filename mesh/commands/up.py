@@ -109,6 +109,7 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 def banner(mesh: Any, seconds: float) -> str:
     from mesh.sidecars import ENFORCED_KINDS
+    from mesh.translate.tcp import is_tcp
 
     url = mesh.gateway_url
     setup = getattr(mesh, "sidecar_setup", None)
@@ -120,8 +121,10 @@ def banner(mesh: Any, seconds: float) -> str:
     ]
     if getattr(mesh, "traces_url", None):
         lines.append(f"  traces    {mesh.traces_url}/   (mesh traces [TRACE_ID])")
+    tcp = {(s.name, p.port) for s in mesh.manifests.services for p in s.ports if is_tcp(p)}
     for (service, port), local in mesh.listeners.items():
-        lines.append(f"  {service}:{port} -> http://127.0.0.1:{local}")
+        scheme = "tcp" if (service, port) in tcp else "http"
+        lines.append(f"  {service}:{port} -> {scheme}://127.0.0.1:{local}")
     if setup:
         modes = ", ".join(sorted({f"mTLS {s.mode}" for s in setup.sidecars}))
         lines.append(f"  sidecars  {modes}, RBAC from AuthorizationPolicy; CA {setup.ca.directory}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ import httpx
 import yaml
 
 from mesh.errors import RunnerError
+from mesh.loop.pods import Pod
 from mesh.processes import Child
 from mesh.sidecars import leftover_pids
 from mesh.state import check_no_running_mesh, remove_state
@@ -39,6 +41,24 @@ def stop_leftovers(state_dir: Path) -> None:
     remove_state(state_dir)
 
 
+def startup_url(pod: Pod) -> str:
+    """What the first start waits on for POD: its `/readyz`, or a TCP connect for a pod
+    whose readinessProbe is tcpSocket (a database: no HTTP to ask)."""
+    readiness = pod.template.probes.readiness
+    if readiness is not None and readiness.path is None:
+        return f"tcp://127.0.0.1:{pod.port}"
+    return f"{pod.url}/readyz"
+
+
+def _accepts(url: str) -> bool:
+    host, _, port = url.removeprefix("tcp://").rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
 def wait_first_start(
     probes: dict[str, str], children: Callable[[], list[Child]], deadline: float, timeout: float
 ) -> None:
@@ -55,6 +75,12 @@ def wait_first_start(
                         f"start-up; last lines:\n{child.last_lines()}"
                     )
             for name, url in list(pending.items()):
+                if url.startswith("tcp://"):
+                    if _accepts(url):
+                        del pending[name]
+                    else:
+                        last[name] = "not accepting connections"
+                    continue
                 try:
                     response = client.get(url)
                 except httpx.TransportError as exc:

@@ -21,6 +21,7 @@ from typing import Any
 
 from mesh.errors import RunnerError
 from mesh.loop.pods import PodTemplate
+from mesh.loop.postgres import POSTGRES_IMAGES, is_postgres, postgres_argv, secret_value
 from mesh.manifests import Container, Deployment, Manifests
 from mesh.processes import LOCAL_HOST
 from mesh.translate.clusters import resolve_host
@@ -34,7 +35,10 @@ IMAGE_ENTRY_POINTS = {
 }
 TASKS_DB_FILE = "tasks.db"
 DEFAULT_GRACE_S = 30.0  # terminationGracePeriodSeconds' default
-_URL = re.compile(r"(?P<scheme>https?://)(?P<host>[A-Za-z0-9.-]+):(?P<port>\d+)")
+# http(s) Service URLs, and postgresql:// ones (with user@) for a TCP Service port
+_URL = re.compile(
+    r"(?P<scheme>(?:https?|postgres(?:ql)?)://(?:[^@/\s]+@)?)(?P<host>[A-Za-z0-9.-]+):(?P<port>\d+)"
+)
 
 Listeners = dict[tuple[str, int], int]
 
@@ -135,15 +139,17 @@ def blueprint(
     c = container(d)
     index = d.containers.index(c)
     name = entry_point(c.image)
-    if not name:
+    if not name and not is_postgres(c.image):
         raise RunnerError(
             f"{d.where()}: spec.template.spec.containers[{index}].image "
             f"{c.image!r} has no local entry point (known images: "
-            f"{', '.join(sorted(IMAGE_ENTRY_POINTS))})"
+            f"{', '.join(sorted([*IMAGE_ENTRY_POINTS, *POSTGRES_IMAGES]))})"
         )
     base: list[tuple[str, str | None, str | None]] = []
     for i, var in enumerate(c.env):
-        if var.field_path is not None:
+        if var.secret_ref is not None:
+            base.append((var.name, secret_value(manifests, d, i, var.secret_ref), None))
+        elif var.field_path is not None:
             if var.field_path not in FIELD_PATHS:
                 raise RunnerError(
                     f"{d.where()}: env[{i}] {var.name}: fieldRef {var.field_path} is not "
@@ -152,7 +158,7 @@ def blueprint(
             base.append((var.name, None, var.field_path))
         else:
             value = var.value or ""
-            if var.name == "TASKS_DB":
+            if var.name == "TASKS_DB" and "://" not in value:  # a URL names a server
                 value = str((state_dir / TASKS_DB_FILE).resolve())
             base.append((var.name, value, None))
     for key, value in (extra_env or {}).items():
@@ -160,7 +166,7 @@ def blueprint(
     serving = c.ports[0].container_port if c.ports else 0
     probes = pod_probes(d, serving) if serving else PodProbes()
     pre_stop, grace = lifecycle(d)
-    argv = (executable(name),)
+    argv = postgres_argv(d, state_dir) if is_postgres(c.image) else (executable(name),)
     rewritten = [
         (n, rewrite_urls(v or "", manifests, d.namespace, listeners), f) for n, v, f in base
     ]

@@ -25,6 +25,7 @@ from mesh.sidecars.bootstrap import secure_clusters, sidecar_bootstrap
 from mesh.sidecars.peer import check_peer_authentications
 from mesh.sidecars.plan import GATEWAY_IDENTITY, Sidecar, plan_sidecars
 from mesh.sidecars.rbac import check_authorization_policies
+from mesh.translate.tcp import refuse_with_sidecars
 
 # Kinds the sidecars enforce (the shared router alone reports them as not enforced).
 ENFORCED_KINDS = ("PeerAuthentication", "AuthorizationPolicy")
@@ -75,6 +76,7 @@ def prepare(
     sidecar (written under STATE_DIR); TRACES: the trace receiver, if any."""
     check_peer_authentications(manifests)
     check_authorization_policies(manifests)
+    refuse_with_sidecars(manifests)  # TCP Services: mesh/translate/tcp.py
     sidecars = plan_sidecars(manifests, app_ports, new_port)
     ca = LocalCA.create(state_dir / PKI_DIR)
     gateway_certs = ca.issue(GATEWAY_IDENTITY, GATEWAY_CERT_NAME)

@@ -95,6 +95,8 @@ def _check_export_to(root: Node) -> None:
 
 
 def build_clusters(manifests: Manifests, placement: Placement) -> list[dict[str, Any]]:
+    from mesh.translate.tcp import as_tcp_cluster, is_tcp  # it builds on this module
+
     check_destination_rules(manifests)
     clusters = []
     for service in manifests.services:
@@ -106,9 +108,12 @@ def build_clusters(manifests: Manifests, placement: Placement) -> list[dict[str,
         dr = destination_rule_for(manifests, service)
         root = spec(dr) if dr else None
         for port in service.ports:
-            protocol = port_protocol(service, port)
+            tcp = is_tcp(port)  # built as HTTP/1.1, then without the HTTP options
+            protocol = HTTP1 if tcp else port_protocol(service, port)
             top, _ = policy_blocks(root.get("trafficPolicy") if root else None, port.port, True)
             clusters.append(_cluster(manifests, placement, service, port, protocol, "", {}, top))
+            if tcp:
+                as_tcp_cluster(clusters[-1])
             for subset in root.items("subsets") if root else []:
                 blocks = subset_blocks(top, subset, port.port)
                 labels = {str(k): str(v) for k, v in (subset.at("labels").value or {}).items()}
@@ -116,6 +121,8 @@ def build_clusters(manifests: Manifests, placement: Placement) -> list[dict[str,
                 clusters.append(
                     _cluster(manifests, placement, service, port, protocol, name, labels, blocks)
                 )
+                if tcp:
+                    as_tcp_cluster(clusters[-1])
     return clusters
 
 

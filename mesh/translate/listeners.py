@@ -19,6 +19,7 @@ from mesh.translate.hcm import HCM, istio_hcm, router_filter
 from mesh.translate.hcm import route_config as _route_config
 from mesh.translate.placement import Placement
 from mesh.translate.routes import FAULT_FILTER, HTTP_FAULT, RouteContext, default_route, vs_routes
+from mesh.translate.tcp import is_tcp, outbound_tcp_listener
 from mesh.translate.tracing import GATEWAY_SERVICE, add_tracing, outbound_service
 
 
@@ -128,6 +129,9 @@ def outbound_listeners(manifests: Manifests, placement: Placement) -> list[dict[
     for service in manifests.services:
         vs = mesh_virtual_service(manifests, service)
         for port in service.ports:
+            if is_tcp(port):  # bytes, not requests: tcp_proxy (mesh/translate/tcp.py)
+                listeners.append(outbound_tcp_listener(manifests, placement, service, port))
+                continue
             ctx = RouteContext(manifests, ("mesh",), port.port, service)
             routes = vs_routes(vs, ctx) if vs else [default_route(service, port.port)]
             name = f"{service.fqdn}:{port.port}"
