@@ -1,0 +1,51 @@
+"""bench/envoy_hop.py: each variant is the local mesh's own Envoy config, changed in one
+thing, and valid for the real Envoy - never timing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bench import envoy_hop
+from mesh import envoy
+
+
+@pytest.fixture(scope="module")
+def base() -> envoy_hop.Bootstrap:
+    return envoy_hop.translated(backend_port=40001, traces_port=40002)
+
+
+def hcm(boot: envoy_hop.Bootstrap) -> dict:
+    (only,) = list(envoy_hop._hcms(boot))
+    return only
+
+
+@pytest.mark.parametrize("name", sorted(envoy_hop.VARIANTS))
+def test_each_variant_is_one_outbound_listener_envoy_accepts(
+    base: envoy_hop.Bootstrap, name: str, tmp_path: Path
+) -> None:
+    boot = envoy_hop.variant(base, name, admin_port=40003, listener_port=40004)
+    (listener,) = boot["static_resources"]["listeners"]
+    assert listener["name"].startswith("outbound_backend-service.")
+    assert listener["address"]["socket_address"]["port_value"] == 40004
+    assert boot["admin"]["address"]["socket_address"]["port_value"] == 40003
+    path = tmp_path / "envoy.yaml"
+    path.write_text(yaml.safe_dump(boot))
+    envoy.validate(path)
+
+
+def test_the_variants_change_only_what_they_name(base: envoy_hop.Bootstrap) -> None:
+    def of(name: str) -> dict:
+        return hcm(envoy_hop.variant(base, name, admin_port=1, listener_port=2))
+
+    shipped = of("shipped")
+    assert shipped["access_log"] and shipped["tracing"]["random_sampling"]["value"] == 100.0
+    assert "access_log" not in of("no-log") and of("no-log")["tracing"] == shipped["tracing"]
+    assert "tracing" not in of("untraced") and of("untraced")["access_log"] == shipped["access_log"]
+    provider = of("proto-spans")["tracing"]["provider"]["typed_config"]
+    assert provider["collector_endpoint_version"] == "HTTP_PROTO"
+    assert shipped["tracing"]["provider"]["typed_config"]["collector_endpoint_version"] == (
+        "HTTP_JSON"
+    )
