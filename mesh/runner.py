@@ -252,7 +252,8 @@ class LocalMesh:
         if sidecar_configs:
             validate_sidecars(list(sidecar_configs.values()), binary)
         self.pusher.first(generation.xds, "1")
-        self.config_path.write_text(yaml.safe_dump(generation.xds.bootstrap, sort_keys=False))
+        bootstrap = envoy.runtime_settings(generation.xds.bootstrap)
+        self.config_path.write_text(yaml.safe_dump(bootstrap, sort_keys=False))
         for d in generation.manifests.deployments:
             strategy(d)  # refuse a strategy the rollout could not follow, before starting
             for name in d.instance_names():

@@ -7,7 +7,8 @@ Envoy names a subset's cluster `outbound|PORT|SUBSET|HOST` (as istiod does). Its
 Both are totals: an interval's outcome is the difference of two reads.
 
 Envoy merges histograms from its workers only when it flushes stats (every 5s by
-default, `stats_flush_interval`), while counters are live. `settled` waits, bounded,
+default, `stats_flush_interval`; the local mesh's Envoy every 1s, mesh/envoy.py), while
+counters are live. `settled` waits, bounded,
 until the histogram has caught up with the completed requests, so that an interval's
 latency covers the interval's requests.
 """
@@ -26,7 +27,7 @@ from mesh.rollout.judge import SubsetMetrics
 NAMESPACE = "default"
 COUNTERS = ("upstream_rq_total", "upstream_rq_completed", "upstream_rq_5xx")
 HISTOGRAM = "upstream_rq_time"
-# Envoy's default stats_flush_interval (the translation leaves it unset), plus room
+# Envoy's default stats_flush_interval (an Envoy not started by `mesh up`), plus room
 FLUSH_WAIT_S = 7.0
 POLL_S = 0.2
 
