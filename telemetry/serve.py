@@ -9,11 +9,14 @@ accepting and finishes the requests in flight. A second signal stops at once.
 from __future__ import annotations
 
 import importlib.util
+import socket
 import threading
 from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
+
+from telemetry.tracing import tune_gc
 
 
 def _best(module: str, preferred: str) -> str:
@@ -28,6 +31,13 @@ class DrainingServer(uvicorn.Server):
         self.on_drain = on_drain
         self.delay_s = delay_s
         self._draining = False
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start the app, then tune the GC (telemetry/tracing.py tune_gc): in the server
+        process only, whether spans are exported or not, never in a test's own process."""
+        await super().startup(sockets=sockets)
+        if not self.should_exit:
+            tune_gc()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         first = not self._draining
