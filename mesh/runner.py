@@ -46,7 +46,7 @@ from mesh.loop.pods import Pod
 from mesh.loop.push import Pusher
 from mesh.loop.rollout import Rollout, StuckRollout, strategy
 from mesh.loop.rotation import Rotation
-from mesh.loop.startup import stop_leftovers, use_eds_in_file, wait_first_start
+from mesh.loop.startup import startup_url, stop_leftovers, use_eds_in_file, wait_first_start
 from mesh.loop.watch import Watcher
 from mesh.loop.weights import route_weights
 from mesh.loop.workloads import Blueprint, Listeners, rewrite_urls
@@ -349,7 +349,7 @@ class LocalMesh:
             check_port_free(port, what)
 
     def _wait_ready(self, started: float) -> None:
-        probes = {p.name: f"{p.url}/readyz" for p in self.workloads}
+        probes = {p.name: startup_url(p) for p in self.workloads}
         probes["envoy"] = f"{self.admin_url}/ready"
         for s in self.sidecar_setup.sidecars if self.sidecar_setup else []:
             probes[s.name] = f"{s.admin_url}/ready"
