@@ -50,7 +50,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/run.py`: make `bench.services` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import control_loop, costs, manifests  # noqa: E402
+from bench import control_loop, costs, manifests, stores  # noqa: E402
 from bench.services import (  # noqa: E402
     CLK_TCK,
     PAGE_KB,
@@ -462,6 +462,10 @@ def _bench(args: argparse.Namespace, gunicorn: Path) -> int:
             print("Envoy hop at -c 1 done", flush=True)
             rss = {s.name: s.rss_mb() for s in services}
             rss.update({name: s.rss_mb() for name, s in in_mesh.items()})
+    print("loading the backend on SQLite and on PostgreSQL (GET and POST) ...", flush=True)
+    with stores.started(base, logs) as store_rows:
+        stores.measure(store_rows, rounds=args.rounds, connections=args.connections,
+                       duration_s=args.duration, warmup_s=args.warmup)  # fmt: skip
     print("timing `mesh up k8s` ...", flush=True)
     mesh_up = [time_mesh_up(work) for _ in range(MESH_UP_RUNS)]
     print("timing the manifest reads ...", flush=True)
@@ -470,6 +474,7 @@ def _bench(args: argparse.Namespace, gunicorn: Path) -> int:
     loop_rows = control_loop.measure()
     missed = report(configs, hop, ready, mesh_ready_s, mesh_up, rss)
     missed += costs.report({c.key: c.runs for c in configs}, args.connections)
+    missed += stores.report(store_rows)
     missed += manifests.report(reads)
     missed += control_loop.report(loop_rows)
     summary(missed)

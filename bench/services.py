@@ -285,9 +285,10 @@ class LoadResult:
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def _wrk(url: str, connections: int, duration_s: float) -> LoadResult:
+def _wrk(url: str, connections: int, duration_s: float, script: Path | None = None) -> LoadResult:
+    lua = ["-s", str(script)] if script else []  # e.g. a POST body (bench/stores.py)
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration_s:g}s", "--latency", url],
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration_s:g}s", "--latency", *lua, url],
         capture_output=True,
         text=True,
         check=True,
@@ -339,12 +340,20 @@ async def _python_load(url: str, connections: int, duration_s: float) -> LoadRes
 
 
 def run_load(
-    url: str, *, connections: int = 32, duration_s: float = 10.0, servers: Sequence[Service] = ()
+    url: str,
+    *,
+    connections: int = 32,
+    duration_s: float = 10.0,
+    servers: Sequence[Service] = (),
+    script: Path | None = None,
 ) -> LoadResult:
-    """Load `url` for duration_s at `connections`; CPU per request of each of `servers`."""
+    """Load `url` for duration_s at `connections`; CPU per request of each of `servers`.
+    SCRIPT: a wrk Lua script (wrk only)."""
     cpu0 = [s.cpu_s() for s in servers]
     if shutil.which("wrk"):
-        result = _wrk(url, connections, duration_s)
+        result = _wrk(url, connections, duration_s, script)
+    elif script is not None:
+        raise RuntimeError("a scripted load needs wrk (apt-get install wrk)")
     else:
         result = asyncio.run(_python_load(url, connections, duration_s))
     spent = [s.cpu_s() - before for s, before in zip(servers, cpu0, strict=True)]
