@@ -32,7 +32,8 @@ COMMON_ENV = """\
 
 BACKEND_ENV = f"""environment:
 {COMMON_ENV}
-  TASKS_DB (./data/tasks.db), SEED_TASKS (1),
+  TASKS_DB (./data/tasks.db: a SQLite file, or postgresql://USER@HOST:PORT/DB with
+  PGPASSWORD), SEED_TASKS (1),
   FAULT_STATUS (503), FAULT_ERROR_RATE (0..1), FAULT_DELAY_MS (0..30000), FAULT_DELAY_RATE (0..1)"""
 
 FRONTEND_ENV = f"""environment:
