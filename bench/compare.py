@@ -3,9 +3,11 @@
 Checks REV out into a temporary worktree, starts its backend and this tree's
 (each as shipped: metrics on, no span exporter, its own fresh store), and
 loads both with the round loop of `make bench` (shuffled rounds, `wrk -t1`).
-Prints each round and the medians; a ratio is the median of per-round ratios.
+With --chain, each tree's frontend in front of its backend is loaded instead
+(CPU per request: both processes). Prints each round and the medians; a ratio
+is the median of per-round ratios.
 
-    .venv/bin/python bench/compare.py REV [-r 6] [-d 4] [--path /api/tasks]
+    .venv/bin/python bench/compare.py REV [-r 6] [-d 4] [--path /api/tasks] [--chain]
 """
 
 from __future__ import annotations
@@ -50,9 +52,22 @@ def start_backend(name: str, tree: Path, work: Path) -> Service:
     return start_service(name, backend_argv(), env=env, log_dir=work / "logs")
 
 
+def start_frontend(name: str, tree: Path, work: Path, backend: Service) -> Service:
+    """TREE's frontend (run from PYTHONPATH, as its backend) in front of BACKEND."""
+    env = {
+        "LOG_LEVEL": "warning",
+        "OTEL_TRACES_EXPORTER": "none",
+        "INSTANCE_NAME": "compare-frontend",
+        "BACKEND_URL": backend.url,
+        "PYTHONPATH": str(tree),
+    }
+    argv = [*backend_argv()[:-1], "frontend"]
+    return start_service(name, argv, env=env, log_dir=work / "logs")
+
+
 def table(sides: list[Side]) -> list[str]:
     med = statistics.median
-    lines = ["| backend | req/s | CPU us/req | p50 ms | p99 ms |", "|---|---:|---:|---:|---:|"]
+    lines = ["| tree | req/s | CPU us/req | p50 ms | p99 ms |", "|---|---:|---:|---:|---:|"]
     for s in sides:
         lines.append(
             f"| {s.key} | {med(r.rps for r in s.runs):,.0f} "
@@ -74,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-d", "--duration", type=float, default=4.0)
     parser.add_argument("-c", "--connections", type=int, default=32)
     parser.add_argument("--path", default="/api/tasks")
+    parser.add_argument("--chain", action="store_true", help="load frontend -> backend")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="taskmesh-compare-"))
     tree = work / "before"
@@ -82,9 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     started: list[Service] = []
     try:
-        started.append(start_backend("before", tree, work))
-        started.append(start_backend("after", REPO, work))
-        sides = [Side(s.name, s.url + args.path, [s]) for s in started]
+        sides = []
+        for name, where in (("before", tree), ("after", REPO)):
+            started.append(start_backend(name, where, work))
+            servers = [started[-1]]
+            if args.chain:
+                started.append(start_frontend(f"{name}-frontend", where, work, servers[0]))
+                servers.insert(0, started[-1])
+            sides.append(Side(name, servers[0].url + args.path, servers))
         run_rounds(
             sides,
             rounds=args.rounds,

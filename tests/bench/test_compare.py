@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bench import compare
-from bench.services import LoadResult
+from bench.services import LoadResult, Service
 
 
 def _side(key: str, *runs: tuple[float, float]) -> compare.Side:
@@ -30,3 +32,21 @@ def test_table_shows_medians_and_per_round_ratios() -> None:
 def test_table_needs_the_same_rounds_on_both_sides() -> None:
     with pytest.raises(ValueError):
         compare.table([_side("before", (1, 1)), _side("after", (1, 1), (2, 2))])
+
+
+def test_chain_frontend_runs_from_its_tree_in_front_of_its_backend(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen: dict[str, object] = {}
+
+    def fake_start(name: str, argv: list[str], *, env: dict[str, str], log_dir: Path) -> str:
+        seen.update(name=name, argv=argv, env=env)
+        return name
+
+    monkeypatch.setattr(compare, "start_service", fake_start)
+    backend = Service("before", None, 5001, tmp_path / "log")  # type: ignore[arg-type]
+    compare.start_frontend("before-frontend", tmp_path / "tree", tmp_path, backend)
+    assert seen["argv"][1:] == ["-P", "-m", "frontend"]  # type: ignore[index]
+    env = seen["env"]
+    assert env["PYTHONPATH"] == str(tmp_path / "tree")  # type: ignore[index]
+    assert env["BACKEND_URL"] == "http://127.0.0.1:5001"  # type: ignore[index]
