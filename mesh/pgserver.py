@@ -173,10 +173,11 @@ class LocalServer:
 
 
 def start(
-    data_dir: Path, port: int, *, user: str, password: str, log_path: Path
+    data_dir: Path, port: int, *, user: str, password: str, log_path: Path, database: str = ""
 ) -> subprocess.Popen[bytes]:
-    """initdb (once) and start postgres in the background, output to LOG_PATH."""
-    init_cluster(data_dir, user, password)
+    """initdb (once; DATABASE too if named) and start postgres in the background, output
+    to LOG_PATH."""
+    init_cluster(data_dir, user, password, database)
     runner = _run_as()
     with open(log_path, "ab") as log:
         return subprocess.Popen(

@@ -22,7 +22,10 @@ from tests.support.procs import VENV_BIN, free_port
 
 LOOPBACK = "127.0.0.1"
 WILDCARD = ("0.0.0.0", "::")
-_URL_HOST_PORT = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<host>[^/:]+):(?P<port>\d+)")
+# scheme://[user@]host:port - user@ as in TASKS_DB=postgresql://taskmesh@postgres:5432/tasks
+_URL_HOST_PORT = re.compile(
+    r"^(?P<scheme>[a-z][a-z0-9+.-]*://(?:[^@/]+@)?)(?P<host>[^/:@]+):(?P<port>\d+)"
+)
 
 
 @dataclass

@@ -96,15 +96,23 @@ class Project:
         return matches[0]
 
 
-def compose_config(compose_file: Path = COMPOSE_FILE) -> dict[str, Any]:
-    result = run([tool("docker-compose"), "-f", str(compose_file), "config", "--format", "json"])
+def compose_config(
+    compose_file: Path = COMPOSE_FILE, *overrides: Path, env_file: Path | None = None
+) -> dict[str, Any]:
+    """`docker-compose [--env-file F] -f FILE [-f OVERRIDE...] config` as JSON."""
+    argv = [tool("docker-compose"), *(["--env-file", str(env_file)] if env_file else [])]
+    for path in (compose_file, *overrides):
+        argv += ["-f", str(path)]
+    result = run([*argv, "config", "--format", "json"])
     if result.returncode != 0:
         raise AssertionError(f"docker-compose config failed:\n{result.stderr}")
     return json.loads(result.stdout)
 
 
-def load_project(compose_file: Path = COMPOSE_FILE) -> Project:
-    config = compose_config(compose_file)
+def load_project(
+    compose_file: Path = COMPOSE_FILE, *overrides: Path, env_file: Path | None = None
+) -> Project:
+    config = compose_config(compose_file, *overrides, env_file=env_file)
     services: dict[str, Service] = {}
     for name, spec in config["services"].items():
         dockerfile = None
