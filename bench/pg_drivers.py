@@ -70,8 +70,15 @@ async def drive(op: Op) -> tuple[float, float, float, float]:
     return OPS / wall, q[49] * 1000, q[98] * 1000, cpu / OPS * 1e6
 
 
-async def asyncpg_ops(url: str) -> tuple[dict[str, Op], Callable[[], Awaitable[None]]]:
-    pool = await asyncpg.create_pool(url, min_size=POOL, max_size=POOL)
+async def asyncpg_ops(
+    url: str, reset: bool = True
+) -> tuple[dict[str, Op], Callable[[], Awaitable[None]]]:
+    """RESET False: a no-op reset on release (backend/pgstore.py's choice) instead of
+    asyncpg's default query (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL), one round
+    trip per use; psycopg_pool sends nothing on return unless a transaction is open."""
+    pool = await asyncpg.create_pool(
+        url, min_size=POOL, max_size=POOL, **({} if reset else {"reset": _keep})
+    )
 
     async def read() -> object:
         async with pool.acquire() as conn:
@@ -82,6 +89,15 @@ async def asyncpg_ops(url: str) -> tuple[dict[str, Op], Callable[[], Awaitable[N
             return await conn.fetchrow(INSERT.format(p="$1"), "bench")
 
     return {"list": read, "create": write}, pool.close
+
+
+async def _keep(_: asyncpg.Connection) -> None:
+    """Nothing to reset: no session state is changed (asyncpg still rolls back an open
+    transaction before calling this)."""
+
+
+async def asyncpg_noreset_ops(url: str) -> tuple[dict[str, Op], Callable[[], Awaitable[None]]]:
+    return await asyncpg_ops(url, reset=False)
 
 
 async def psycopg_ops(url: str) -> tuple[dict[str, Op], Callable[[], Awaitable[None]]]:
@@ -105,7 +121,11 @@ async def bench(url: str) -> None:
     conn = await asyncpg.connect(url)
     await conn.execute(SETUP)
     await conn.close()
-    drivers = {"asyncpg": asyncpg_ops, "psycopg": psycopg_ops}
+    drivers = {
+        "asyncpg": asyncpg_ops,
+        "asyncpg-noreset": asyncpg_noreset_ops,
+        "psycopg": psycopg_ops,
+    }
     results: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
     for _ in range(ROUNDS):
         for name, make in drivers.items():
@@ -115,10 +135,10 @@ async def bench(url: str) -> None:
                     await op()
                 results.setdefault((name, query), []).append(await drive(op))
             await close()
-    print(f"{'driver':10} {'query':8} {'ops/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/op':>10}")
+    print(f"{'driver':16} {'query':8} {'ops/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/op':>10}")
     for (name, query), rounds in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         rate, p50, p99, cpu = sorted(rounds)[len(rounds) // 2]
-        print(f"{name:10} {query:8} {rate:8.0f} {p50:8.2f} {p99:8.2f} {cpu:10.0f}")
+        print(f"{name:16} {query:8} {rate:8.0f} {p50:8.2f} {p99:8.2f} {cpu:10.0f}")
 
 
 def main() -> int:
