@@ -36,7 +36,7 @@ from backend.stores import IdempotencyInFlight, Store, StoreUnavailable, open_st
 from telemetry.instrument import instrument
 from telemetry.limits import BodyLimitMiddleware
 from telemetry.metrics import HttpMetrics
-from telemetry.tracing import Tracing, fastapi_kwargs, tune_gc
+from telemetry.tracing import Tracing, fastapi_kwargs
 
 log = logging.getLogger("backend")
 
@@ -170,8 +170,6 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await state.store.open(seed=settings.seed_tasks)
         state.started = True
-        if tracing.exports:
-            tune_gc()
         log.info(
             "backend ready",
             extra={"db": state.store.description, "fault": settings.fault.model_dump()},

@@ -30,7 +30,7 @@ from telemetry.instrument import instrument
 from telemetry.limits import BodyLimitMiddleware
 from telemetry.logs import current_ids
 from telemetry.metrics import HttpMetrics
-from telemetry.tracing import Tracing, fastapi_kwargs, tune_gc
+from telemetry.tracing import Tracing, fastapi_kwargs
 
 log = logging.getLogger("frontend")
 
@@ -116,8 +116,6 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await client.start()
-        if tracing.exports:
-            tune_gc()
         log.info("frontend ready", extra={"backend_url": settings.backend_url})
         try:
             yield
