@@ -12,6 +12,7 @@ the median round is shown. Needs `pip install asyncpg psycopg[binary] psycopg-po
 from __future__ import annotations
 
 import asyncio
+import shutil
 import statistics
 import sys
 import tempfile
@@ -154,6 +155,7 @@ def main() -> int:
         asyncio.run(bench(server.url))
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
     return 0
 
 
