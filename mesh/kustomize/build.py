@@ -38,6 +38,11 @@ _DUPLICATE = re.compile(
     r"may not add resource with an already registered id: ([^.\s]+)\.[^/\s]*/(\S+)\.\S+?'?$"
 )
 
+# "env source files: [postgres.env]: open /abs/postgres.env: no such file or directory"
+_MISSING_ENV = re.compile(r"env source files: \[[^\]]*\]: open (\S+): no such file or directory")
+# Generator inputs this project does not commit (secrets), and what writes them.
+GENERATED_INPUTS = {"postgres.env": "bash scripts/postgres-secret.sh"}
+
 try:
     _Loader: type = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - PyYAML without libyaml
@@ -169,5 +174,18 @@ def _problem(stderr: str, kust_file: Path) -> Problem:
             "kubectl apply -k refuses duplicate ids",
             duplicate=True,
         )
+    missing = _MISSING_ENV.search(text)
+    if missing:
+        return kustomization_problem(where, _missing_input(Path(missing.group(1)), where))
     text = text.replace(str(where.parent) + os.sep, display_path(where.parent) + os.sep)
     return kustomization_problem(where, f"kustomize: {text}")
+
+
+def _missing_input(path: Path, where: Path) -> str:
+    """A generator's input file that is not there: usually a secret kept out of git."""
+    writer = GENERATED_INPUTS.get(path.name)
+    how = f"{writer} writes it" if writer else "its kustomization's comments say how to make it"
+    return (
+        f"{display_path(path)} does not exist: a generator of {display_path(where)} reads it "
+        f"(a secret, not committed; {how})"
+    )

@@ -104,6 +104,32 @@ def test_kustomize_errors_reach_mesh_up_as_one_line_with_status_2(
     assert [f.code for f in check_tree(tmp_path)] == ["TM003"]
 
 
+@pytest.mark.parametrize(
+    ("name", "how"),
+    [
+        ("postgres.env", "bash scripts/postgres-secret.sh writes it"),
+        ("other.env", "its kustomization's comments say how to make it"),
+    ],
+)
+def test_a_missing_secret_input_is_named_with_what_writes_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, how: str
+) -> None:
+    """A secretGenerator's env file is kept out of git: a fresh clone has none, and the
+    one line says which file and what makes it (not kustomize's KV-pair chain)."""
+    (tmp_path / "kustomization.yaml").write_text(
+        f"secretGenerator: [{{name: db, envs: [{name}]}}]\n"
+    )
+    assert mesh_main(["up", str(tmp_path), "--state-dir", str(tmp_path / "state")]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    kust = tmp_path / "kustomization.yaml"
+    assert line == (
+        f"mesh up: {kust}: {tmp_path / name} does not exist: a generator of {kust} "
+        f"reads it (a secret, not committed; {how})"
+    )
+    (tmp_path / name).write_text("POSTGRES_PASSWORD=x\n")
+    assert [f.code for f in check_tree(tmp_path)] == []
+
+
 def test_an_unchanged_tree_is_not_rendered_again(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
