@@ -61,8 +61,8 @@ class SideCallError(Exception):
 
 class BackendMetrics:
     """Backend calls by outcome: `ok` or the failure cause (frontend/errors.py: circuit_open,
-    no_healthy_upstream, timeout, refused, bad_reply, backend_error); `version` is the
-    frontend's own, as on every metric of the services."""
+    no_healthy_upstream, timeout, refused, bad_reply, store_unavailable, backend_error);
+    `version` is the frontend's own, as on every metric of the services."""
 
     def __init__(self, registry: CollectorRegistry, version: str = "unknown"):
         self.version = version

@@ -8,6 +8,7 @@ Each failure has a `cause` and an HTTP status that says why:
     timeout              504     no reply in time (ours, or Envoy's "upstream request timeout")
     refused              502     could not connect (refused, unresolvable, reset before headers)
     bad_reply            502     connection dropped mid-reply, or a reply that is not HTTP/JSON
+    store_unavailable    503     the backend answered, but its task store (database) is down
     backend_error        502/503 the backend's own 5xx (503 stays 503; others become 502)
 
 No retries happen here: retrying is the mesh's job (VirtualService retries).
@@ -25,6 +26,7 @@ CAUSE_STATUS = {
     "timeout": 504,
     "refused": 502,
     "bad_reply": 502,
+    "store_unavailable": 503,
 }
 
 CAUSE_WORDS = {
@@ -36,6 +38,7 @@ CAUSE_WORDS = {
     "bad_reply": "bad reply: the backend dropped the connection or answered with something "
     "that is not a valid reply",
     "backend_error": "backend error: the backend answered with a server error",
+    "store_unavailable": "store unavailable: the backend cannot reach its task store (database)",
 }
 
 SUMMARY_CHARS = 200
@@ -81,6 +84,16 @@ def failure(cause: str, message: str, **kwargs: Any) -> BackendFailure:
     return BackendFailure(cause, message, CAUSE_STATUS[cause], **kwargs)
 
 
+def _body_cause(body: bytes) -> str | None:
+    """The top-level `cause` of a JSON error body (the services' error shape), if any."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    cause = data.get("cause") if isinstance(data, dict) else None
+    return cause if isinstance(cause, str) else None
+
+
 def summarise(body: bytes) -> str:
     """A short, one-line account of an error body: its JSON `message`, else its text."""
     text = body.decode("utf-8", "replace").strip()
@@ -117,6 +130,8 @@ def classify_reply(
         return failure("no_healthy_upstream", "no healthy backend instance", **common)
     if status == 504 and lowered.startswith("upstream request timeout"):
         return failure("timeout", "the mesh's route timeout expired", **common)
+    if status == 503 and _body_cause(body) == "store_unavailable":
+        return failure("store_unavailable", "the backend's task store is unreachable", **common)
     if lowered.startswith("upstream connect error"):
         # Envoy's text: "... reset reason: connection failure" (could not connect) or
         # "... reset reason: connection termination" (dropped after connecting).

@@ -23,6 +23,11 @@ from .conftest import Reply
          502, "backend_error"),
         (Reply(503, {"error": "fault_injected", "message": "fault!"},
                {"x-fault-injected": "true"}), 503, "backend_error"),
+        (Reply(503, {"error": "store_unavailable", "cause": "store_unavailable",
+                     "message": "the task store is unavailable: connection refused"}),
+         503, "store_unavailable"),
+        (Reply(500, {"error": "internal_error", "cause": "store_unavailable"}),
+         502, "backend_error"),
         (Reply(drop_connection=True), 502, "bad_reply"),
     ],
 )  # fmt: skip
