@@ -20,10 +20,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-if __package__ in (None, ""):  # `python bench/compare.py`: make `bench.services` importable
+if __package__ in (None, ""):  # `python bench/compare.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.services import REPO, VENV_BIN, LoadResult, Service, run_rounds, start_service  # noqa: E402
+from bench.load import LoadResult, run_rounds  # noqa: E402
+from bench.processes import REPO, VENV_BIN, Service, start_service  # noqa: E402
 
 
 @dataclass

@@ -28,7 +28,7 @@ if __package__ in (None, ""):  # `python bench/control_loop.py`: make `bench` im
 
 import yaml  # noqa: E402
 
-from bench.services import REPO  # noqa: E402
+from bench.processes import REPO  # noqa: E402
 
 RUNS = 5
 SAVE_TARGET_S = 1.0

@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from bench.services import LoadResult
+from bench.load import LoadResult
 
 Runs = Mapping[str, Sequence[LoadResult]]
 

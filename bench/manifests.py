@@ -22,7 +22,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/manifests.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.services import REPO, VENV_BIN  # noqa: E402
+from bench.processes import REPO, VENV_BIN  # noqa: E402
 
 RUNS = 5
 # A watcher re-renders on every save: one load within the control loop's budget.

@@ -20,17 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):  # `python bench/profile.py`: make `bench.services` importable
+if __package__ in (None, ""):  # `python bench/profile.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.services import (  # noqa: E402
-    REPO,
-    VENV_BIN,
-    Service,
-    backend_command,
-    frontend_command,
-    start_service,
-)
+from bench.processes import REPO, VENV_BIN, Service, start_service  # noqa: E402
+from bench.servers import backend_command, frontend_command  # noqa: E402
 
 
 def py_spy_argv(

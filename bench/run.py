@@ -26,7 +26,8 @@ reading the manifests costs (`mesh check k8s`, one manifest load: bench/manifest
 and what the control loop achieves (save to served, kill to serving, failures during an
 apply and a rollout: bench/control_loop.py).
 
-Servers, wrk and RSS/CPU readings come from bench/services.py.
+Servers come from bench/servers.py, their processes and RSS/CPU readings from
+bench/processes.py, wrk and its rounds from bench/load.py.
 """
 
 from __future__ import annotations
@@ -47,25 +48,25 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-if __package__ in (None, ""):  # `python bench/run.py`: make `bench.services` importable
+if __package__ in (None, ""):  # `python bench/run.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import control_loop, costs, manifests, stores  # noqa: E402
-from bench.services import (  # noqa: E402
+from bench.load import LoadResult, run_load, run_rounds  # noqa: E402
+from bench.processes import (  # noqa: E402
     CLK_TCK,
     PAGE_KB,
     REPO,
     VENV_BIN,
-    LoadResult,
     Service,
+    free_port,
+    start_service,
+)
+from bench.servers import (  # noqa: E402
     backend_command,
     bare_command,
     fastapi_command,
-    free_port,
     frontend_command,
-    run_load,
-    run_rounds,
-    start_service,
     traced_backend_command,
 )
 

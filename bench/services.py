@@ -18,385 +18,45 @@ Targets on the 2-core machine: metrics >= 0.90 x off; spans >= 0.60 x off;
 chain >= 0.40 x metrics; every service ready within 1.5 s of process start and
 under 80 MB RSS after the run.
 
-Other benchmarks can reuse `start_service`, `backend_command`, `frontend_command`
-and `run_load`.
+Its parts serve every benchmark: the processes (bench/processes.py), what is
+started (bench/servers.py) and the load (bench/load.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import http.client
-import json
 import os
-import random
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
-REPO = Path(__file__).resolve().parents[1]
-VENV_BIN = Path(sys.executable).parent
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE_KB = os.sysconf("SC_PAGE_SIZE") / 1024
-
-
-# -- starting servers ---------------------------------------------------------
-
-
-def free_port() -> int:
-    """A server port outside the ephemeral range (mesh.processes.free_port)."""
-    from mesh.processes import free_port as pick
-
-    return pick()
-
-
-@dataclass
-class Service:
-    """A server process on 127.0.0.1 and how long it took to answer 200 on its ready path."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-    ready_s: float = 0.0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def rss_mb(self) -> float:
-        """Resident memory now, from /proc (the uvicorn process serves; no reloader)."""
-        with open(f"/proc/{self.popen.pid}/statm") as f:
-            return int(f.read().split()[1]) * PAGE_KB / 1024
-
-    def cpu_s(self) -> float:
-        with open(f"/proc/{self.popen.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(timeout=10)
-
-
-def _http_status(port: int, path: str) -> int | None:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", path)
-        return conn.getresponse().status
-    except OSError:
-        return None
-    finally:
-        conn.close()
-
-
-def start_service(
-    name: str,
-    argv: Sequence[str],
-    *,
-    env: dict[str, str],
-    log_dir: Path,
-    ready_path: str = "/readyz",
-    timeout_s: float = 30.0,
-) -> Service:
-    """Start argv with PORT/HOST set; return once ready_path answers 200 (polled every 2 ms)."""
-    port = free_port()
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"{name}.log"
-    full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **env}
-    start = time.perf_counter()
-    with open(log_path, "wb") as out:
-        popen = subprocess.Popen(
-            list(argv),
-            env=full_env,
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    service = Service(name, popen, port, log_path)
-    deadline = start + timeout_s
-    while time.perf_counter() < deadline:
-        if popen.poll() is not None:
-            raise RuntimeError(f"{name} exited: {log_path.read_text(errors='replace')[-2000:]}")
-        if _http_status(port, ready_path) == 200:
-            service.ready_s = time.perf_counter() - start
-            return service
-        time.sleep(0.002)
-    service.stop()
-    raise TimeoutError(f"{name} not ready after {timeout_s} s; see {log_path}")
-
-
-def backend_command() -> list[str]:
-    return [str(VENV_BIN / "backend")]
-
-
-def frontend_command() -> list[str]:
-    return [str(VENV_BIN / "frontend")]
-
-
-def traced_backend_command() -> list[str]:
-    return [sys.executable, "-m", "bench.services", "serve-traced-backend"]
-
-
-def bare_command(factory: str = "bench.services:bare_app") -> list[str]:
-    """uvicorn serving FACTORY's app as the services serve theirs (uvloop, httptools, no log)."""
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        factory,
-        "--app-dir",
-        str(REPO),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "{port}",
-    ]
-
-
-# -- servers that exist only for the benchmark ----------------------------------
-
-
-def bare_app():  # noqa: ANN201 - an ASGI callable for `uvicorn --factory`
-    """A raw ASGI app answering every request with BENCH_BODY (the backend's JSON)."""
-    body = os.environ.get("BENCH_BODY", '{"tasks": []}').encode()
-    start = {
-        "type": "http.response.start",
-        "status": 200,
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ],
-    }
-    payload = {"type": "http.response.body", "body": body}
-
-    async def app(scope, receive, send):  # noqa: ANN001, ANN202
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        await send(start)
-        await send(payload)
-
-    return app
-
-
-def fastapi_command() -> list[str]:
-    return bare_command("bench.services:fastapi_app")
-
-
-def fastapi_app():  # noqa: ANN201 - a FastAPI app for `uvicorn --factory`
-    """A bare FastAPI endpoint answering GET /api/tasks with BENCH_BODY: the framework's floor.
-
-    Like the backend's handler it builds a JSONResponse from a dict on every
-    request (serialisation included), with no middleware, store or telemetry.
-    """
-    from fastapi import FastAPI
-    from fastapi.responses import JSONResponse
-
-    data = json.loads(os.environ.get("BENCH_BODY", '{"tasks": []}'))
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-
-    @app.get("/api/tasks")
-    async def tasks() -> JSONResponse:
-        return JSONResponse(data)
-
-    return app
-
-
-def serve_traced_backend() -> int:
-    """The backend with every span exported through a BatchSpanProcessor to a counter."""
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-
-    from backend.app import create_app
-    from backend.settings import BackendSettings
-    from telemetry.logs import configure_logging
-    from telemetry.serve import serve
-
-    class CountingExporter(SpanExporter):
-        def __init__(self) -> None:
-            self.count = 0
-
-        def export(self, spans):  # noqa: ANN001, ANN202
-            self.count += len(spans)
-            return SpanExportResult.SUCCESS
-
-        def shutdown(self) -> None:
-            print(json.dumps({"exported_spans": self.count}), flush=True)
-
-    settings = BackendSettings.from_env()
-    configure_logging(30, service="backend", version=settings.version, instance=settings.instance)
-    app = create_app(settings, span_processor=BatchSpanProcessor(CountingExporter()))
-    state = app.state.backend
-    serve(
-        app,
-        host=settings.host,
-        port=settings.port,
-        on_drain=lambda: setattr(state, "ready", False),
-        shutdown_delay_s=0,
-    )
-    return 0
-
-
-# -- load ---------------------------------------------------------------------
-
-
-@dataclass
-class LoadResult:
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    requests: int
-    errors: int
-    cpu_us_per_req: float = 0.0
-    #: each server's own CPU per request, by Service.name (they sum to cpu_us_per_req)
-    cpu_us_by_process: dict[str, float] = field(default_factory=dict)
-
-
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def _wrk(url: str, connections: int, duration_s: float, script: Path | None = None) -> LoadResult:
-    lua = ["-s", str(script)] if script else []  # e.g. a POST body (bench/stores.py)
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration_s:g}s", "--latency", *lua, url],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=duration_s + 60,
-    ).stdout
-
-    def latency(pct: str) -> float:
-        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
-
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    errors = (int(non2xx.group(1)) if non2xx else 0) + (
-        sum(int(g) for g in sock.groups()) if sock else 0
-    )
-    return LoadResult(rps, latency("50"), latency("99"), total, errors)
-
-
-async def _python_load(url: str, connections: int, duration_s: float) -> LoadResult:
-    import aiohttp
-
-    latencies: list[float] = []
-    errors = 0
-    max_requests = 5_000_000  # bounded in count as well as time
-    deadline = time.perf_counter() + duration_s
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as s:
-
-        async def worker() -> None:
-            nonlocal errors
-            while time.perf_counter() < deadline and len(latencies) < max_requests:
-                t0 = time.perf_counter()
-                try:
-                    async with s.get(url) as r:
-                        await r.read()
-                        if r.status >= 400:
-                            errors += 1
-                except aiohttp.ClientError:
-                    errors += 1
-                latencies.append(time.perf_counter() - t0)
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(connections)))
-        elapsed = time.perf_counter() - start
-    latencies.sort()
-    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
-    return LoadResult(len(latencies) / elapsed, pick(0.5), pick(0.99), len(latencies), errors)
-
-
-def run_load(
-    url: str,
-    *,
-    connections: int = 32,
-    duration_s: float = 10.0,
-    servers: Sequence[Service] = (),
-    script: Path | None = None,
-) -> LoadResult:
-    """Load `url` for duration_s at `connections`; CPU per request of each of `servers`.
-    SCRIPT: a wrk Lua script (wrk only)."""
-    cpu0 = [s.cpu_s() for s in servers]
-    if shutil.which("wrk"):
-        result = _wrk(url, connections, duration_s, script)
-    elif script is not None:
-        raise RuntimeError("a scripted load needs wrk (apt-get install wrk)")
-    else:
-        result = asyncio.run(_python_load(url, connections, duration_s))
-    spent = [s.cpu_s() - before for s, before in zip(servers, cpu0, strict=True)]
-    if result.requests:
-        for s, cpu in zip(servers, spent, strict=True):
-            result.cpu_us_by_process[s.name] = cpu / result.requests * 1e6
-        result.cpu_us_per_req = sum(spent) / result.requests * 1e6
-    return result
-
-
-class Loaded(Protocol):
-    """A configuration the round loop loads: its URL, the processes it bills, its runs."""
-
-    url: str
-    servers: list[Service]
-    runs: list[LoadResult]
-
-
-def run_rounds(
-    configs: Sequence[Loaded],
-    *,
-    rounds: int,
-    connections: int,
-    duration_s: float,
-    warmup_s: float,
-) -> None:
-    """Warm each config up, then ROUNDS rounds of every config in a shuffled order.
-
-    Each run is appended to its config's `runs`, so round i of every config
-    shares the machine's state (ratios are taken per round).
-    """
-    if warmup_s:
-        for cfg in configs:
-            run_load(cfg.url, connections=connections, duration_s=warmup_s)
-    for round_no in range(rounds):
-        for cfg in random.sample(list(configs), len(configs)):
-            cfg.runs.append(
-                run_load(
-                    cfg.url, connections=connections, duration_s=duration_s, servers=cfg.servers
-                )
-            )
-        print(f"round {round_no + 1}/{rounds} done", flush=True)
-
+if __package__ in (None, ""):  # `python bench/services.py`: make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.load import LoadResult, run_rounds  # noqa: E402
+from bench.load import run_load as run_load  # noqa: E402 - re-exported, see below
+from bench.processes import REPO, Service, free_port, http_status, start_service  # noqa: E402
+from bench.servers import (  # noqa: E402
+    backend_command,
+    bare_command,
+    frontend_command,
+    serve_traced_backend,
+    traced_backend_command,
+)
+
+# bench/envoy_hop.py imports REPO, LoadResult, Service, _http_status, backend_command,
+# free_port, run_load and start_service from here; their homes are bench/processes.py,
+# bench/servers.py and bench/load.py.
+_http_status = http_status
 
 # -- the benchmark --------------------------------------------------------------
 
@@ -547,7 +207,7 @@ def _start_fixed_port(
     while time.perf_counter() - start < 30:
         if popen.poll() is not None:
             raise RuntimeError(f"{name} exited: {log_path.read_text(errors='replace')[-2000:]}")
-        if _http_status(port, "/") == 200:
+        if http_status(port, "/") == 200:
             service.ready_s = time.perf_counter() - start
             return service
         time.sleep(0.002)

@@ -22,7 +22,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.services import LoadResult, Service, backend_command, run_load, start_service
+from bench.load import LoadResult, run_load
+from bench.processes import Service, start_service
+from bench.servers import backend_command
 from mesh import pgserver
 from mesh.processes import free_port
 

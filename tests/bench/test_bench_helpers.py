@@ -15,9 +15,10 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from bench import load as bench_load
 from bench import run as bench
-from bench import services
-from bench.services import LoadResult, Service
+from bench.load import LoadResult
+from bench.processes import Service
 from mesh.manifests import load
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,8 +49,8 @@ def test_wrk_output_is_parsed_with_its_units(monkeypatch: pytest.MonkeyPatch) ->
         seen.append(argv)
         return SimpleNamespace(stdout=WRK_OUTPUT)
 
-    monkeypatch.setattr(services.subprocess, "run", fake_run)
-    result = services._wrk("http://127.0.0.1:5000/api/tasks", 32, 5.0)
+    monkeypatch.setattr(bench_load.subprocess, "run", fake_run)
+    result = bench_load._wrk("http://127.0.0.1:5000/api/tasks", 32, 5.0)
     assert seen[0][:4] == ["wrk", "-t1", "-c32", "-d5s"]
     assert result.rps == pytest.approx(8864.20)
     assert result.p50_ms == pytest.approx(0.85)  # us -> ms
@@ -216,9 +217,9 @@ def test_run_rounds_warms_up_then_loads_every_config_once_a_round(
         calls.append((url, duration_s, tuple(servers)))
         return LoadResult(100.0, 1.0, 2.0, 100, 0)
 
-    monkeypatch.setattr(services, "run_load", fake_load)
+    monkeypatch.setattr(bench_load, "run_load", fake_load)
     configs = [_config("a"), _config("b"), _config("c")]
-    services.run_rounds(configs, rounds=2, connections=8, duration_s=3.0, warmup_s=1.0)
+    bench_load.run_rounds(configs, rounds=2, connections=8, duration_s=3.0, warmup_s=1.0)
     warm, measured = calls[:3], calls[3:]
     assert sorted(u for u, d, _ in warm) == sorted(c.url for c in configs)
     assert all(d == 1.0 for _, d, _ in warm)
@@ -231,13 +232,13 @@ def test_run_rounds_warms_up_then_loads_every_config_once_a_round(
 def test_run_rounds_skips_a_zero_warmup(monkeypatch: pytest.MonkeyPatch) -> None:
     durations: list[float] = []
     monkeypatch.setattr(
-        services,
+        bench_load,
         "run_load",
         lambda url, *, connections, duration_s, servers=(): (
             durations.append(duration_s) or LoadResult(1.0, 1.0, 1.0, 1, 0)
         ),
     )
-    services.run_rounds([_config("a")], rounds=1, connections=1, duration_s=2.0, warmup_s=0)
+    bench_load.run_rounds([_config("a")], rounds=1, connections=1, duration_s=2.0, warmup_s=0)
     assert durations == [2.0]
 
 

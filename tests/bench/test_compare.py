@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from bench import compare
-from bench.services import LoadResult, Service
+from bench.load import LoadResult
+from bench.processes import Service
 
 
 def _side(key: str, *runs: tuple[float, float]) -> compare.Side:

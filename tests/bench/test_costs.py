@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 from fastapi.testclient import TestClient
 
-from bench import costs, services
-from bench.services import LoadResult
+from bench import costs, load, servers
+from bench.load import LoadResult
 
 
 def _run(cpu: dict[str, float], p50: float = 1.0, p99: float = 2.0) -> LoadResult:
@@ -62,9 +62,9 @@ def test_by_process_names_each_process() -> None:
 def test_run_load_splits_cpu_by_process(monkeypatch: pytest.MonkeyPatch) -> None:
     readings = {"fe": iter([1.0, 1.3]), "be": iter([5.0, 5.1])}
     servers = [SimpleNamespace(name=n, cpu_s=lambda n=n: next(readings[n])) for n in readings]
-    monkeypatch.setattr(services, "_wrk", lambda *a: LoadResult(1000.0, 1.0, 2.0, 1000, 0))
-    monkeypatch.setattr(services.shutil, "which", lambda _: "/usr/bin/wrk")
-    result = services.run_load("http://x", servers=servers)  # type: ignore[arg-type]
+    monkeypatch.setattr(load, "_wrk", lambda *a: LoadResult(1000.0, 1.0, 2.0, 1000, 0))
+    monkeypatch.setattr(load.shutil, "which", lambda _: "/usr/bin/wrk")
+    result = load.run_load("http://x", servers=servers)  # type: ignore[arg-type]
     assert result.cpu_us_by_process == pytest.approx({"fe": 300.0, "be": 100.0})
     assert result.cpu_us_per_req == pytest.approx(400.0)
 
@@ -72,7 +72,7 @@ def test_run_load_splits_cpu_by_process(monkeypatch: pytest.MonkeyPatch) -> None
 def test_fastapi_floor_serves_the_body_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
     body = {"version": "v1", "instance": "x", "tasks": [{"id": 1, "title": "t"}]}
     monkeypatch.setenv("BENCH_BODY", json.dumps(body))
-    with TestClient(services.fastapi_app()) as client:
+    with TestClient(servers.fastapi_app()) as client:
         response = client.get("/api/tasks")
     assert response.status_code == 200
     assert response.json() == body

@@ -1,0 +1,158 @@
+"""What the benchmarks start: the command of each server, and the servers that exist only
+for the benchmark.
+
+Ours run as shipped (`backend`, `frontend` from the venv); the rest are yardsticks:
+
+  bare_app        a raw ASGI app answering the backend's JSON (the ceiling)
+  fastapi_app     a bare FastAPI endpoint answering the same JSON (the framework's floor)
+  traced backend  the backend with every span exported to a counting exporter
+                  (`python -m bench.servers serve-traced-backend`)
+
+Each yardstick runs under uvicorn as the services do (uvloop, httptools, no access log).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from bench.processes import REPO, VENV_BIN
+
+
+def backend_command() -> list[str]:
+    return [str(VENV_BIN / "backend")]
+
+
+def frontend_command() -> list[str]:
+    return [str(VENV_BIN / "frontend")]
+
+
+def traced_backend_command() -> list[str]:
+    return [sys.executable, "-m", "bench.servers", "serve-traced-backend"]
+
+
+def bare_command(factory: str = "bench.servers:bare_app") -> list[str]:
+    """uvicorn serving FACTORY's app as the services serve theirs (uvloop, httptools, no log)."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        factory,
+        "--app-dir",
+        str(REPO),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+    ]
+
+
+def fastapi_command() -> list[str]:
+    return bare_command("bench.servers:fastapi_app")
+
+
+# -- servers that exist only for the benchmark ----------------------------------
+
+
+def bare_app():  # noqa: ANN201 - an ASGI callable for `uvicorn --factory`
+    """A raw ASGI app answering every request with BENCH_BODY (the backend's JSON)."""
+    body = os.environ.get("BENCH_BODY", '{"tasks": []}').encode()
+    start = {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
+    payload = {"type": "http.response.body", "body": body}
+
+    async def app(scope, receive, send):  # noqa: ANN001, ANN202
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        await send(start)
+        await send(payload)
+
+    return app
+
+
+def fastapi_app():  # noqa: ANN201 - a FastAPI app for `uvicorn --factory`
+    """A bare FastAPI endpoint answering GET /api/tasks with BENCH_BODY: the framework's floor.
+
+    Like the backend's handler it builds a JSONResponse from a dict on every
+    request (serialisation included), with no middleware, store or telemetry.
+    """
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    data = json.loads(os.environ.get("BENCH_BODY", '{"tasks": []}'))
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/api/tasks")
+    async def tasks() -> JSONResponse:
+        return JSONResponse(data)
+
+    return app
+
+
+def serve_traced_backend() -> int:
+    """The backend with every span exported through a BatchSpanProcessor to a counter."""
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    from backend.app import create_app
+    from backend.settings import BackendSettings
+    from telemetry.logs import configure_logging
+    from telemetry.serve import serve
+
+    class CountingExporter(SpanExporter):
+        def __init__(self) -> None:
+            self.count = 0
+
+        def export(self, spans):  # noqa: ANN001, ANN202
+            self.count += len(spans)
+            return SpanExportResult.SUCCESS
+
+        def shutdown(self) -> None:
+            print(json.dumps({"exported_spans": self.count}), flush=True)
+
+    settings = BackendSettings.from_env()
+    configure_logging(30, service="backend", version=settings.version, instance=settings.instance)
+    app = create_app(settings, span_processor=BatchSpanProcessor(CountingExporter()))
+    state = app.state.backend
+    serve(
+        app,
+        host=settings.host,
+        port=settings.port,
+        on_drain=lambda: setattr(state, "ready", False),
+        shutdown_delay_s=0,
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.servers", description="Run one of the benchmark's own servers."
+    )
+    parser.add_argument("command", choices=["serve-traced-backend"])
+    parser.parse_args(argv)
+    return serve_traced_backend()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
