@@ -1,9 +1,10 @@
 """Load on one URL and what it measured: wrk (a bounded aiohttp loop when wrk is missing),
 its output parsed into a LoadResult, and the CPU each server spent per request.
 
-`run_rounds` runs every configuration of a benchmark in shuffled rounds after a
-warm-up, so that round i of every configuration shares the machine's state and a
-ratio can be taken per round (reference/perf-baseline.md).
+`run_rounds` runs every configuration of a benchmark (a `Config`: its URL, the processes
+it bills, its runs) in shuffled rounds after a warm-up, so that round i of every
+configuration shares the machine's state and a ratio can be taken per round
+(reference/perf-baseline.md).
 """
 
 from __future__ import annotations
@@ -115,6 +116,20 @@ def run_load(
             result.cpu_us_by_process[s.name] = cpu / result.requests * 1e6
         result.cpu_us_per_req = sum(spent) / result.requests * 1e6
     return result
+
+
+@dataclass
+class Config:
+    """One configuration of a benchmark: what is loaded, the processes it bills, its runs."""
+
+    key: str
+    label: str
+    url: str
+    servers: list[Service]
+    runs: list[LoadResult] = field(default_factory=list)
+
+    def median_run(self) -> LoadResult:
+        return sorted(self.runs, key=lambda r: r.rps)[len(self.runs) // 2]
 
 
 class Loaded(Protocol):

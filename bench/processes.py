@@ -1,5 +1,6 @@
 """The benchmarks' server processes: start one on a free 127.0.0.1 port, wait until it
-answers, read its CPU and memory from /proc, stop its whole process group.
+answers, read its CPU and memory from /proc (with its children's, for a ProcessTree),
+stop its whole process group.
 
 Every benchmark (bench/*.py) starts its servers through `start_service`, so each one's
 time to ready is measured the same way: from the process start to the first 200 of its
@@ -15,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,3 +115,46 @@ def start_service(
         time.sleep(0.002)
     service.stop()
     raise TimeoutError(f"{name} not ready after {timeout_s} s; see {log_path}")
+
+
+class ProcessTree(Service):
+    """A Service whose CPU and memory include its children (gunicorn's worker serves)."""
+
+    def pids(self) -> list[int]:
+        found, i = [self.popen.pid], 0
+        while i < len(found):
+            pid = found[i]
+            with contextlib.suppress(OSError):
+                text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+                found += [int(p) for p in text.split()]
+            i += 1
+        return found
+
+    def rss_mb(self) -> float:
+        return sum(_statm_rss_mb(pid) for pid in self.pids())
+
+    def cpu_s(self) -> float:
+        return sum(_cpu_s(pid) for pid in self.pids())
+
+
+def _statm_rss_mb(pid: int) -> float:
+    with contextlib.suppress(OSError):
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KB / 1024
+    return 0.0
+
+
+def _cpu_s(pid: int) -> float:
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return 0.0
+
+
+@contextlib.contextmanager
+def stopped_at_exit(services: list[Service]) -> Iterator[list[Service]]:
+    """SERVICES (appended to as they start) stopped last-first, however the block ends."""
+    try:
+        yield services
+    finally:
+        for s in reversed(services):
+            s.stop()

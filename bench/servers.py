@@ -7,8 +7,10 @@ Ours run as shipped (`backend`, `frontend` from the venv); the rest are yardstic
   fastapi_app     a bare FastAPI endpoint answering the same JSON (the framework's floor)
   traced backend  the backend with every span exported to a counting exporter
                   (`python -m bench.servers serve-traced-backend`)
+  httpbin         /get under gunicorn with one gevent worker, as its image runs it
+                  (from its own venv: bench/prerequisites.py)
 
-Each yardstick runs under uvicorn as the services do (uvloop, httptools, no access log).
+The two apps run under uvicorn as the services do (uvloop, httptools, no access log).
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
+from pathlib import Path
 
-from bench.processes import REPO, VENV_BIN
+from bench.processes import REPO, VENV_BIN, ProcessTree, Service, start_service
 
 
 def backend_command() -> list[str]:
@@ -59,6 +63,50 @@ def bare_command(factory: str = "bench.servers:bare_app") -> list[str]:
 
 def fastapi_command() -> list[str]:
     return bare_command("bench.servers:fastapi_app")
+
+
+def httpbin_command(gunicorn: Path) -> list[str]:
+    """httpbin as its container runs it: gunicorn, one gevent worker, no access log."""
+    return [
+        str(gunicorn), "-k", "gevent", "-w", "1", "-b", "127.0.0.1:{port}",
+        "--log-level", "warning", "httpbin:app",
+    ]  # fmt: skip
+
+
+def on_port(argv: list[str]) -> list[str]:
+    """ARGV through `sh -c exec`, "{port}" replaced by the PORT that start_service sets.
+
+    For servers that take their port only as an argument (uvicorn's CLI, gunicorn);
+    `exec` keeps the server's pid the one start_service watches.
+    """
+
+    def word(arg: str) -> str:
+        return '"$PORT"'.join(shlex.quote(part) if part else "" for part in arg.split("{port}"))
+
+    return ["/bin/sh", "-c", "exec " + " ".join(word(a) for a in argv)]
+
+
+def start_httpbin(gunicorn: Path, log_dir: Path) -> Service:
+    s = start_service(
+        "httpbin", on_port(httpbin_command(gunicorn)), env={}, log_dir=log_dir, ready_path="/get"
+    )
+    return ProcessTree(s.name, s.popen, s.port, s.log_path, s.ready_s)
+
+
+def start_bare(body: str, log_dir: Path) -> Service:
+    return start_service(
+        "bare", on_port(bare_command()), env={"BENCH_BODY": body}, log_dir=log_dir, ready_path="/"
+    )
+
+
+def start_fastapi(body: str, log_dir: Path) -> Service:
+    return start_service(
+        "fastapi",
+        on_port(fastapi_command()),
+        env={"BENCH_BODY": body},
+        log_dir=log_dir,
+        ready_path="/api/tasks",
+    )
 
 
 # -- servers that exist only for the benchmark ----------------------------------

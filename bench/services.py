@@ -25,7 +25,6 @@ started (bench/servers.py) and the load (bench/load.py).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import os
 import re
@@ -35,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +42,14 @@ if __package__ in (None, ""):  # `python bench/services.py`: make `bench` import
 
 from bench.load import LoadResult, run_rounds  # noqa: E402
 from bench.load import run_load as run_load  # noqa: E402 - re-exported, see below
-from bench.processes import REPO, Service, free_port, http_status, start_service  # noqa: E402
+from bench.processes import (  # noqa: E402
+    REPO,
+    Service,
+    free_port,
+    http_status,
+    start_service,
+    stopped_at_exit,
+)
 from bench.servers import (  # noqa: E402
     backend_command,
     bare_command,
@@ -76,15 +81,6 @@ def _median_run(runs: list[LoadResult]) -> LoadResult:
 
 def _ratio(cfg: Config, base: Config) -> float:
     return statistics.median(a.rps / b.rps for a, b in zip(cfg.runs, base.runs, strict=True))
-
-
-@contextlib.contextmanager
-def _started(services: list[Service]) -> Iterator[list[Service]]:
-    try:
-        yield services
-    finally:
-        for s in reversed(services):
-            s.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         "OTEL_TRACES_EXPORTER": "none",
     }
     services: list[Service] = []
-    with _started(services):
+    with stopped_at_exit(services):
         be_off = start_service(
             "backend-off",
             backend_command(),

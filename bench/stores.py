@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.load import LoadResult, run_load
+from bench.load import Config, LoadResult, run_load
 from bench.processes import Service, start_service
 from bench.servers import backend_command
 from mesh import pgserver
@@ -36,20 +36,8 @@ USER, PASSWORD = "bench", "bench-only-password"
 
 
 @dataclass
-class Row:
-    key: str
-    label: str
-    url: str
-    servers: list[Service]
-    runs: list[LoadResult] = field(default_factory=list)
-
-    def median_run(self) -> LoadResult:
-        return sorted(self.runs, key=lambda r: r.rps)[len(self.runs) // 2]
-
-
-@dataclass
 class StoreBench:
-    configs: list[Row] = field(default_factory=list)
+    configs: list[Config] = field(default_factory=list)
     script: Path = Path()
 
 
@@ -85,7 +73,7 @@ def started(base_env: dict[str, str], logs: Path) -> Iterator[StoreBench]:
         bench = StoreBench(script=script)
         for key, label, db in rows:
             be = backend(f"backend-{key}", db)
-            bench.configs.append(Row(key, label, be.url + "/api/tasks", [be]))
+            bench.configs.append(Config(key, label, be.url + "/api/tasks", [be]))
         yield bench
     finally:
         for service in services:
@@ -108,7 +96,7 @@ def measure(
 ) -> None:
     """Warm-up, then ROUNDS shuffled rounds over the four rows (runs appended to each)."""
 
-    def load(cfg: Row, seconds: float) -> LoadResult:
+    def load(cfg: Config, seconds: float) -> LoadResult:
         script = bench.script if cfg.key.endswith("-post") else None
         return run_load(cfg.url, connections=connections, duration_s=seconds,
                         servers=cfg.servers, script=script)  # fmt: skip

@@ -16,9 +16,10 @@ import pytest
 import yaml
 
 from bench import load as bench_load
+from bench import mesh_up, prerequisites, report, servers
 from bench import run as bench
 from bench.load import LoadResult
-from bench.processes import Service
+from bench.processes import ProcessTree, Service
 from mesh.manifests import load
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,32 +64,32 @@ def _runs(*rps: float) -> list[LoadResult]:
     return [LoadResult(r, p50_ms=1000 / r, p99_ms=4000 / r, requests=int(r), errors=0) for r in rps]
 
 
-def _config(key: str, *rps: float) -> bench.Config:
-    return bench.Config(key, key, f"http://127.0.0.1/{key}", [], _runs(*rps))
+def _config(key: str, *rps: float) -> bench_load.Config:
+    return bench_load.Config(key, key, f"http://127.0.0.1/{key}", [], _runs(*rps))
 
 
 def test_ratio_is_the_median_of_per_round_ratios() -> None:
     a = _config("a", 100, 300, 900)
     b = _config("b", 50, 600, 300)  # per round: 2.0, 0.5, 3.0
-    assert bench.ratio(a, b) == pytest.approx(2.0)
+    assert report.ratio(a, b) == pytest.approx(2.0)
     assert a.median_run().rps == 300
 
 
 def test_hop_added_latency_is_per_round() -> None:
-    hop = bench.Hop(direct=_runs(1000, 500), via_envoy=_runs(800, 400))
+    hop = report.Hop(direct=_runs(1000, 500), via_envoy=_runs(800, 400))
     # p50 = 1000 / rps: rounds add 0.25 ms and 0.5 ms
     assert hop.added_ms(lambda r: r.p50_ms) == pytest.approx(0.375)
 
 
 def test_report_marks_each_target(capsys: pytest.CaptureFixture[str]) -> None:
-    keys = {t.numerator for t in bench.TARGETS} | {t.denominator for t in bench.TARGETS}
+    keys = {t.numerator for t in report.TARGETS} | {t.denominator for t in report.TARGETS}
     rps = {key: 1000.0 for key in keys}
     rps["httpbin"] = rps["metrics"] / 3  # backend 3x httpbin: PASS
     rps["chain"] = rps["metrics"] * 0.2  # chain 0.2 of backend: MISS
     rps["envoy-chain"] = rps["chain"] * 0.9  # within 25%: PASS
     configs = [_config(k, v, v, v) for k, v in sorted(rps.items())]
-    hop = bench.Hop(direct=_runs(1000), via_envoy=_runs(800))
-    missed = bench.report(
+    hop = report.Hop(direct=_runs(1000), via_envoy=_runs(800))
+    missed = report.report(
         configs,
         hop,
         ready={"backend": 0.5, "frontend": 2.0, "httpbin": 3.0},
@@ -106,14 +107,14 @@ def test_report_marks_each_target(capsys: pytest.CaptureFixture[str]) -> None:
     assert not [m for m in missed if "httpbin" in m.split(" vs ")[0] or "envoy" in m]
     assert len(missed) == 4
     assert "targets missed:" not in out  # said once, after every table (summary)
-    bench.summary(missed)
+    report.summary(missed)
     assert capsys.readouterr().out.strip().startswith("targets missed: frontend->backend")
-    bench.summary([])
+    report.summary([])
     assert capsys.readouterr().out.strip() == "every target met"
 
 
 def test_on_port_substitutes_the_port_start_service_sets() -> None:
-    argv = bench.on_port(["printf", "%s\\n", "a b", "127.0.0.1:{port}", "{port}", "x'y"])
+    argv = servers.on_port(["printf", "%s\\n", "a b", "127.0.0.1:{port}", "{port}", "x'y"])
     out = subprocess.run(
         argv, env={**os.environ, "PORT": "4321"}, capture_output=True, text=True, check=True
     ).stdout
@@ -129,7 +130,7 @@ def parent_with_child(tmp_path: Path) -> Iterator[Service]:
         f"pathlib.Path({str(ready)!r}).write_text(str(c.pid)); c.wait()"
     )
     popen = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
-    tree = bench.ProcessTree("tree", popen, 0, tmp_path / "log")
+    tree = ProcessTree("tree", popen, 0, tmp_path / "log")
     try:
         deadline = time.monotonic() + 30
         while not ready.exists() and time.monotonic() < deadline:
@@ -142,7 +143,7 @@ def parent_with_child(tmp_path: Path) -> Iterator[Service]:
 
 def test_process_tree_counts_its_children(parent_with_child: Service) -> None:
     tree = parent_with_child
-    assert isinstance(tree, bench.ProcessTree)
+    assert isinstance(tree, ProcessTree)
     child = int(Path(tree.log_path.parent / "child-started").read_text())
     assert tree.pids() == [tree.popen.pid, child]
     own = Service("parent", tree.popen, 0, tree.log_path)
@@ -152,15 +153,15 @@ def test_process_tree_counts_its_children(parent_with_child: Service) -> None:
 def test_missing_wrk_that_cannot_be_installed_is_one_clear_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(bench.shutil, "which", lambda name: None)
+    monkeypatch.setattr(prerequisites.shutil, "which", lambda name: None)
     calls: list[list[str]] = []
 
     def failing_apt(argv: list[str], **_: object) -> subprocess.CompletedProcess[str]:
         calls.append(argv)
         return subprocess.CompletedProcess(argv, 100, "", "E: Unable to locate package wrk\n")
 
-    with pytest.raises(bench.BenchError, match="Unable to locate package wrk"):
-        bench.ensure_wrk(run=failing_apt)
+    with pytest.raises(prerequisites.BenchError, match="Unable to locate package wrk"):
+        prerequisites.ensure_wrk(run=failing_apt)
     assert calls and calls[0][-4:] == ["install", "-y", "-q", "wrk"]
 
 
@@ -189,7 +190,7 @@ def test_one_backend_overlay_is_k8s_with_one_v1_replica() -> None:
 def test_mesh_up_timing_retries_only_a_port_race(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    errors = [bench.BenchError("mesh up: port 1234 (gateway) ... Address already in use")]
+    errors = [prerequisites.BenchError("mesh up: port 1234 (gateway) ... Address already in use")]
     calls: list[Path] = []
 
     def fake(work: Path) -> float:
@@ -198,13 +199,13 @@ def test_mesh_up_timing_retries_only_a_port_race(
             raise errors.pop()
         return 1.25
 
-    monkeypatch.setattr(bench, "_time_mesh_up", fake)
-    assert bench.time_mesh_up(tmp_path) == 1.25 and len(calls) == 2
+    monkeypatch.setattr(mesh_up, "_time_mesh_up", fake)
+    assert mesh_up.time_mesh_up(tmp_path) == 1.25 and len(calls) == 2
 
     calls.clear()
-    errors.append(bench.BenchError("mesh up k8s not ready: frontend-0 exited"))
-    with pytest.raises(bench.BenchError, match="frontend-0 exited"):
-        bench.time_mesh_up(tmp_path)
+    errors.append(prerequisites.BenchError("mesh up k8s not ready: frontend-0 exited"))
+    with pytest.raises(prerequisites.BenchError, match="frontend-0 exited"):
+        mesh_up.time_mesh_up(tmp_path)
     assert len(calls) == 1
 
 
@@ -254,12 +255,12 @@ def _fake_venv(root: Path, python_body: str) -> Path:
 
 def test_httpbin_runs_from_its_own_venv_not_the_test_venv(tmp_path: Path) -> None:
     venv = _fake_venv(tmp_path / "venv", "exit 0")
-    assert bench.ensure_httpbin(venv) == venv / "bin" / "gunicorn"
-    with pytest.raises(bench.BenchError, match=r"no httpbin venv at .*: run `make bench`"):
-        bench.ensure_httpbin(tmp_path / "absent")
+    assert prerequisites.ensure_httpbin(venv) == venv / "bin" / "gunicorn"
+    with pytest.raises(prerequisites.BenchError, match=r"no httpbin venv at .*: run `make bench`"):
+        prerequisites.ensure_httpbin(tmp_path / "absent")
     broken = _fake_venv(tmp_path / "broken", "echo 'ModuleNotFoundError: gevent' >&2; exit 1")
-    with pytest.raises(bench.BenchError, match="ModuleNotFoundError: gevent"):
-        bench.ensure_httpbin(broken)
+    with pytest.raises(prerequisites.BenchError, match="ModuleNotFoundError: gevent"):
+        prerequisites.ensure_httpbin(broken)
 
 
 def test_the_bench_extra_leaves_greenlet_alone() -> None:
