@@ -4,7 +4,8 @@ and `mesh check` (issue 14 items 8 and 12).
 Two sorts:
 - **not run** (``Limit.run_differently`` false): valid for Istio, but the local mesh has no
   equivalent: ServiceEntry, Sidecar, EnvoyFilter, RequestAuthentication, ...; Telemetry
-  ``disabled`` and ``randomSamplingPercentage``; PeerAuthentication ``portLevelMtls``.
+  ``accessLogging[].disabled``; PeerAuthentication ``portLevelMtls``. (Telemetry tracing is
+  translated, mesh/translate/telemetry.py, and what it cannot run refused there by field.)
   `mesh check` reports each as TM201 (a warning); `mesh up` and `mesh envoy-config` print it.
 - **run differently** (true): PeerAuthentication and AuthorizationPolicy (enforced with
   `mesh up --sidecars` only), Telemetry access logs (always on), PersistentVolumeClaim
@@ -88,21 +89,7 @@ def limits_of(kind: str, api_version: str, spec: Any) -> list[Limit]:
                 out.append(
                     Limit(f"spec.accessLogging[{i}].disabled", f"{NOT_RUN}: access logs stay on")
                 )
-        for i, entry in _dicts(spec.get("tracing")):
-            if "randomSamplingPercentage" in entry:
-                out.append(
-                    Limit(
-                        f"spec.tracing[{i}].randomSamplingPercentage",
-                        f"{NOT_RUN}: every request is traced",
-                    )
-                )
-            if entry.get("disableSpanReporting") is True:
-                out.append(
-                    Limit(
-                        f"spec.tracing[{i}].disableSpanReporting",
-                        f"{NOT_RUN}: spans are still reported",
-                    )
-                )
+        # spec.tracing is translated (mesh/translate/telemetry.py), or refused by field there
     if istio and kind == "PeerAuthentication" and spec.get("portLevelMtls"):
         out.append(
             Limit(

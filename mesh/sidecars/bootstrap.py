@@ -33,6 +33,7 @@ from mesh.translate.hcm import HCM, ISTIO_SERVER_NAME, istio_hcm, route_config, 
 from mesh.translate.listeners import outbound_listeners
 from mesh.translate.placement import Placement
 from mesh.translate.policy import MAX_U32, connection_pool, policy_blocks
+from mesh.translate.telemetry import SERVER, tracing_spec
 from mesh.translate.tracing import add_collector, add_tracing
 
 TLS_SOCKET = "envoy.transport_sockets.tls"
@@ -255,7 +256,8 @@ def _inbound_hcm(
     # The app sees who called it, as in the cluster (x-forwarded-client-cert).
     config["forward_client_cert_details"] = "APPEND_FORWARD"
     config["set_current_client_cert_details"] = {"subject": True, "dns": True, "uri": True}
-    add_tracing(config, f"{sidecar.deployment.name}.inbound", traces)
+    spec = tracing_spec(manifests, sidecar.deployment.namespace, SERVER)
+    add_tracing(config, f"{sidecar.deployment.name}.inbound", traces, spec)
     return {"name": HCM, "typed_config": config}
 
 

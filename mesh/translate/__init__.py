@@ -24,6 +24,7 @@ from mesh.translate.placement import (
     compose_placement,
     local_placement,
 )
+from mesh.translate.telemetry import check_telemetries
 from mesh.translate.tracing import add_collector
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
 
 def translate(manifests: Manifests, placement: Placement) -> dict[str, Any]:
     check_virtual_services(manifests)
+    check_telemetries(manifests)
     clusters = build_clusters(manifests, placement)
     listeners = gateway_listeners(manifests, placement) + outbound_listeners(manifests, placement)
     bootstrap = {

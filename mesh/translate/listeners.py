@@ -20,13 +20,15 @@ from mesh.translate.hcm import route_config as _route_config
 from mesh.translate.placement import Placement
 from mesh.translate.routes import FAULT_FILTER, HTTP_FAULT, RouteContext, default_route, vs_routes
 from mesh.translate.tcp import is_tcp, outbound_tcp_listener
+from mesh.translate.telemetry import CLIENT, GATEWAY_NAMESPACE, tracing_spec
 from mesh.translate.tracing import GATEWAY_SERVICE, add_tracing, outbound_service
 
 
 def _hcm(
-    stat_prefix: str, route_config: dict[str, Any], edge: bool, traced_as: tuple[str, Any]
+    stat_prefix: str, route_config: dict[str, Any], edge: bool, traced_as: tuple[Any, ...]
 ) -> dict[str, Any]:
-    """TRACED_AS: (span service name, placement.traces); see mesh/translate/tracing.py."""
+    """TRACED_AS: (span service name, placement.traces, the Telemetry's TracingSpec or None);
+    see mesh/translate/tracing.py and mesh/translate/telemetry.py."""
     filters = [{"name": FAULT_FILTER, "typed_config": {"@type": HTTP_FAULT}}, router_filter()]
     config = istio_hcm(stat_prefix, route_config, filters, gateway=edge)
     add_tracing(config, *traced_as)
@@ -137,7 +139,11 @@ def outbound_listeners(manifests: Manifests, placement: Placement) -> list[dict[
             name = f"{service.fqdn}:{port.port}"
             route_config = _route_config(name, [_vhost(name, ["*"], routes)])
             local_port = placement.service_ports[(service.name, port.port)]
-            traced_as = (outbound_service(service.name), placement.traces)
+            traced_as = (
+                outbound_service(service.name),
+                placement.traces,
+                tracing_spec(manifests, service.namespace, CLIENT),
+            )
             hcm = _hcm(f"outbound_{service.name}_{port.port}", route_config, False, traced_as)
             listeners.append(
                 _listener(f"outbound_{name}", placement.listen_address, local_port, hcm)
@@ -280,7 +286,11 @@ def gateway_listeners(manifests: Manifests, placement: Placement) -> list[dict[s
     listeners = []
     for number, servers in _gateway_servers(manifests).items():
         route_config = _gateway_route_config(manifests, number, servers, attached)
-        traced_as = (GATEWAY_SERVICE, placement.traces)
+        traced_as = (
+            GATEWAY_SERVICE,
+            placement.traces,
+            tracing_spec(manifests, GATEWAY_NAMESPACE, CLIENT),
+        )
         hcm = _hcm(f"gateway_{number}", route_config, True, traced_as)
         port = placement.gateway_port(number)
         listeners.append(_listener(f"gateway_{number}", placement.listen_address, port, hcm))

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mesh.translate.telemetry import DEMO_PROFILE, TracingSpec
+
 ZIPKIN_CONFIG = "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig"
 COLLECTOR_CLUSTER = "taskmesh_traces"
 ZIPKIN_PATH = "/api/v2/spans"
@@ -41,11 +43,14 @@ def outbound_service(service: str) -> str:
     return f"{service}.outbound"
 
 
-def hcm_tracing(service_name: str) -> dict[str, Any]:
-    """The HttpConnectionManager `tracing` block: every request sampled, sent to the receiver."""
+def hcm_tracing(service_name: str, spec: TracingSpec = DEMO_PROFILE) -> dict[str, Any]:
+    """The HttpConnectionManager `tracing` block, spans sent to the receiver: SPEC's rate
+    (the demo profile's 100 % unless a Telemetry says otherwise, mesh/translate/telemetry.py)
+    and custom tags sorted by name after Istio's own, as istiod's configureCustomTags."""
+    tags = [{"tag": SERVICE_TAG, "literal": {"value": service_name}}, *spec.custom_tags]
     return {
-        "random_sampling": {"value": 100.0},
-        "custom_tags": [{"tag": SERVICE_TAG, "literal": {"value": service_name}}],
+        "random_sampling": {"value": spec.sampling},
+        "custom_tags": sorted(tags, key=lambda t: t["tag"]),
         "provider": {
             "name": "envoy.tracers.zipkin",
             "typed_config": {
@@ -62,10 +67,16 @@ def hcm_tracing(service_name: str) -> dict[str, Any]:
     }
 
 
-def add_tracing(hcm_config: dict[str, Any], service_name: str, traces: Any) -> None:
-    """Add the tracing block to an HCM config when the placement has a trace receiver."""
-    if traces is not None:
-        hcm_config["tracing"] = hcm_tracing(service_name)
+def add_tracing(
+    hcm_config: dict[str, Any],
+    service_name: str,
+    traces: Any,
+    spec: TracingSpec | None = DEMO_PROFILE,
+) -> None:
+    """Add the tracing block to an HCM config when the placement has a trace receiver and
+    the Telemetry in force leaves tracing on (SPEC None: off, as istiod leaves it out)."""
+    if traces is not None and spec is not None:
+        hcm_config["tracing"] = hcm_tracing(service_name, spec)
 
 
 def collector_cluster(host: str, port: int) -> dict[str, Any]:

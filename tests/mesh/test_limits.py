@@ -56,10 +56,7 @@ EXPECTED = {
     "Sidecar/default": [""],
     "EnvoyFilter/lua": [""],
     "RequestAuthentication/jwt": [""],
-    "Telemetry/quiet": [
-        "spec.accessLogging[0].disabled",
-        "spec.tracing[0].randomSamplingPercentage",
-    ],
+    "Telemetry/quiet": ["spec.accessLogging[0].disabled"],
     "PeerAuthentication/ports": ["spec.portLevelMtls"],
 }
 
