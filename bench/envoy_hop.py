@@ -11,6 +11,8 @@ machine's state within a round):
   shipped     as `mesh up` runs it: Istio's access log on stdout, every request traced
   no-log      shipped without the access log
   untraced    shipped without tracing (`mesh up --no-traces`)
+  sampled-1pct shipped at Istio's default rate, 1 % of requests traced: what a Telemetry
+              with `tracing[].randomSamplingPercentage: 1` translates to
   proto-spans shipped with the spans encoded as Zipkin protobuf instead of JSON (istiod
               writes JSON; the receiver takes JSON only and answers 4xx: the encoding's
               cost is what this shows)
@@ -75,6 +77,13 @@ def untraced(bootstrap: Bootstrap) -> None:
         hcm.pop("tracing", None)
 
 
+def sampled_1pct(bootstrap: Bootstrap) -> None:
+    """`random_sampling` 1, as mesh/translate/telemetry.py writes for a Telemetry at 1 %."""
+    for hcm in _hcms(bootstrap):
+        if "tracing" in hcm:
+            hcm["tracing"]["random_sampling"] = {"value": 1.0}
+
+
 def proto_spans(bootstrap: Bootstrap) -> None:
     for hcm in _hcms(bootstrap):
         if "tracing" in hcm:
@@ -85,6 +94,7 @@ VARIANTS: dict[str, Callable[[Bootstrap], None]] = {
     "shipped": lambda _: None,
     "no-log": no_log,
     "untraced": untraced,
+    "sampled-1pct": sampled_1pct,
     "proto-spans": proto_spans,
 }
 

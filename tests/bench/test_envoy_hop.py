@@ -10,6 +10,8 @@ import yaml
 
 from bench import envoy_hop
 from mesh import envoy
+from mesh.translate.telemetry import TracingSpec
+from mesh.translate.tracing import hcm_tracing
 
 
 @pytest.fixture(scope="module")
@@ -49,3 +51,13 @@ def test_the_variants_change_only_what_they_name(base: envoy_hop.Bootstrap) -> N
     assert shipped["tracing"]["provider"]["typed_config"]["collector_endpoint_version"] == (
         "HTTP_JSON"
     )
+
+
+def test_sampled_1pct_is_what_a_telemetry_at_1_percent_translates_to(
+    base: envoy_hop.Bootstrap,
+) -> None:
+    shipped = hcm(envoy_hop.variant(base, "shipped", admin_port=1, listener_port=2))
+    sampled = hcm(envoy_hop.variant(base, "sampled-1pct", admin_port=1, listener_port=2))
+    service = shipped["tracing"]["custom_tags"][0]["literal"]["value"]
+    assert sampled["tracing"] == hcm_tracing(service, TracingSpec(sampling=1.0))
+    assert sampled["access_log"] == shipped["access_log"]
