@@ -19,12 +19,15 @@ Start-up (generation 1): read and translate, check the fixed ports are free, val
 start every replica and Envoy, wait on every `/readyz`, Envoy's `/ready` and every
 replica in Envoy's rotation. A failure then stops everything started so far and raises
 RunnerError with the failing child's last lines; after that, the kubelet restarts.
+
+LocalMesh wires the parts and runs their lifecycle; what it shows its callers is
+mesh/mesh_views.py, the port checks mesh/loop/ports.py, the first start's steps
+mesh/loop/startup.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -35,28 +38,35 @@ from typing import Any
 import yaml
 
 from mesh import envoy
-from mesh.errors import MeshError, RunnerError
+from mesh.errors import RunnerError
 from mesh.loop.api import EventsApi
 from mesh.loop.endpoints import Endpoints
 from mesh.loop.events import EVENTS_FILE, Events
-from mesh.loop.generation import Finding, Generation, Refused, warm_up_checks
+from mesh.loop.generation import Generation, warm_up_checks
 from mesh.loop.istiod import ControlPlane
 from mesh.loop.kubelet import Kubelet, SystemProcess
 from mesh.loop.pods import Pod
+from mesh.loop.ports import check_fixed_ports, check_new_listeners
 from mesh.loop.push import Pusher
 from mesh.loop.rollout import Rollout, StuckRollout, strategy
 from mesh.loop.rotation import Rotation
-from mesh.loop.startup import startup_url, stop_leftovers, use_eds_in_file, wait_first_start
+from mesh.loop.startup import (
+    start_sidecars,
+    startup_url,
+    stop_leftovers,
+    use_eds_in_file,
+    wait_first_start,
+)
 from mesh.loop.watch import Watcher
 from mesh.loop.weights import route_weights
-from mesh.loop.workloads import Blueprint, Listeners, rewrite_urls
+from mesh.loop.workloads import Blueprint, Listeners
 from mesh.manifests import Manifests
-from mesh.processes import LOCAL_HOST, Child, Echo, check_port_free, echo_to, free_port
-from mesh.sidecars import SidecarSetup, prepare, record_pids, secure_gateway
+from mesh.mesh_views import MeshViews
+from mesh.processes import LOCAL_HOST, Echo, free_port
+from mesh.sidecars import SidecarSetup, prepare, secure_gateway
 from mesh.sidecars import validate_all as validate_sidecars
 from mesh.state import (
     DEFAULT_STATE_DIR,
-    MeshState,
     remove_state,
 )
 from mesh.traces.launch import trace_env, traces_command
@@ -70,7 +80,7 @@ EVENTS_URL_ENV = "MESH_EVENTS_URL"
 PLACEHOLDER_PORT = 1  # endpoints come from the replicas, never from the translation
 
 
-class LocalMesh:
+class LocalMesh(MeshViews):
     """The manifests of DIRECTORY running on loopback behind real Envoy, kept running."""
 
     def __init__(
@@ -142,75 +152,6 @@ class LocalMesh:
         self._state_written = False
         self._state_lock = threading.Lock()
 
-    # -- public views
-    @property
-    def generation(self) -> Generation | None:
-        """The config generation in force (None before start)."""
-        return self.control.generation
-
-    @property
-    def directory(self) -> Path:
-        """The manifest directory in force (a `mesh apply DIR` changes it)."""
-        g = self.control.generation
-        return g.directory if g is not None else self._directory
-
-    def config_status(self) -> dict[str, Any]:
-        return self.control.status()
-
-    @property
-    def manifests(self) -> Manifests | None:
-        return self.generation.manifests if self.generation else None
-
-    @property
-    def gateway_url(self) -> str:
-        port = next(iter(self.gateway_ports.values()), self.gateway_port)
-        return f"http://{LOCAL_HOST}:{port}"
-
-    @property
-    def admin_url(self) -> str:
-        return f"http://{LOCAL_HOST}:{self.admin_port}"
-
-    def service_url(self, service: str, port: int | None = None) -> str:
-        keys = [k for k in self.listeners if k[0] == service and (port is None or k[1] == port)]
-        if not keys:
-            raise KeyError(service)
-        return f"http://{LOCAL_HOST}:{self.listeners[keys[0]]}"
-
-    @property
-    def traces_url(self) -> str | None:
-        """The trace receiver (`mesh traces` reads it), or None when traces are off."""
-        return None if self.traces_port is None else f"http://{LOCAL_HOST}:{self.traces_port}"
-
-    @property
-    def workloads(self) -> list[Pod]:
-        """Every replica (one Pod each), terminating ones included, in start order."""
-        with self.kubelet.cond:
-            return list(self.kubelet.pods)
-
-    @property
-    def children(self) -> list[Child]:
-        """Every running process: replicas, then Envoy(s) and the trace receiver."""
-        return self.kubelet.children()
-
-    def pod(self, instance: str) -> Pod:
-        pod = self.kubelet.find(instance)
-        if pod is None:
-            raise KeyError(instance)
-        return pod
-
-    def instance_url(self, instance: str) -> str:
-        return self.pod(instance).url
-
-    def logs(self, name: str = "envoy") -> list[str]:
-        for child in self.children:
-            if child.name == name:
-                return list(child.tail)
-        raise KeyError(name)
-
-    def dead(self) -> list[Child]:
-        """Processes that exited and wait for their restart."""
-        return [c for c in self.children if not c.alive]
-
     # -- lifecycle
     def __enter__(self) -> LocalMesh:
         try:
@@ -243,7 +184,7 @@ class LocalMesh:
                 "a mesh started with --sidecars runs its first generation only; stop it "
                 "and run `mesh up --sidecars` again"
             )
-        self._check_fixed_ports()
+        check_fixed_ports(self.gateway_ports, self.listeners, self.admin_port, self.traces_port)
         eds = dict(generation.eds_files)
         sidecar_configs = self.sidecar_setup.configs if self.sidecar_setup else {}
         for name, path in sidecar_configs.items():
@@ -258,13 +199,8 @@ class LocalMesh:
             strategy(d)  # refuse a strategy the rollout could not follow, before starting
             for name in d.instance_names():
                 self.kubelet.run_pod(self._new_pod(generation.blueprints[d.name], name))
-        setup = self.sidecar_setup
-        for s in setup.sidecars if setup else []:
-            argv = envoy.command(sidecar_configs[s.name], base_id=s.admin_port, binary=binary)
-            self.kubelet.run_system(SystemProcess(s.name, argv))
-        if setup is not None:
-            pids = {p.name: p.pid for p in self.kubelet.system if p.name in setup.configs}
-            record_pids(self.state_dir, setup, pids)  # type: ignore[arg-type]
+        if self.sidecar_setup is not None:
+            start_sidecars(self.kubelet, self.sidecar_setup, binary, self.state_dir)
         argv = envoy.command(self.config_path, base_id=self.admin_port, binary=binary)
         self.kubelet.run_system(SystemProcess("envoy", argv))
         if self.traces_port is not None:
@@ -339,15 +275,6 @@ class LocalMesh:
         endpoint_port = setup.inbound_ports().get(name, port) if setup else port
         return Pod(name, bp.template, bp.pod_env(name, port, own), port, endpoint_port)
 
-    def _check_fixed_ports(self) -> None:
-        fixed = [(p, f"gateway port {n}") for n, p in self.gateway_ports.items()]
-        fixed += [(p, f"{s}:{n}") for (s, n), p in self.listeners.items()]
-        fixed.append((self.admin_port, "Envoy admin"))
-        if self.traces_port is not None:
-            fixed.append((self.traces_port, "trace receiver"))
-        for port, what in fixed:
-            check_port_free(port, what)
-
     def _wait_ready(self, started: float) -> None:
         probes = {p.name: startup_url(p) for p in self.workloads}
         probes["envoy"] = f"{self.admin_url}/ready"
@@ -409,15 +336,7 @@ class LocalMesh:
     def _check_new_listeners(self, generation: Generation) -> None:
         """A listener or gateway port the running mesh does not have yet must be free."""
         _, listeners = self._placement(generation.manifests)
-        for (service, number), port in listeners.items():
-            if (service, number) in self.listeners or port in self.listeners.values():
-                continue
-            try:
-                check_port_free(port, f"{service}:{number}")
-            except RunnerError as exc:
-                finding = Finding("", "Service", service, "spec.ports", str(exc))
-                raise Refused("ports", [finding]) from exc
-        self.listeners = {**self.listeners, **listeners}
+        self.listeners = check_new_listeners(self.listeners, listeners)
 
     def _envoy_up(self) -> bool:
         envoy_proc = next((p for p in self.kubelet.system if p.name == "envoy"), None)
@@ -463,20 +382,6 @@ class LocalMesh:
         with self._state_lock:
             self._state().write(self.state_dir)
 
-    def _state(self) -> MeshState:
-        return MeshState(
-            pid=os.getpid(),
-            manifests=str(self.directory),
-            admin_url=self.admin_url,
-            gateway_urls=[f"http://{LOCAL_HOST}:{p}" for p in self.gateway_ports.values()],
-            service_urls={
-                f"{s}:{n}": f"http://{LOCAL_HOST}:{p}" for (s, n), p in self.listeners.items()
-            },
-            traces_url=self.traces_url,
-            config=self.config_status(),
-            **self.kubelet.state(),
-        )
-
     def stop(self) -> None:
         """Stop every process group and remove the state file; idempotent."""
         if self.watcher is not None:
@@ -488,6 +393,3 @@ class LocalMesh:
         if self._state_written:  # never another mesh's state file
             remove_state(self.state_dir)
             self._state_written = False
-
-
-__all__ = ["Child", "LocalMesh", "MeshError", "RunnerError", "echo_to", "free_port", "rewrite_urls"]

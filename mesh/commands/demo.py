@@ -103,7 +103,8 @@ def local_mesh(directory: Path, out: Out) -> Iterator[Any]:
     block, so they come before the line that says the mesh stopped.
     """
     from mesh.manifests import load
-    from mesh.runner import LocalMesh, free_port
+    from mesh.processes import free_port
+    from mesh.runner import LocalMesh
     from mesh.translate.placement import default_service_ports
 
     if not directory.is_dir():

@@ -144,7 +144,8 @@ def banner(mesh: Any, seconds: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from mesh.control import serve_requests
-    from mesh.runner import LocalMesh, echo_to
+    from mesh.processes import echo_to
+    from mesh.runner import LocalMesh
 
     if not Path(args.dir).is_dir():
         raise CliError(f"{args.dir}: not a directory")

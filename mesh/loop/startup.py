@@ -1,6 +1,7 @@
 """The first start of a local mesh (`mesh up`): leftovers of a killed run, sidecar EDS
-files, and the wait until every process answers. A process that dies here fails the
-start with its last lines (the kubelet only takes over once everything is up)."""
+files, the sidecars' Envoys, and the wait until every process answers. A process that
+dies here fails the start with its last lines (the kubelet only takes over once
+everything is up)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from pathlib import Path
 import httpx
 import yaml
 
+from mesh import envoy
 from mesh.errors import RunnerError
+from mesh.loop.kubelet import Kubelet, SystemProcess
 from mesh.loop.pods import Pod
 from mesh.processes import Child
-from mesh.sidecars import leftover_pids
+from mesh.sidecars import SidecarSetup, leftover_pids, record_pids
 from mesh.state import check_no_running_mesh, remove_state
 from mesh.translate.eds import use_eds
 
@@ -39,6 +42,16 @@ def stop_leftovers(state_dir: Path) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
     remove_state(state_dir)
+
+
+def start_sidecars(kubelet: Kubelet, setup: SidecarSetup, binary: Path, state_dir: Path) -> None:
+    """Start one Envoy per sidecar of SETUP under KUBELET, and record their pids in
+    STATE_DIR so that a later `mesh up` can stop the ones a killed run left behind."""
+    for s in setup.sidecars:
+        argv = envoy.command(setup.configs[s.name], base_id=s.admin_port, binary=binary)
+        kubelet.run_system(SystemProcess(s.name, argv))
+    pids = {p.name: p.pid for p in kubelet.system if p.name in setup.configs}
+    record_pids(state_dir, setup, pids)  # type: ignore[arg-type]
 
 
 def startup_url(pod: Pod) -> str:
