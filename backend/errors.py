@@ -10,13 +10,21 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from backend.stores import StoreUnavailable
 from telemetry.errors import error_body, install_common_handlers
 
-__all__ = ["ApiError", "describe", "error_body", "install_error_handlers", "validation_response"]
+__all__ = [
+    "ApiError",
+    "ValidationFailed",
+    "describe",
+    "error_body",
+    "install_error_handlers",
+    "validation_response",
+]
 
 log = logging.getLogger("backend")
 
@@ -32,6 +40,14 @@ class ApiError(Exception):
         self.error = error
         self.message = message
         self.extra = extra
+
+
+class ValidationFailed(Exception):
+    """A body a handler parsed and refused, with the reply already rendered
+    (validation_response)."""
+
+    def __init__(self, response: JSONResponse):
+        self.response = response
 
 
 def describe(errors: Iterable[Mapping[str, Any]], version: str = "") -> list[dict[str, str]]:
@@ -68,7 +84,8 @@ def validation_response(errors: list[Mapping[str, Any]], version: str = "") -> J
 
 
 def install_error_handlers(app: FastAPI, version: str = "") -> None:
-    """JSON for validation errors, HTTP errors (404/405), ApiError and anything unexpected."""
+    """JSON for validation errors, HTTP errors (404/405), ApiError and anything unexpected;
+    a 503 with retry-after while the task store is unavailable."""
 
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -81,3 +98,22 @@ def install_error_handlers(app: FastAPI, version: str = "") -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(ApiError, on_api_error)
     install_common_handlers(app, log)
+
+    async def on_store_unavailable(_: Request, exc: Exception) -> Response:
+        log.warning("store unavailable", extra={"reason": str(exc)})
+        return JSONResponse(
+            error_body(
+                "store_unavailable", f"the task store is unavailable: {exc}",
+                cause="store_unavailable",
+            ),
+            status_code=503,
+            headers={"retry-after": "1"},
+        )  # fmt: skip
+
+    app.add_exception_handler(StoreUnavailable, on_store_unavailable)
+
+    async def on_validation_failed(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ValidationFailed)
+        return exc.response
+
+    app.add_exception_handler(ValidationFailed, on_validation_failed)
