@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from mesh.loop.local_http import local_client
 from mesh.translate.probes import PodProbes, Probe
 
 STARTING_POLL_S = 0.1
@@ -85,7 +86,7 @@ class ProbeWorker:
     def _run(self) -> None:
         started = time.monotonic()
         timeout = max(p.timeout_s for p in self._all()) if self._all() else 1
-        with httpx.Client(timeout=timeout) as client:
+        with local_client(timeout=timeout) as client:
             if not self._startup(client, started):
                 return
             self._running(client, time.monotonic())

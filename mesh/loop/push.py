@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from mesh.loop.endpoints import write_atomically
+from mesh.loop.local_http import local_client
 from mesh.translate.xds import CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE, XdsConfig, response
 
 PUSH_TIMEOUT_S = 30.0
@@ -62,7 +63,7 @@ class Pusher:
     def push(self, xds: XdsConfig, version: str, envoy_up: bool = True) -> None:
         """Make XDS the running config, as version VERSION (see the module doc).
         ENVOY_UP False: only write (a restarting Envoy reads the files when it starts)."""
-        with httpx.Client(timeout=5.0) as client:
+        with local_client(timeout=5.0) as client:
             wait = self._waiter(client) if envoy_up else None
             new_names = {c["name"] for c in xds.clusters}
             kept = [c for c in self.written.clusters if c["name"] not in new_names]

@@ -16,6 +16,7 @@ import httpx
 from mesh import admin
 from mesh.loop.endpoints import Endpoints
 from mesh.loop.kubelet import Kubelet
+from mesh.loop.local_http import local_client
 from mesh.loop.pods import Pod
 
 POLL_S = 0.05  # Envoy reloads an EDS file within milliseconds
@@ -53,7 +54,7 @@ def wait_rotation(
     if not clusters:
         return True  # behind no Service: no Envoy sends it anything
     deadline = time.monotonic() + timeout
-    with httpx.Client(timeout=5.0) as client:
+    with local_client(timeout=5.0) as client:
         while True:
             seen: list[bool] = []
             try:

@@ -19,6 +19,7 @@ import yaml
 from mesh import envoy
 from mesh.errors import RunnerError
 from mesh.loop.kubelet import Kubelet, SystemProcess
+from mesh.loop.local_http import local_client
 from mesh.loop.pods import Pod
 from mesh.processes import Child
 from mesh.sidecars import SidecarSetup, leftover_pids, record_pids
@@ -79,7 +80,7 @@ def wait_first_start(
     of a child that exits meanwhile, or of the first one still not ready at DEADLINE."""
     pending = dict(probes)
     last: dict[str, str] = {}
-    with httpx.Client(timeout=1.0) as client:
+    with local_client(timeout=1.0) as client:
         while pending:
             for child in children():
                 if not child.alive:
