@@ -29,6 +29,7 @@ if __package__ in (None, ""):  # `python bench/control_loop.py`: make `bench` im
 import yaml  # noqa: E402
 
 from bench.processes import REPO  # noqa: E402
+from bench.usage import no_options  # noqa: E402
 
 RUNS = 5
 SAVE_TARGET_S = 1.0
@@ -208,4 +209,5 @@ def report(rows: list[Row]) -> list[str]:
 
 
 if __name__ == "__main__":
+    no_options(__doc__)
     sys.exit(1 if report(measure()) else 0)

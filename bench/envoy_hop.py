@@ -41,16 +41,9 @@ import yaml
 if __package__ in (None, ""):  # `python bench/envoy_hop.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.services import (  # noqa: E402
-    REPO,
-    LoadResult,
-    Service,
-    _http_status,
-    backend_command,
-    free_port,
-    run_load,
-    start_service,
-)
+from bench.load import LoadResult, run_load  # noqa: E402
+from bench.processes import REPO, Service, free_port, http_status, start_service  # noqa: E402
+from bench.servers import backend_command  # noqa: E402
 
 ONE_BACKEND = Path(__file__).resolve().parent / "one-backend"
 SERVICE = "backend-service"
@@ -154,7 +147,7 @@ def start_on(
     while time.monotonic() < deadline:
         if popen.poll() is not None:
             raise RuntimeError(f"{name} exited: {log_path.read_text(errors='replace')[-2000:]}")
-        if _http_status(port, ready_path) == 200:
+        if http_status(port, ready_path) == 200:
             return service
         time.sleep(0.01)  # readiness poll
     service.stop()

@@ -23,6 +23,7 @@ if __package__ in (None, ""):  # `python bench/manifests.py`: make `bench` impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.processes import REPO, VENV_BIN  # noqa: E402
+from bench.usage import no_options  # noqa: E402
 
 RUNS = 5
 # A watcher re-renders on every save: one load within the control loop's budget.
@@ -116,4 +117,5 @@ def report(timings: list[Timing]) -> list[str]:
 
 
 if __name__ == "__main__":
+    no_options(__doc__)
     sys.exit(1 if report(measure()) else 0)

@@ -23,8 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg  # noqa: E402
-import psycopg_pool  # noqa: E402
 
+from bench.usage import no_options  # noqa: E402
 from mesh import pgserver  # noqa: E402
 from mesh.processes import free_port  # noqa: E402
 
@@ -102,6 +102,8 @@ async def asyncpg_noreset_ops(url: str) -> tuple[dict[str, Op], Callable[[], Awa
 
 
 async def psycopg_ops(url: str) -> tuple[dict[str, Op], Callable[[], Awaitable[None]]]:
+    import psycopg_pool  # the bench extra (make bench); --help works without it
+
     pool = psycopg_pool.AsyncConnectionPool(url, min_size=POOL, max_size=POOL, open=False)
     await pool.open(wait=True)
 
@@ -160,4 +162,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    no_options(__doc__)
     sys.exit(main())

@@ -41,7 +41,6 @@ if __package__ in (None, ""):  # `python bench/services.py`: make `bench` import
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.load import LoadResult, run_rounds  # noqa: E402
-from bench.load import run_load as run_load  # noqa: E402 - re-exported, see below
 from bench.processes import (  # noqa: E402
     REPO,
     Service,
@@ -57,11 +56,6 @@ from bench.servers import (  # noqa: E402
     serve_traced_backend,
     traced_backend_command,
 )
-
-# bench/envoy_hop.py imports REPO, LoadResult, Service, _http_status, backend_command,
-# free_port, run_load and start_service from here; their homes are bench/processes.py,
-# bench/servers.py and bench/load.py.
-_http_status = http_status
 
 # -- the benchmark --------------------------------------------------------------
 
