@@ -48,9 +48,18 @@ def test_status_and_events_say_what_the_kubelet_did(
     pod.child.signal(signal.SIGTERM)
     assert mesh.kubelet.wait_for(lambda: pod.restarts == 1 and pod.ready, timeout=60)
     state_dir = ["--state-dir", str(mesh.state_dir)]
-    assert mesh_main(["status", "--json", *state_dir]) == 0
-    status = json.loads(capsys.readouterr().out)
-    row = next(w for w in status["workloads"] if w["name"] == "backend-v2-0")
+    seen: dict = {}
+
+    def status_says_restarted() -> bool:
+        # the state file `mesh status` reads is written just after the pod turns ready
+        assert mesh_main(["status", "--json", *state_dir]) == 0
+        seen["status"] = json.loads(capsys.readouterr().out)
+        row = next(w for w in seen["status"]["workloads"] if w["name"] == "backend-v2-0")
+        seen["row"] = row
+        return row["restarts"] == 1 and row["ready"] is True
+
+    poll(status_says_restarted, 30, "mesh status to show the restart")
+    status, row = seen["status"], seen["row"]
     assert {k: row[k] for k in ("state", "ready", "restarts", "last_exit", "pid")} == {
         "state": "ready",
         "ready": True,
