@@ -5,17 +5,15 @@ show them for k8s/ (test_local_mesh.py, test_variants_live.py)."""
 from __future__ import annotations
 
 import collections
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
-from mesh.manifests import load
 from mesh.runner import LocalMesh
 from tests.mesh.conftest import MeshFactory
 from tests.mesh.support import VARIANTS, dr_patch, overlay
-from tests.mesh.traffic import clear_fault, ejected_then_returns, set_fault, stat, versions
+from tests.mesh.traffic import ejected_then_returns, overflow_burst, stat, versions
 
 pytestmark = pytest.mark.integration
 
@@ -72,12 +70,6 @@ def test_weighted_split_and_canary_rule(start_mesh: MeshFactory) -> None:
     assert versions(url, 50, {"x-canary": "true"}) == {"v2": 50}
 
 
-def _get(url: str) -> tuple[int, str | None]:
-    with httpx.Client(timeout=10.0) as client:  # one connection per request, as fortio -c
-        r = client.get(url)
-        return r.status_code, r.headers.get("x-envoy-overloaded")
-
-
 def test_tight_pool_on_the_v1_service_overflows_with_503(
     start_mesh: MeshFactory, tmp_path: Path
 ) -> None:
@@ -93,18 +85,7 @@ def test_tight_pool_on_the_v1_service_overflows_with_503(
     }
     where = overlay(tmp_path / "tight", patches=[dr_patch("backend-v1", tight)], base=GATEWAY_API)
     mesh = start_mesh(where)
-    replicas = [
-        i for d in load(where).deployments if d.name == "backend-v1" for i in d.instance_names()
-    ]
-    for instance in replicas:  # slow answers keep the one connection busy
-        set_fault(mesh, instance, status=503, error_rate=0.0, delay_ms=300, delay_rate=1.0)
-    try:
-        url = f"{mesh.service_url('backend-service')}/api/tasks"
-        with ThreadPoolExecutor(max_workers=12) as pool:
-            results = list(pool.map(_get, [url] * 24))
-    finally:
-        for instance in replicas:
-            clear_fault(mesh, instance)
+    results = overflow_burst(mesh, where)
     codes = collections.Counter(code for code, _ in results)
     assert codes[200] > 0 and codes[503] > 0, codes
     assert all(flag == "true" for code, flag in results if code == 503)

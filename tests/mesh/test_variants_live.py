@@ -3,43 +3,19 @@
 from __future__ import annotations
 
 import collections
-from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import pytest
 
-from mesh.manifests import load
 from tests.mesh.conftest import MeshFactory
 from tests.mesh.support import VARIANTS, backend_cluster
-from tests.mesh.traffic import clear_fault, set_fault, stat, versions
+from tests.mesh.traffic import overflow_burst, stat, versions
 
 pytestmark = pytest.mark.integration
 
 
-def _get(url: str) -> tuple[int, str | None]:
-    # one connection per request, as fortio's -c clients do with keep-alive off
-    with httpx.Client(timeout=10.0) as client:
-        r = client.get(url)
-        return r.status_code, r.headers.get("x-envoy-overloaded")
-
-
 def test_tight_pool_overflows_with_503_and_counts_it(start_mesh: MeshFactory) -> None:
     mesh = start_mesh(VARIANTS / "circuit-breaker")
-    replicas = [
-        i
-        for d in load(VARIANTS / "circuit-breaker").deployments
-        if d.name == "backend-v1"
-        for i in d.instance_names()
-    ]
-    for instance in replicas:  # slow answers keep the one connection busy
-        set_fault(mesh, instance, status=503, error_rate=0.0, delay_ms=300, delay_rate=1.0)
-    try:
-        url = f"{mesh.service_url('backend-service')}/api/tasks"
-        with ThreadPoolExecutor(max_workers=12) as pool:
-            results = list(pool.map(_get, [url] * 24))
-    finally:
-        for instance in replicas:
-            clear_fault(mesh, instance)
+    results = overflow_burst(mesh, VARIANTS / "circuit-breaker")
     codes = collections.Counter(code for code, _ in results)
     assert codes[200] > 0, codes
     assert codes[503] > 0, codes

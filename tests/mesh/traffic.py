@@ -5,11 +5,14 @@ from __future__ import annotations
 import collections
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 
 from mesh import admin
 from mesh.cli import main as mesh_main
+from mesh.manifests import load
 from mesh.runner import LocalMesh
 
 
@@ -95,3 +98,30 @@ def ejected_then_returns(mesh: LocalMesh, url: str, cluster: str, instance: str)
         timeout=RETURN_DEADLINE_S,
         what=f"{instance} to return after its ejection time",
     )
+
+
+def _one_connection_get(url: str) -> tuple[int, str | None]:
+    # one connection per request, as fortio's -c clients do with keep-alive off
+    with httpx.Client(timeout=10.0) as client:
+        r = client.get(url)
+        return r.status_code, r.headers.get("x-envoy-overloaded")
+
+
+def overflow_burst(
+    mesh: LocalMesh, directory: Path, deployment: str = "backend-v1"
+) -> list[tuple[int, str | None]]:
+    """24 GETs of backend-service, 12 at a time, while every replica of DEPLOYMENT answers
+    slowly (300 ms, so a tight pool's one connection stays busy); (status,
+    x-envoy-overloaded) of each. The faults are cleared whatever happens."""
+    replicas = [
+        i for d in load(directory).deployments if d.name == deployment for i in d.instance_names()
+    ]
+    for instance in replicas:
+        set_fault(mesh, instance, status=503, error_rate=0.0, delay_ms=300, delay_rate=1.0)
+    try:
+        url = f"{mesh.service_url('backend-service')}/api/tasks"
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            return list(pool.map(_one_connection_get, [url] * 24))
+    finally:
+        for instance in replicas:
+            clear_fault(mesh, instance)
