@@ -4,7 +4,9 @@ Each step sends a share of SERVICE's default route to the canary (a new config
 generation: the files stay as they are), waits until Envoy serves it, measures one
 interval of the canary's and the stable subset's outcomes from Envoy's per-subset
 cluster stats, and judges: error rate, p99, enough traffic. Every step passes: promoted
-(100% to the canary). A step fails: rolled back to the weights as they were.
+(100% to the canary). A step fails: rolled back to the weights as they were. With an
+HTTPRoute bound to SERVICE (GAMMA), the canary and stable are Services its backendRefs
+name, and the weights of its default rule's backendRefs move (mesh/loop/weights.py).
 
 Exit status: 0 promoted, 1 rolled back, 2 bad input (nothing changed), 130 interrupted
 (the weights as they were restored first).
@@ -28,7 +30,12 @@ MAX_LOAD_QPS = 1000.0
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("service", help="the Service whose default route moves (backend-service)")
-    parser.add_argument("--to", metavar="SUBSET", help="the canary subset (v2)")
+    parser.add_argument(
+        "--to",
+        metavar="SUBSET",
+        help="the canary subset (v2); with an HTTPRoute bound to SERVICE, a backendRef's "
+        "Service (backend-v2)",
+    )
     parser.add_argument(
         "--from",
         dest="stable",
@@ -79,7 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--write",
         action="store_true",
-        help="once promoted, write the weights into the VirtualService's file and hand the "
+        help="once promoted, write the weights into the VirtualService's (or HTTPRoute's) file and "
+        "hand the "
         "route back to the files (the file's leading comments are kept, others are not)",
     )
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON")

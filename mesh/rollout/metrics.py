@@ -1,6 +1,8 @@
 """A subset's outcomes during one interval, from Envoy's per-subset cluster stats.
 
-Envoy names a subset's cluster `outbound|PORT|SUBSET|HOST` (as istiod does). Its counters
+Envoy names a subset's cluster `outbound|PORT|SUBSET|HOST` (as istiod does); a route
+that sends to other Services (an HTTPRoute's backendRefs) has their clusters
+`outbound|PORT||OTHER-HOST`, named here by the Service (`target_name`). Its counters
 `upstream_rq_total` and `upstream_rq_5xx` are read live; its latency histogram
 `upstream_rq_time` is read with `/stats?format=json&histogram_buckets=detailed`, whose
 `totals` are the histogram's own bins (lower_bound, width, count) since Envoy started.
@@ -38,6 +40,21 @@ def fqdn(service: str) -> str:
     return service if "." in service else f"{service}.{NAMESPACE}.svc.cluster.local"
 
 
+def target_name(cluster: str, service: str) -> str | None:
+    """What a rollout of SERVICE calls the outbound cluster CLUSTER: a subset of SERVICE's
+    own host (`v2`), or another Service of the namespace, as an HTTPRoute's backendRef
+    names it (`backend-v2`); None for a subset of another host (not a rollout's)."""
+    parts = cluster.split("|")
+    if len(parts) != 4 or parts[0] != "outbound":
+        return None
+    subset, host = parts[2], parts[3]
+    if host == fqdn(service):
+        return subset
+    if subset:
+        return None
+    return host.removesuffix(f".{NAMESPACE}.svc.cluster.local")
+
+
 @dataclass
 class SubsetTotals:
     """One subset's totals at one read (summed over the Service's ports)."""
@@ -55,7 +72,8 @@ Snapshot = dict[str, SubsetTotals]
 
 def _filter(service: str) -> str:
     names = "|".join((*COUNTERS, HISTOGRAM))
-    return rf"^cluster\.outbound\|\d+\|[^|]*\|{re.escape(fqdn(service))}\.({names})$"
+    host = rf"{re.escape(fqdn(service))}|[^|]+\.{NAMESPACE}\.svc\.cluster\.local"
+    return rf"^cluster\.(outbound\|\d+\|[^|]*\|(?:{host}))\.({names})$"
 
 
 def parse_stats(data: dict, service: str) -> Snapshot:
@@ -65,15 +83,18 @@ def parse_stats(data: dict, service: str) -> Snapshot:
     for entry in data.get("stats", []):
         if "name" in entry:
             match = pattern.match(entry["name"])
-            if match and isinstance(entry.get("value"), int):
-                totals = out.setdefault(entry["name"].split("|")[2], SubsetTotals())
-                stat = match.group(1)
+            name = target_name(match.group(1), service) if match else None
+            if match and name is not None and isinstance(entry.get("value"), int):
+                totals = out.setdefault(name, SubsetTotals())
+                stat = match.group(2)
                 totals.counters[stat] = totals.counters.get(stat, 0) + entry["value"]
             continue
         for hist in (entry.get("histograms") or {}).get("details", []):
-            if not pattern.match(hist.get("name", "")):
+            match = pattern.match(hist.get("name", ""))
+            name = target_name(match.group(1), service) if match else None
+            if match is None or name is None:
                 continue
-            totals = out.setdefault(hist["name"].split("|")[2], SubsetTotals())
+            totals = out.setdefault(name, SubsetTotals())
             for b in hist.get("totals", []):
                 key = (float(b["lower_bound"]), float(b["width"]))
                 totals.bins[key] = totals.bins.get(key, 0) + int(b["count"])

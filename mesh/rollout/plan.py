@@ -75,21 +75,23 @@ def resolve(
     stable: str | None,
     subsets: list[str],
     before: dict[str, int],
+    noun: str = "subset",
 ) -> str:
     """The stable subset (--from, else the subset the default route sends most to), with
-    CANARY and it checked against SUBSETS (the ones Envoy has a cluster for)."""
+    CANARY and it checked against SUBSETS (the ones Envoy has a cluster for). NOUN: what
+    the names are (`subset`, or `backendRef` for the Services of an HTTPRoute)."""
     have = ", ".join(subsets) or "none"
     if canary not in subsets:
-        raise CliError(f"--to {canary}: {service} has no subset {canary!r} (have: {have})")
+        raise CliError(f"--to {canary}: {service} has no {noun} {canary!r} (have: {have})")
     if stable is None:
         rest = {s: w for s, w in before.items() if s != canary and w > 0}
         if not rest:
             raise CliError(f"{service}: {canary} already receives 100% of the default route")
         stable = max(rest, key=lambda s: (rest[s], s))
     if stable not in subsets:
-        raise CliError(f"--from {stable}: {service} has no subset {stable!r} (have: {have})")
+        raise CliError(f"--from {stable}: {service} has no {noun} {stable!r} (have: {have})")
     if stable == canary:
-        raise CliError(f"--from {stable}: the stable subset must differ from --to")
+        raise CliError(f"--from {stable}: the stable {noun} must differ from --to")
     return stable
 
 
@@ -103,17 +105,21 @@ def make_plan(
     thresholds: Thresholds,
 ) -> Plan:
     """The checked Plan against the running TARGET (CliError, nothing changed, when
-    something is wrong). The subsets are the ones Envoy has a cluster for."""
+    something is wrong). The subsets are the ones Envoy has a cluster for; when an
+    HTTPRoute routes SERVICE, the Services its backendRefs name that Envoy has one for."""
     import httpx
 
     from mesh.rollout.served import subsets
+    from mesh.rollout.target import file_route_names
 
     percents = parse_steps(steps)
     seconds = parse_duration(interval)
     before = target.weights(service)  # CliError for a Service without a default route
+    names = file_route_names(target.directory, service)
     with httpx.Client(timeout=10.0) as client:
-        have = subsets(target.admin_url, service, client)
-    stable = resolve(service, canary, stable, have, before)
+        have = subsets(target.admin_url, service, client, names)
+    noun = "subset" if names is None else "backendRef"
+    stable = resolve(service, canary, stable, have, before, noun)
     files = target.file_weights(service)
     return Plan(
         service=service,

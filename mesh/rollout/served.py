@@ -3,8 +3,10 @@
 - `served_weights`: {subset: percent} of the Service's default route (the last route of
   its route table `HOST:PORT`), from `/config_dump?resource=dynamic_route_configs`; a
   route to one cluster counts as 100, subsets at weight 0 are left out (istiod and the
-  translation drop them).
-- `subsets`: the subsets Envoy has a cluster for (`outbound|PORT|SUBSET|HOST`).
+  translation drop them). A cluster of another Service (an HTTPRoute's backendRef) is
+  named by that Service (metrics.target_name).
+- `subsets`: the subsets Envoy has a cluster for (`outbound|PORT|SUBSET|HOST`), or the
+  Services of NAMES that it has one for (`outbound|PORT||NAME.default...`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import httpx
 
 from mesh.errors import StateError
-from mesh.rollout.metrics import fqdn
+from mesh.rollout.metrics import fqdn, target_name
 
 POLL_S = 0.1
 
@@ -29,8 +31,9 @@ def _get(client: httpx.Client, url: str, params: dict[str, str] | None = None) -
     return response.json()
 
 
-def _subset(cluster: str) -> str:
-    return cluster.split("|")[2]
+def _name(cluster: str, service: str) -> str:
+    name = target_name(cluster, service)
+    return cluster if name is None else name
 
 
 def served_weights(admin_url: str, service: str, client: httpx.Client) -> dict[str, int]:
@@ -46,19 +49,26 @@ def served_weights(admin_url: str, service: str, client: httpx.Client) -> dict[s
             return {}
         action = routes[-1]["route"]
         if "cluster" in action:
-            return {_subset(action["cluster"]): 100}
+            return {_name(action["cluster"], service): 100}
         clusters = (action.get("weighted_clusters") or {}).get("clusters", [])
-        return {_subset(c["name"]): int(c["weight"]) for c in clusters if int(c["weight"])}
+        return {_name(c["name"], service): int(c["weight"]) for c in clusters if int(c["weight"])}
     return {}
 
 
-def subsets(admin_url: str, service: str, client: httpx.Client) -> list[str]:
-    """The subsets of SERVICE that Envoy has a cluster for, sorted."""
+def subsets(
+    admin_url: str, service: str, client: httpx.Client, names: list[str] | None = None
+) -> list[str]:
+    """The subsets of SERVICE that Envoy has a cluster for, sorted; with NAMES (the
+    backendRef Services of an HTTPRoute), those of NAMES that Envoy has a cluster for."""
     data = _get(client, f"{admin_url}/clusters", {"format": "json"})
-    suffix = f"|{fqdn(service)}"
-    names = [c.get("name", "") for c in data.get("cluster_statuses", [])]
-    found = {_subset(n) for n in names if n.startswith("outbound|") and n.endswith(suffix)}
-    return sorted(s for s in found if s)
+    clusters = [c.get("name", "") for c in data.get("cluster_statuses", [])]
+    found = {target_name(c, service) for c in clusters}
+    if names is not None:
+        return sorted(n for n in names if n in found)
+    own = f"|{fqdn(service)}"
+    return sorted(
+        {c.split("|")[2] for c in clusters if c.startswith("outbound|") and c.endswith(own)} - {""}
+    )
 
 
 def without_zeros(weights: dict[str, int]) -> dict[str, int]:

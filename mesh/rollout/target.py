@@ -47,6 +47,18 @@ def _file_weights(directory: str | Path, service: str) -> dict[str, int] | None:
         return None
 
 
+def file_route_names(directory: str | Path, service: str) -> list[str] | None:
+    """The backendRef Services of the HTTPRoute the files of DIRECTORY bind to SERVICE
+    (None: a VirtualService routes it, or the files cannot be read)."""
+    from mesh.loop.weights import route_names
+    from mesh.manifests import load
+
+    try:
+        return route_names(load(Path(directory)), service)
+    except Exception:  # files edited into a broken state: the names Envoy has then
+        return None
+
+
 class RemoteMesh:
     """The `mesh up` process of STATE_DIR."""
 

@@ -1,12 +1,14 @@
-"""`mesh rollout --write`: after a promotion, the VirtualService file says what the
-running config does, so the route needs no rollout to hold it any more.
+"""`mesh rollout --write`: after a promotion, the route's file says what the running
+config does, so the route needs no rollout to hold it any more.
 
 Flagger leaves git to the user; locally the rollout can write the promoted weights into
-the file the VirtualService was read from (its resource file, before kustomize patches)
-and then hand the route back to the files. Only the text of the default rule's ``route``
-is replaced (found with PyYAML's node positions), so every comment and every other line
-of the file stays as the user wrote it, and the file is replaced atomically. When a patch
-of the kustomization overrides the route, the file alone cannot say it: nothing is written.
+the file the route object was read from (its resource file, before kustomize patches)
+and then hand the route back to the files. The object is the VirtualService or the
+HTTPRoute a rollout owns (mesh/loop/weights.py, its Shape): only the text of the default
+rule's ``route`` or ``backendRefs`` is replaced (found with PyYAML's node positions), so
+every comment and every other line of the file stays as the user wrote it, and the file
+is replaced atomically. When a patch of the kustomization overrides the route, the file
+alone cannot say it: nothing is written.
 """
 
 from __future__ import annotations
@@ -17,25 +19,28 @@ from typing import Any
 import yaml
 
 from mesh.cli import CliError
+from mesh.loop.weights import VS_SHAPE, Shape, weighted
 from mesh.state import write_text_atomically
 
 
-def _default_rule(doc: dict[str, Any]) -> dict[str, Any] | None:
-    rules = (doc.get("spec") or {}).get("http") or []
+def _default_rule(doc: dict[str, Any], shape: Shape) -> dict[str, Any] | None:
+    rules = (doc.get("spec") or {}).get(shape.rules) or []
     for rule in reversed(rules):
-        if isinstance(rule, dict) and not rule.get("match") and rule.get("route"):
+        if isinstance(rule, dict) and not rule.get(shape.match) and rule.get(shape.route):
             return rule
     return None
 
 
-def set_file_weights(rule: dict[str, Any], weights: dict[str, int]) -> None:
-    """RULE's route sends WEIGHTS; subsets at 0 are left out, a single one has no weight."""
-    template = dict(rule["route"][0]["destination"])
+def set_file_weights(
+    rule: dict[str, Any], weights: dict[str, int], shape: Shape = VS_SHAPE
+) -> None:
+    """RULE's route sends WEIGHTS; names at 0 are left out, a single one has no weight."""
+    template = {k: v for k, v in rule[shape.route][0].items() if k != "weight"}
     kept = [(s, w) for s, w in weights.items() if w]
-    rule["route"] = [
-        {"destination": {**template, "subset": s}, **({"weight": w} if len(kept) > 1 else {})}
-        for s, w in kept
-    ]
+    route = [weighted(template, shape, s, w) for s, w in kept]
+    if len(kept) == 1:
+        route[0].pop("weight")
+    rule[shape.route] = route
 
 
 def _value(node: yaml.Node, key: str) -> yaml.Node | None:
@@ -56,28 +61,30 @@ def _end(node: yaml.Node) -> int:
     return node.end_mark.index
 
 
-def _route_span(text: str, name: str) -> tuple[int, int, int, bool] | None:
-    """(start, end, column, flow style) of the default rule's route of VirtualService NAME."""
+def _route_span(text: str, name: str, shape: Shape) -> tuple[int, int, int, bool] | None:
+    """(start, end, column, flow style) of the default rule's route of SHAPE's kind NAME."""
     for doc in yaml.compose_all(text):
         meta = _value(doc, "metadata")
         kind = _value(doc, "kind")
         name_node = _value(meta, "name") if meta is not None else None
-        if kind is None or kind.value != "VirtualService" or name_node is None:
+        if kind is None or kind.value != shape.kind or name_node is None:
             continue
         if name_node.value != name:
             continue
-        http = _value(_value(doc, "spec") or doc, "http")
+        http = _value(_value(doc, "spec") or doc, shape.rules)
         rules = http.value if isinstance(http, yaml.SequenceNode) else []
         for rule in reversed(rules):
-            route = _value(rule, "route")
-            if _value(rule, "match") is None and route is not None:
+            route = _value(rule, shape.route)
+            match = _value(rule, shape.match)
+            empty = match is None or (isinstance(match, yaml.SequenceNode) and not match.value)
+            if empty and route is not None:
                 flow = isinstance(route, yaml.SequenceNode) and bool(route.flow_style)
                 return route.start_mark.index, _end(route), route.start_mark.column, flow
     return None
 
 
-def _replace_route(text: str, name: str, route: list[dict[str, Any]]) -> str:
-    span = _route_span(text, name)
+def _replace_route(text: str, name: str, route: list[dict[str, Any]], shape: Shape) -> str:
+    span = _route_span(text, name, shape)
     if span is None:
         raise ValueError(name)
     start, end, column, flow = span
@@ -89,50 +96,51 @@ def _replace_route(text: str, name: str, route: list[dict[str, Any]]) -> str:
     return text[:start] + block + text[end:]
 
 
-def _file_of(directory: Path, service: str) -> tuple[Any, Path, str]:
+def _file_of(directory: Path, service: str) -> tuple[Any, Shape, Path, str]:
     from mesh.loop.weights import default_route
     from mesh.manifests import load
 
-    vs, _ = default_route(load(directory), service)
+    vs, _, shape = default_route(load(directory), service)
     path = Path(vs.source.file)
     try:
-        return vs, path, path.read_text()
+        return vs, shape, path, path.read_text()
     except OSError as exc:
         raise CliError(f"--write: {path}: {exc.strerror}") from exc
 
 
 def check_writable(directory: Path, service: str) -> Path:
     """Before a rollout: the file --write would change, CliError if it cannot."""
-    vs, path, text = _file_of(directory, service)
-    if _target(list(yaml.safe_load_all(text)), vs.name) is None:
+    vs, shape, path, text = _file_of(directory, service)
+    if _target(list(yaml.safe_load_all(text)), vs.name, shape) is None:
         raise CliError(f"--write: {path} has no default route of {vs.ref} to write")
     return path
 
 
-def _target(docs: list[Any], name: str) -> dict[str, Any] | None:
+def _target(docs: list[Any], name: str, shape: Shape) -> dict[str, Any] | None:
     found = [
         d
         for d in docs
         if isinstance(d, dict)
-        and d.get("kind") == "VirtualService"
+        and d.get("kind") == shape.kind
         and (d.get("metadata") or {}).get("name") == name
     ]
-    return _default_rule(found[0]) if len(found) == 1 else None
+    return _default_rule(found[0], shape) if len(found) == 1 else None
 
 
 def write_weights(directory: Path, service: str, weights: dict[str, int]) -> Path:
-    """Write WEIGHTS into the file of SERVICE's mesh VirtualService under DIRECTORY;
-    the path written. CliError (nothing written) when the files cannot say it."""
+    """Write WEIGHTS into the file of SERVICE's mesh VirtualService or bound HTTPRoute
+    under DIRECTORY; the path written. CliError (nothing written) when the files cannot
+    say it."""
     from mesh.loop.weights import route_weights
     from mesh.manifests import load
 
-    vs, path, text = _file_of(directory, service)
+    vs, shape, path, text = _file_of(directory, service)
     docs = list(yaml.safe_load_all(text))
-    rule = _target(docs, vs.name)
+    rule = _target(docs, vs.name, shape)
     if rule is None:
         raise CliError(f"--write: {path} has no default route of {vs.ref} to write")
-    set_file_weights(rule, weights)
-    write_text_atomically(path, _replace_route(text, vs.name, rule["route"]))
+    set_file_weights(rule, weights, shape)
+    write_text_atomically(path, _replace_route(text, vs.name, rule[shape.route], shape))
     want = {s: w for s, w in weights.items() if w}
     got = {s: w for s, w in route_weights(load(directory), service).items() if w}
     if got != want:

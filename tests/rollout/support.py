@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ ROLLOUT_TIMEOUT_S = 180.0
 @dataclass
 class Mesh:
     up: MeshUp
+    files: dict[str, int] = field(default_factory=lambda: dict(FILES))  # the files' route
 
     @property
     def state_dir(self) -> Any:
@@ -48,7 +49,7 @@ class Mesh:
         body = {"service": SERVICE, "weights": weights, "source": "test"}
         outcome = ask(self.up.state_dir, {"weights": body}, DEADLINE_S)
         assert outcome["ok"] and outcome["result"] != "refused", outcome
-        wait_served(self, {k: v for k, v in (weights or FILES).items() if v})
+        wait_served(self, {k: v for k, v in (weights or self.files).items() if v})
 
     def fault(self, *options: str) -> None:
         argv = [str(VENV_BIN / "mesh"), "fault", "backend-v2", *options]
