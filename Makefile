@@ -14,11 +14,13 @@ HTTPBIN_REQUIREMENTS := 'httpbin[mainapp]>=0.10.2' 'gunicorn>=22,<24' 'gevent>=2
 # Debian's browser for the page tests (tests/page/conftest.py), and the busy loop of test-busy.
 CHROMIUM := /usr/bin/chromium
 STRESS_NG := /usr/bin/stress-ng
+# the load generator of make bench, and of the bench tests (tests/bench/test_stores.py)
+WRK := /usr/bin/wrk
 # Debian's PostgreSQL server for the store tests, make bench and mesh up k8s/variants/postgres
 # (mesh/pgserver.py finds the newest /usr/lib/postgresql/*/bin).
 POSTGRES ?= $(or $(lastword $(sort $(wildcard /usr/lib/postgresql/*/bin/postgres))),/usr/lib/postgresql/15/bin/postgres)
 
-.PHONY: demo-canary demo-circuit-breaker demo-outlier demo-rollout soak install run test test-unit test-integration test-busy chromium stress-ng postgresql lint check bench clean minikube minikube-down compose-config
+.PHONY: demo-canary demo-circuit-breaker demo-outlier demo-rollout soak install run test test-unit test-integration test-busy chromium stress-ng postgresql wrk lint check bench clean minikube minikube-down compose-config
 
 # (Re)install only when the project's dependency list changes.
 $(STAMP): pyproject.toml
@@ -34,19 +36,19 @@ run: $(STAMP)
 	$(BIN)/mesh up k8s
 
 ## Every test: lint, unit tests, real-process tests, manifest checks.
-test: chromium postgresql $(STAMP)
+test: chromium postgresql wrk $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 test-unit: postgresql $(STAMP)
 	$(BIN)/python -m pytest -m 'not integration'
 
-test-integration: chromium postgresql $(STAMP)
+test-integration: chromium postgresql wrk $(STAMP)
 	$(BIN)/python -m pytest -m integration
 
 ## The whole suite while every core is kept busy by a bounded stress-ng, as on a
 ## shared CI machine: timing-sensitive tests fail here first.
-test-busy: chromium stress-ng postgresql $(STAMP)
+test-busy: chromium stress-ng postgresql wrk $(STAMP)
 	$(BIN)/ruff check .
 	bash scripts/while-busy.sh $(BIN)/python -m pytest
 
@@ -60,6 +62,9 @@ postgresql:
 
 stress-ng:
 	@bash scripts/ensure-apt-package.sh $(STRESS_NG) stress-ng "for make test-busy"
+
+wrk:
+	@bash scripts/ensure-apt-package.sh $(WRK) wrk "for make bench and the bench tests, tests/bench"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -107,8 +112,7 @@ $(HTTPBIN_STAMP): Makefile
 	$(HTTPBIN_VENV)/bin/python -m pip install -q $(HTTPBIN_REQUIREMENTS)
 	touch $(HTTPBIN_STAMP)
 
-bench: postgresql $(BENCH_STAMP) $(HTTPBIN_STAMP)
-	command -v wrk >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; } || { echo "make bench: needs wrk (apt-get install wrk)"; exit 1; }
+bench: postgresql wrk $(BENCH_STAMP) $(HTTPBIN_STAMP)
 	$(BIN)/python bench/run.py
 
 ## A bounded soak: steady load with faults flipping; memory must stay flat.

@@ -15,7 +15,6 @@ from bench import stores
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="the POST rows need wrk (make bench)")
 def test_each_row_loads_its_store_and_the_post_rows_write_tasks() -> None:
     logs = Path(tempfile.mkdtemp(prefix="bench-stores-"))
     base = {"LOG_LEVEL": "warning", "OTEL_TRACES_EXPORTER": "none", "APP_VERSION": "v1"}
