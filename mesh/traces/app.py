@@ -1,7 +1,7 @@
 """The receiver's HTTP app: span intake (OTLP and Zipkin) and a JSON + HTML read side.
 
 POST /v1/traces          OTLP/HTTP protobuf (the services)
-POST /api/v2/spans       Zipkin v2 JSON (Envoy)
+POST /api/v2/spans       Zipkin v2, protobuf (Envoy: ?span_ids=little-endian) or JSON
 GET  /api/traces?limit=N recent traces, newest first (summaries); &probes=1 adds
                          traces of nothing but probes and scrapes
 GET  /api/traces/{id}    one trace's spans
@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from mesh.traces import render
+from mesh.traces import render, zipkin_proto3
 from mesh.traces.model import (
     SpanFormatError,
     normalize_trace_id,
@@ -33,6 +33,8 @@ from mesh.traces.store import TraceStore, summary
 MAX_BODY = 8 * 1024 * 1024
 DEFAULT_LIMIT = 20
 PROTOBUF = "application/x-protobuf"
+#: how a protobuf body's span ids are ordered (mesh/traces/zipkin_proto3.py: Envoy's)
+SPAN_ID_ORDERS = ("big-endian", "little-endian")
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -75,12 +77,21 @@ def create_app(store: TraceStore) -> Starlette:
         return Response(ExportTraceServiceResponse().SerializeToString(), media_type=PROTOBUF)
 
     async def zipkin(request: Request) -> Response:
+        kind = request.headers.get("content-type", "").split(";")[0].strip()
+        order = request.query_params.get("span_ids", "big-endian")
+        if order not in SPAN_ID_ORDERS:
+            return _error(
+                400, "bad_span_ids", f"span_ids: {order!r} is not one of {SPAN_ID_ORDERS}"
+            )
         try:
             body = await _body(request)
-            try:
-                data = json.loads(body)
-            except ValueError as exc:
-                raise SpanFormatError(f"body is not JSON: {exc}") from None
+            if kind == PROTOBUF:
+                data = zipkin_proto3.json_spans(body, little_endian_ids=order == "little-endian")
+            else:
+                try:
+                    data = json.loads(body)
+                except ValueError as exc:
+                    raise SpanFormatError(f"body is not JSON: {exc}") from None
             store.add(spans_from_zipkin(data))
         except SpanFormatError as exc:
             return _error(400, "bad_spans", str(exc))

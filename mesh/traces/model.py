@@ -1,8 +1,9 @@
 """One span model for the two wire formats the local receiver takes.
 
 - OTLP/HTTP protobuf (`POST /v1/traces`): what the services' OpenTelemetry SDK sends.
-- Zipkin v2 JSON (`POST /api/v2/spans`): what Envoy's Zipkin tracer sends (see
-  mesh/translate/tracing.py for why Envoy uses Zipkin).
+- Zipkin v2 (`POST /api/v2/spans`): what Envoy's Zipkin tracer sends (see
+  mesh/translate/tracing.py for why Envoy uses Zipkin), as JSON or as protobuf read into
+  the same JSON shape (mesh/traces/zipkin_proto3.py).
 
 Ids are lower-case hex: 32 digits for a trace (a 64-bit Zipkin id is left-padded, as the
 B3 spec says), 16 for a span.

@@ -5,7 +5,16 @@ reads and writes only W3C `traceparent` (its config has no propagator choice), s
 that arrives with B3 headers only would start a new trace at the gateway. The Zipkin
 tracer with `trace_context_option: USE_B3_WITH_W3C_PROPAGATION` reads B3, falls back to
 W3C, and writes both, which is what Istio's sidecars do for mixed callers. It sends Zipkin
-v2 JSON to the local trace receiver (`mesh/traces`), which also takes the apps' OTLP.
+v2 spans to the local trace receiver (`mesh/traces`), which also takes the apps' OTLP.
+
+The one field that differs from istiod's on purpose: the spans go as protobuf
+(`HTTP_PROTO`), where istiod writes `HTTP_JSON` (`zipkinConfig`, "use v2 JSON for now").
+Envoy 1.40's JSON span encoding cost more CPU than proxying the request: one hop traced
+at 100 % took 495 µs of Envoy CPU per request with JSON, 279 µs with protobuf and 237 µs
+untraced (`bench/envoy_hop.py`, issue 16). The spans are the same; Zipkin's server takes
+both encodings on the same path, and so does the receiver. Envoy writes protobuf span ids
+in the host's byte order (mesh/traces/zipkin_proto3.py says where), so the path tells the
+receiver so: `/api/v2/spans?span_ids=little-endian`.
 
 Service names, as Istio would show them:
 - the gateway listener's spans: `istio-ingressgateway`;
@@ -26,7 +35,8 @@ from mesh.translate.telemetry import DEMO_PROFILE, TracingSpec
 
 ZIPKIN_CONFIG = "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig"
 COLLECTOR_CLUSTER = "taskmesh_traces"
-ZIPKIN_PATH = "/api/v2/spans"
+#: Envoy writes span ids in host byte order in protobuf (mesh/traces/zipkin_proto3.py)
+ZIPKIN_PATH = "/api/v2/spans?span_ids=little-endian"
 SERVICE_TAG = "istio.canonical_service"
 GATEWAY_SERVICE = "istio-ingressgateway"
 #: Spans leave Envoy after this many ms or once this many are buffered (Envoy's defaults:
@@ -57,7 +67,7 @@ def hcm_tracing(service_name: str, spec: TracingSpec = DEMO_PROFILE) -> dict[str
                 "@type": ZIPKIN_CONFIG,
                 "collector_cluster": COLLECTOR_CLUSTER,
                 "collector_endpoint": ZIPKIN_PATH,
-                "collector_endpoint_version": "HTTP_JSON",
+                "collector_endpoint_version": "HTTP_PROTO",  # istiod: HTTP_JSON (see above)
                 "trace_id_128bit": True,
                 # Our own span per hop, a child of the caller's (not Zipkin's shared ids).
                 "shared_span_context": False,
