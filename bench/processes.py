@@ -88,9 +88,13 @@ def start_service(
     log_dir: Path,
     ready_path: str = "/readyz",
     timeout_s: float = 30.0,
+    port: int | None = None,
 ) -> Service:
-    """Start argv with PORT/HOST set; return once ready_path answers 200 (polled every 2 ms)."""
-    port = free_port()
+    """Start argv with PORT/HOST set; return once ready_path answers 200 (polled every 2 ms).
+
+    PORT: for a server whose port is written in its argv or config (Envoy), picked by
+    the caller; a free one otherwise."""
+    port = port or free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **env}

@@ -4,6 +4,8 @@ Configurations, all on 127.0.0.1, each loaded by `wrk -t1 -c32` for DURATION:
 
   bare           a raw ASGI app answering the backend's JSON (the ceiling)
   fastapi        a bare FastAPI endpoint answering the same JSON (the framework's floor)
+  envoy-floor    Envoy answering the same JSON itself (a direct_response route), run as
+                 the local mesh runs Envoy: the yardstick of an Envoy hop's CPU
   httpbin        httpbin /get under gunicorn with one gevent worker (as its image runs it)
   off            backend /api/tasks, request metrics off
   metrics        backend /api/tasks as shipped (metrics on, no span exporter): the default
@@ -54,7 +56,9 @@ from bench.report import HOP_CONNECTIONS, Hop, report, summary  # noqa: E402
 from bench.servers import (  # noqa: E402
     backend_command,
     frontend_command,
+    http_body,
     start_bare,
+    start_envoy_floor,
     start_fastapi,
     start_httpbin,
     traced_backend_command,
@@ -135,11 +139,13 @@ def _bench(args: argparse.Namespace, gunicorn: Path) -> int:
         be = add("backend", backend_command(), INSTANCE_NAME="metrics")
         spans = add("backend-spans", traced_backend_command(), INSTANCE_NAME="spans")
         fe = add("frontend", frontend_command(), INSTANCE_NAME="frontend", BACKEND_URL=be.url)
-        body = _body(be.url + "/api/tasks")
+        body = http_body(be.url + "/api/tasks")
         bare = start_bare(body, logs)
         services.append(bare)
         floor = start_fastapi(body, logs)
         services.append(floor)
+        envoy_floor = start_envoy_floor(body, logs)
+        services.append(envoy_floor)
         httpbin = start_httpbin(gunicorn, logs)
         services.append(httpbin)
 
@@ -160,6 +166,8 @@ def _bench(args: argparse.Namespace, gunicorn: Path) -> int:
                 Config("bare", "bare ASGI app, same JSON", bare.url + "/api/tasks", [bare]),
                 Config("fastapi", "bare FastAPI endpoint serving the backend's JSON",
                        floor.url + "/api/tasks", [floor]),
+                Config("envoy-floor", "Envoy answering the same JSON itself (direct_response)",
+                       envoy_floor.url + "/api/tasks", [envoy_floor]),
                 Config("httpbin", "httpbin /get, gunicorn + 1 gevent worker",
                        httpbin.url + "/get", [httpbin]),
                 Config("off", "backend, metrics off", off.url + "/api/tasks", [off]),
@@ -217,12 +225,6 @@ def _bench(args: argparse.Namespace, gunicorn: Path) -> int:
     summary(missed)
     print(f"\nbench took {time.perf_counter() - started_total:.0f} s; logs in {logs}")
     return 1 if (args.strict and missed) else 0
-
-
-def _body(url: str) -> str:
-    import httpx
-
-    return httpx.get(url, timeout=5.0, trust_env=False).text
 
 
 if __name__ == "__main__":

@@ -9,6 +9,9 @@ Ours run as shipped (`backend`, `frontend` from the venv); the rest are yardstic
                   (`python -m bench.servers serve-traced-backend`)
   httpbin         /get under gunicorn with one gevent worker, as its image runs it
                   (from its own venv: bench/prerequisites.py)
+  envoy floor     Envoy answering the same JSON itself (a `direct_response` route), run
+                  as the local mesh runs Envoy: what a request costs Envoy on this
+                  machine before it proxies anything, the yardstick of one Envoy hop
 
 The two apps run under uvicorn as the services do (uvloop, httptools, no access log).
 """
@@ -16,13 +19,17 @@ The two apps run under uvicorn as the services do (uvloop, httptools, no access 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
-from bench.processes import REPO, VENV_BIN, ProcessTree, Service, start_service
+import yaml
+
+from bench.processes import REPO, VENV_BIN, ProcessTree, Service, free_port, start_service
 
 
 def backend_command() -> list[str]:
@@ -107,6 +114,83 @@ def start_fastapi(body: str, log_dir: Path) -> Service:
         log_dir=log_dir,
         ready_path="/api/tasks",
     )
+
+
+def http_body(url: str) -> str:
+    """The body of GET URL (http://127.0.0.1:PORT/PATH): what a yardstick answers."""
+    host, _, path = url.removeprefix("http://").partition("/")
+    conn = http.client.HTTPConnection(host, timeout=5)
+    try:
+        conn.request("GET", "/" + path)
+        return conn.getresponse().read().decode()
+    finally:
+        conn.close()
+
+
+def start_envoy(
+    name: str, bootstrap: dict[str, Any], port: int, log_dir: Path, ready_path: str = "/"
+) -> Service:
+    """Envoy on BOOTSTRAP (its listener on PORT), as mesh/envoy.py runs it: --concurrency 1,
+    the admin port as its base id."""
+    from mesh import envoy
+
+    config = log_dir.parent / f"{name}.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(yaml.safe_dump(bootstrap, sort_keys=False))
+    admin = bootstrap["admin"]["address"]["socket_address"]["port_value"]
+    argv = envoy.command(config, base_id=admin)
+    return start_service(name, argv, env={}, log_dir=log_dir, ready_path=ready_path, port=port)
+
+
+def envoy_floor_bootstrap(body: str, port: int, admin_port: int) -> dict[str, Any]:
+    """One listener on PORT whose one route answers BODY as JSON (`direct_response`)."""
+
+    def address(p: int) -> dict[str, Any]:
+        return {"socket_address": {"address": "127.0.0.1", "port_value": p}}
+
+    route = {
+        "match": {"prefix": "/"},
+        "direct_response": {"status": 200, "body": {"inline_string": body}},
+    }
+    hcm = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network."
+        "http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "floor",
+        "route_config": {
+            "virtual_hosts": [{"name": "floor", "domains": ["*"], "routes": [route]}],
+            "response_headers_to_add": [
+                {"header": {"key": "content-type", "value": "application/json"}}
+            ],
+        },
+        "http_filters": [
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+                },
+            }
+        ],
+    }
+    listener = {
+        "name": "floor",
+        "address": address(port),
+        "filter_chains": [
+            {
+                "filters": [
+                    {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
+                ]
+            }
+        ],
+    }
+    return {
+        "admin": {"address": address(admin_port)},
+        "static_resources": {"listeners": [listener]},
+    }
+
+
+def start_envoy_floor(body: str, log_dir: Path) -> Service:
+    port = free_port()
+    return start_envoy("envoy-floor", envoy_floor_bootstrap(body, port, free_port()), port, log_dir)
 
 
 # -- servers that exist only for the benchmark ----------------------------------

@@ -19,7 +19,9 @@ def _run(cpu: dict[str, float], p50: float = 1.0, p99: float = 2.0) -> LoadResul
 def _all(
     backend: float = 120, floor: float = 100, fe: float = 200, envoy: float = 80, p99: float = 2.0
 ) -> dict[str, list[LoadResult]]:
+    """Runs whose Envoy's floor is 14 us: a hop at 100 us is the largest that passes."""
     return {
+        "envoy-floor": [_run({"envoy-floor": 14.0})] * 3,
         "metrics": [_run({"backend": backend}, p99=p99)] * 3,
         "fastapi": [_run({"fastapi": floor})] * 3,
         "chain": [_run({"frontend": fe, "backend": 100.0})] * 3,
@@ -33,14 +35,17 @@ def test_every_cost_target_passes_within_its_limit(capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert "| backend (default) CPU/req vs bare FastAPI endpoint | 1.20x | <= 1.3x | PASS |" in out
     assert "in the direct chain | 2.00x | <= 2x | PASS |" in out
-    assert "(2 hops) | 80 us | <= 100 us | PASS |" in out  # gateway's Envoy: 160 us over 2 hops
+    assert "(2 hops) | 80 us | - | - |" in out  # gateway's Envoy: 160 us over 2 hops
+    assert "| Envoy floor: CPU/req answering by itself (direct_response) | 14 us | - | - |" in out
+    assert "(2 hops) | 5.71x | <= 7.14x | PASS |" in out
 
 
 def test_each_cost_target_misses_on_its_own(capsys: pytest.CaptureFixture[str]) -> None:
     assert [m.split(" ")[0] for m in costs.report(_all(backend=140), 32)] == ["backend"]
     assert len(costs.report(_all(fe=201), 32)) == 1
+    assert costs.report(_all(envoy=100), 32) == []
     missed = costs.report(_all(envoy=101), 32)
-    assert len(missed) == 2 and all("Envoy" in m for m in missed)
+    assert len(missed) == 2 and all("Envoy" in m and "vs its floor" in m for m in missed)
     missed = costs.report(_all(p99=3.5), 32)
     assert missed == ["p99 / p50, backend (default) 3.50x > 3x"]
     assert "| MISS |" in capsys.readouterr().out
@@ -76,3 +81,15 @@ def test_fastapi_floor_serves_the_body_it_is_given(monkeypatch: pytest.MonkeyPat
         response = client.get("/api/tasks")
     assert response.status_code == 200
     assert response.json() == body
+
+
+def test_a_hop_is_held_to_its_floor_of_the_same_round() -> None:
+    runs = _all()
+    runs["envoy-chain"] = [_run({"envoy": v}) for v in (100, 300, 60)]
+    runs["envoy-floor"] = [_run({"envoy-floor": v}) for v in (50, 20, 30)]  # 2.0, 15.0, 2.0
+    (hop,) = [
+        t
+        for t in costs.COST_TARGETS
+        if t.label.endswith("vs its floor, frontend -> Envoy -> backend")
+    ]
+    assert hop.value(runs) == pytest.approx(2.0)

@@ -46,10 +46,10 @@ def test_the_variants_change_only_what_they_name(base: envoy_hop.Bootstrap) -> N
     assert shipped["access_log"] and shipped["tracing"]["random_sampling"]["value"] == 100.0
     assert "access_log" not in of("no-log") and of("no-log")["tracing"] == shipped["tracing"]
     assert "tracing" not in of("untraced") and of("untraced")["access_log"] == shipped["access_log"]
-    provider = of("proto-spans")["tracing"]["provider"]["typed_config"]
-    assert provider["collector_endpoint_version"] == "HTTP_PROTO"
+    provider = of("json-spans")["tracing"]["provider"]["typed_config"]
+    assert provider["collector_endpoint_version"] == "HTTP_JSON"
     assert shipped["tracing"]["provider"]["typed_config"]["collector_endpoint_version"] == (
-        "HTTP_JSON"
+        "HTTP_PROTO"
     )
 
 
@@ -61,3 +61,21 @@ def test_sampled_1pct_is_what_a_telemetry_at_1_percent_translates_to(
     service = shipped["tracing"]["custom_tags"][0]["literal"]["value"]
     assert sampled["tracing"] == hcm_tracing(service, TracingSpec(sampling=1.0))
     assert sampled["access_log"] == shipped["access_log"]
+
+
+def test_the_envoy_floor_answers_the_body_it_is_given_as_json(tmp_path: Path) -> None:
+    """The yardstick is a real Envoy: started as the bench starts it, it answers BODY."""
+    import httpx
+
+    from bench.servers import start_envoy_floor
+
+    body = '{"version": "v1", "tasks": [{"id": 1, "title": "t"}]}'
+    floor = start_envoy_floor(body, tmp_path / "logs")
+    try:
+        r = httpx.get(floor.url + "/api/tasks", timeout=10.0, trust_env=False)
+        assert r.status_code == 200 and r.text == body
+        assert r.headers["content-type"] == "application/json"
+        assert floor.cpu_s() >= 0.0
+    finally:
+        floor.stop()
+    assert floor.popen.poll() is not None
