@@ -6,7 +6,7 @@ rotation, or get it restarted), each with a GET to read it back.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -40,26 +40,36 @@ def add_admin_routes(app: FastAPI, state: BackendState, doc: dict[str, dict[str,
         log.info("fault cleared")
         return JSONResponse(state.fault.view())
 
-    @app.get("/admin/ready", **doc["GET /admin/ready"])
-    async def get_ready() -> JSONResponse:
-        return JSONResponse({"ready": state.ready})
+    _add_flag_routes(app, state, doc, "ready", ReadyBody, "readiness set")
+    _add_flag_routes(app, state, doc, "live", LiveBody, "liveness set")
 
-    @app.put("/admin/ready", **doc["PUT /admin/ready"])
-    async def put_ready(request: Request) -> JSONResponse:
-        body = parse_body(ReadyBody, await request.body(), settings.version)
-        assert isinstance(body, ReadyBody)
-        state.ready = body.ready
-        log.warning("readiness set", extra={"ready": body.ready})
-        return JSONResponse({"ready": state.ready})
 
-    @app.get("/admin/live", **doc["GET /admin/live"])
-    async def get_live() -> JSONResponse:
-        return JSONResponse({"live": state.live})
+def _add_flag_routes(
+    app: FastAPI,
+    state: BackendState,
+    doc: dict[str, dict[str, Any]],
+    flag: Literal["ready", "live"],
+    model: type[ReadyBody | LiveBody],
+    logged: str,
+) -> None:
+    """GET and PUT /admin/FLAG: read back or set `state.FLAG` (MODEL is the PUT body).
 
-    @app.put("/admin/live", **doc["PUT /admin/live"])
-    async def put_live(request: Request) -> JSONResponse:
-        body = parse_body(LiveBody, await request.body(), settings.version)
-        assert isinstance(body, LiveBody)
-        state.live = body.live
-        log.warning("liveness set", extra={"live": body.live})
-        return JSONResponse({"live": state.live})
+    Readiness and liveness differ only in these names, so one pair of handlers serves
+    both. The routes are named get_FLAG and put_FLAG, as the handlers once were: FastAPI
+    derives each route's OpenAPI operationId and summary from that name."""
+    path = f"/admin/{flag}"
+    version = state.settings.version
+
+    async def get_flag() -> JSONResponse:
+        return JSONResponse({flag: getattr(state, flag)})
+
+    async def put_flag(request: Request) -> JSONResponse:
+        body = parse_body(model, await request.body(), version)
+        assert isinstance(body, model)
+        value: bool = getattr(body, flag)
+        setattr(state, flag, value)
+        log.warning(logged, extra={flag: value})
+        return JSONResponse({flag: getattr(state, flag)})
+
+    app.get(path, name=f"get_{flag}", **doc[f"GET {path}"])(get_flag)
+    app.put(path, name=f"put_{flag}", **doc[f"PUT {path}"])(put_flag)
