@@ -107,14 +107,8 @@ def report(
 
     print("\n| start-up | seconds | target | result |")
     print("|---|---:|---|---|")
-    for name, seconds in ready.items():
-        if name in OURS:
-            ok = seconds < READY_TARGET_S
-            if not ok:
-                missed.append(f"{name} ready in {seconds:.2f} s")
-            print(f"| {name} ready | {seconds:.2f} | < {READY_TARGET_S:g} | {verdict(ok)} |")
-        else:
-            print(f"| {name} ready | {seconds:.2f} | - | - |")
+    missed += _under_limit(ready, READY_TARGET_S, "{name} ready", "{value:.2f}",
+                           "{name} ready in {value:.2f} s")  # fmt: skip
     up = statistics.median(mesh_up)
     ok = up < MESH_UP_TARGET_S
     if not ok:
@@ -126,15 +120,26 @@ def report(
 
     print("\n| resident memory after the load | MB | target | result |")
     print("|---|---:|---|---|")
-    for name, mb in rss.items():
-        if name in OURS:
-            ok = mb < RSS_TARGET_MB
-            if not ok:
-                missed.append(f"{name} RSS {mb:.0f} MB")
-            print(f"| {name} | {mb:.1f} | < {RSS_TARGET_MB:g} | {verdict(ok)} |")
-        else:
-            print(f"| {name} | {mb:.1f} | - | - |")
+    missed += _under_limit(rss, RSS_TARGET_MB, "{name}", "{value:.1f}",
+                           "{name} RSS {value:.0f} MB")  # fmt: skip
+    return missed
 
+
+def _under_limit(
+    values: dict[str, float], limit: float, label: str, shown: str, miss: str
+) -> list[str]:
+    """A row per process (LABEL, SHOWN and MISS are formats of its name and value), held
+    to stay under LIMIT when it is one of OURS; return the MISS lines of those over it."""
+    missed = []
+    for name, value in values.items():
+        row = f"| {label.format(name=name)} | {shown.format(value=value)} |"
+        if name not in OURS:
+            print(f"{row} - | - |")
+            continue
+        ok = value < limit
+        if not ok:
+            missed.append(miss.format(name=name, value=value))
+        print(f"{row} < {limit:g} | {verdict(ok)} |")
     return missed
 
 
