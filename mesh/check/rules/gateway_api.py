@@ -67,25 +67,17 @@ def _parent(
     gateways: dict[tuple[str, str], Resource],
 ) -> Iterator[Finding]:
     group, kind = ref.get("group", GROUP), ref.get("kind", "Gateway")
-    name, namespace = str(ref.get("name", "")), str(ref.get("namespace") or route.namespace)
-    port = ref.get("port")
     if (group, kind) == ("", "Service"):
-        service = index.service(name, namespace)
-        if service is None:
-            yield route.finding(
-                "IST0101",
-                Severity.ERROR,
-                f"{where}: Service {namespace}/{name} not found (istiod: Accepted False, "
-                "NoMatchingParent; the route applies to no calls)",
-            )
-        elif port is not None and port not in _ports(service):
-            yield route.finding(
-                "IST0101",
-                Severity.ERROR,
-                f"{where}.port: {port} is not a port of Service {namespace}/{name} "
-                f"(ports {_ports(service)})",
-            )
+        yield from _service_ref(
+            index,
+            route,
+            where,
+            ref,
+            missing="Accepted False, NoMatchingParent; the route applies to no calls",
+        )
         return
+    name, namespace = _name(route, ref)
+    port = ref.get("port")
     if (group, kind) != (GROUP, "Gateway"):
         return
     gw = gateways.get((namespace, name))
@@ -133,24 +125,55 @@ def _parent(
 def _backend(index: Index, route: Resource, where: str, ref: dict[str, Any]) -> Iterator[Finding]:
     if ref.get("group", "") != "" or ref.get("kind", "Service") != "Service":
         return
-    name = str(ref.get("name", ""))
-    namespace = str(ref.get("namespace") or route.namespace)
+    yield from _service_ref(
+        index,
+        route,
+        where,
+        ref,
+        missing="ResolvedRefs False, BackendNotFound; requests to it get 500",
+        port_required=True,
+        port_note="; requests to it get 500",
+    )
+
+
+def _name(route: Resource, ref: dict[str, Any]) -> tuple[str, str]:
+    """The name and namespace REF points to (a reference without one is in ROUTE's)."""
+    return str(ref.get("name", "")), str(ref.get("namespace") or route.namespace)
+
+
+def _service_ref(
+    index: Index,
+    route: Resource,
+    where: str,
+    ref: dict[str, Any],
+    *,
+    missing: str,
+    port_required: bool = False,
+    port_note: str = "",
+) -> Iterator[Finding]:
+    """A reference to a Service, as a GAMMA parentRef or as a backendRef: the Service must
+    exist, and the port, where one is given, must be one of its ports.
+
+    The two kinds of reference are resolved alike; they differ in the status istiod writes
+    when the Service is missing (MISSING), whether a port is required (a backendRef's is),
+    and what a wrong port does (PORT_NOTE)."""
+    name, namespace = _name(route, ref)
     service = index.service(name, namespace)
     if service is None:
         yield route.finding(
             "IST0101",
             Severity.ERROR,
-            f"{where}: Service {namespace}/{name} not found (istiod: ResolvedRefs False, "
-            "BackendNotFound; requests to it get 500)",
+            f"{where}: Service {namespace}/{name} not found (istiod: {missing})",
         )
         return
     port = ref.get("port")
     if port is None:
-        yield route.finding("IST0101", Severity.ERROR, f"{where}.port: required for a Service")
+        if port_required:
+            yield route.finding("IST0101", Severity.ERROR, f"{where}.port: required for a Service")
     elif port not in _ports(service):
         yield route.finding(
             "IST0101",
             Severity.ERROR,
             f"{where}.port: {port} is not a port of Service {namespace}/{name} "
-            f"(ports {_ports(service)}; requests to it get 500)",
+            f"(ports {_ports(service)}{port_note})",
         )
