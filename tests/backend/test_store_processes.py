@@ -24,29 +24,14 @@ import pytest
 from backend.dburl import PostgresUrl, StoreLocation
 from mesh.pgserver import LocalServer
 from tests.support import postgres
-from tests.support.procs import VENV_BIN, Proc, free_port, start, wait_http_ok
+from tests.support.procs import VENV_BIN, Proc, free_port, start_backend, wait_http_ok
 
 pytestmark = pytest.mark.integration
 
 
-def launch(version: str, db: StoreLocation, log_dir: Path, name: str, **env: str) -> Proc:
+def launch(version: str, db: StoreLocation, log_dir: Path, name: str) -> Proc:
     """A backend process (not waited for)."""
-    port = free_port()
-    return start(
-        name,
-        [str(VENV_BIN / "backend")],
-        log_dir,
-        env={
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "APP_VERSION": version,
-            "INSTANCE_NAME": name,
-            "TASKS_DB": db.url if isinstance(db, PostgresUrl) else str(db),
-            "METRICS_ENABLED": "0",
-            **env,
-        },
-        port=port,
-    )
+    return start_backend(version, db, log_dir, name, METRICS_ENABLED="0")
 
 
 @pytest.fixture(name="procs")

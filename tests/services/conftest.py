@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.procs import VENV_BIN, Proc, free_port, running, start, wait_http_ok
+from tests.support.procs import start_backend as launch_backend
 
 from .otlp_receiver import Receiver, otlp_receiver
 
@@ -21,23 +22,9 @@ SERVICE_LINKS = {
 
 
 def start_backend(version: str, db: Path, log_dir: Path, index: int = 0, **env: str) -> Proc:
-    port = free_port()
+    """Backend VERSION on DB, ready, with the Service links Kubernetes would inject."""
     name = f"backend-{version}-{index}"
-    proc = start(
-        name,
-        [str(VENV_BIN / "backend")],
-        log_dir,
-        env={
-            **SERVICE_LINKS,
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "APP_VERSION": version,
-            "INSTANCE_NAME": name,
-            "TASKS_DB": str(db),
-            **env,
-        },
-        port=port,
-    )
+    proc = launch_backend(version, db, log_dir, name, **{**SERVICE_LINKS, **env})
     wait_http_ok(proc)
     return proc
 

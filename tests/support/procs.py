@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from backend.dburl import PostgresUrl, StoreLocation
 from mesh.processes import free_port as mesh_free_port
 
 VENV_BIN = Path(sys.executable).parent
@@ -73,6 +74,30 @@ def start(
             argv, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     return Proc(name=name, popen=popen, log_path=log_path, port=port)
+
+
+def start_backend(version: str, db: StoreLocation, log_dir: Path, name: str, **env: str) -> Proc:
+    """A real backend process (its console entry point) on 127.0.0.1 at a free port: VERSION
+    as instance NAME on the task store DB, ENV added to (or overriding) that environment.
+
+    Not waited for, so that replicas can start together; wait with wait_http_ok. One
+    place for the backend's argv and environment, which the tests that start backends
+    (tests/services, tests/backend/test_store_processes.py) would otherwise each spell."""
+    port = free_port()
+    return start(
+        name,
+        [str(VENV_BIN / "backend")],
+        log_dir,
+        env={
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "APP_VERSION": version,
+            "INSTANCE_NAME": name,
+            "TASKS_DB": db.url if isinstance(db, PostgresUrl) else str(db),  # str() redacts
+            **env,
+        },
+        port=port,
+    )
 
 
 def wait_http_ok(proc: Proc, path: str = "/readyz", timeout: float = 30.0) -> None:
