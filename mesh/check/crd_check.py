@@ -35,7 +35,8 @@ def _path(parts: Any) -> str:
 def _message(error: Any) -> str:
     if error.validator == "additionalProperties" and error.validator_value is False:
         known = set(error.schema.get("properties", {}))
-        extra = sorted(k for k in error.instance if k not in known)
+        # YAML keys need not be strings (`on:`, `null:` parse as bool / None)
+        extra = sorted((k for k in error.instance if k not in known), key=repr)
         return f"unknown field {', '.join(map(repr, extra))}"
     if error.validator == "oneOf" and "required" in json.dumps(error.validator_value):
         options = [" + ".join(b.get("required", [])) for b in error.validator_value]

@@ -89,6 +89,10 @@ def test_schema_refuses_unknown_fields_and_missing_required_ones() -> None:
         "spec": {"rules": [{"retry": {"attempts": 2}, "backendRefs": [{"name": "s", "port": 80}]}]},
     }
     assert _messages(route) == ["spec.rules[0]: unknown field 'retry'"]
+    # YAML's `on:` and `null:` keys are a bool and None, not strings: named, not a traceback
+    odd = yaml.safe_load("retry: {}\non: 1\nnull: 2\nbackendRefs: []\n")
+    route["spec"]["rules"] = [odd]
+    assert _messages(route) == ["spec.rules[0]: unknown field 'retry', None, True"]
     gateway = {"apiVersion": ROUTE, "kind": "Gateway", "metadata": {"name": "g"}, "spec": {}}
     assert any("'gatewayClassName' is a required property" in m for m in _messages(gateway))
     assert _messages({**gateway, "apiVersion": "gateway.networking.k8s.io/v1alpha9"})[0].startswith(
