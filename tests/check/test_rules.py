@@ -51,6 +51,7 @@ CASES: dict[str, tuple[str, Severity, str]] = {
     "authz-principal": ("TM104", Severity.ERROR, "AuthorizationPolicy/backend-allow-frontend"),
     "authz-selector": ("IST0127", Severity.WARNING, "AuthorizationPolicy/backend-allow-frontend"),
     "telemetry-providers": ("IST0157", Severity.WARNING, "Telemetry/access-logs"),
+    "telemetry-default-selector": ("IST0160", Severity.ERROR, "Telemetry/tracing"),
     "service-externalname": ("IST0150", Severity.WARNING, "Service/payments"),
     "local-mesh-field": ("TM201", Severity.WARNING, "VirtualService/backend"),
     "local-mesh-kind": ("TM201", Severity.WARNING, "ServiceEntry/external-api"),

@@ -16,6 +16,7 @@ from mesh.check.rules import (
     progressive,
     routing,
     security,
+    telemetry,
     workloads,
 )
 
@@ -27,6 +28,7 @@ ALL_RULES: tuple[Rule, ...] = (
     workloads.check,
     istio_annotations.check,
     security.check,
+    telemetry.check,
     local_mesh.check,
     progressive.check,
     gateway_api.check,

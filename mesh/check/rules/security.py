@@ -1,4 +1,4 @@
-"""AuthorizationPolicy and Telemetry rules (TM104, IST0127, IST0157).
+"""AuthorizationPolicy rules (TM104, IST0127).
 
 An ALLOW policy whose principal names a ServiceAccount that no workload runs
 as denies everyone silently (403 ``RBAC: access denied``)."""
@@ -36,17 +36,6 @@ def check(index: Index) -> Iterator[Finding]:
                 for value in as_list(src.get("serviceAccounts")):
                     ns, _, sa = str(value).rpartition("/")
                     yield from _account(index, policy, f"{where}.serviceAccounts", ns, sa)
-    for telemetry in index.of_kind("Telemetry", istio=True):
-        # analyzers/telemetry/providers.go: with no default access-log provider in the
-        # mesh config (Istio's default), an enabled entry needs providers
-        for i, log in enumerate(dicts(telemetry.spec.get("accessLogging"))):
-            if log.get("disabled") is not True and not as_list(log.get("providers")):
-                yield telemetry.finding(
-                    "IST0157",
-                    Severity.WARNING,
-                    f"accessLogging[{i}] has no providers and the mesh has no default one: "
-                    "nothing is logged",
-                )
 
 
 def _no_matching_workloads(index: Index, policy: Resource) -> Iterator[Finding]:
