@@ -16,19 +16,7 @@ from mesh.check import check_tree
 from mesh.cli import main
 from mesh.manifests import load
 from mesh.translate.telemetry import CLIENT, tracing_spec
-from tests.mesh.support import K8S, VARIANTS, overlay
-
-
-def telemetry(name: str, namespace: str | None = None, **spec: Any) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name}
-    if namespace:
-        meta["namespace"] = namespace
-    return {
-        "apiVersion": "telemetry.istio.io/v1",
-        "kind": "Telemetry",
-        "metadata": meta,
-        "spec": spec,
-    }
+from tests.mesh.support import K8S, VARIANTS, overlay, telemetry
 
 
 def k8s_copy(tmp_path: Path, *added: dict[str, Any], patch: dict[str, Any] | None = None) -> Path:

@@ -49,6 +49,19 @@ def vs_patch(name: str, http: list[dict[str, Any]], **spec: Any) -> dict[str, An
     }
 
 
+def telemetry(name: str, namespace: str | None = None, **spec: Any) -> dict[str, Any]:
+    """An Istio Telemetry object NAME (in NAMESPACE, else the manifests' default) with SPEC."""
+    meta: dict[str, Any] = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    return {
+        "apiVersion": "telemetry.istio.io/v1",
+        "kind": "Telemetry",
+        "metadata": meta,
+        "spec": spec,
+    }
+
+
 def dr_patch(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "networking.istio.io/v1",

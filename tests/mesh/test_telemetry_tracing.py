@@ -18,6 +18,7 @@ from mesh.sidecars.bootstrap import INBOUND_LISTENER
 from mesh.translate import local_placement, translate
 from mesh.translate.placement import sequential_instance_ports
 from mesh.translate.tracing import SERVICE_TAG
+from tests.mesh import support
 from tests.mesh.support import overlay
 
 APP_NS = "default"
@@ -26,16 +27,7 @@ OUTBOUND = "outbound_backend-service.default.svc.cluster.local:5000"
 
 
 def telemetry(name: str, tracing: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
-    namespace = spec.pop("namespace", None)
-    meta: dict[str, Any] = {"name": name}
-    if namespace:
-        meta["namespace"] = namespace
-    return {
-        "apiVersion": "telemetry.istio.io/v1",
-        "kind": "Telemetry",
-        "metadata": meta,
-        "spec": {"tracing": tracing, **spec},
-    }
+    return support.telemetry(name, spec.pop("namespace", None), tracing=tracing, **spec)
 
 
 def ns_tracing(tracing: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
