@@ -20,7 +20,14 @@ from playwright.sync_api import Locator, Page, expect
 from mesh.runner import LocalMesh
 from tests.page.conftest import ROOT, Tab, save_screenshot
 from tests.support.mesh import new_mesh
-from tests.support.procs import VENV_BIN, Proc, free_port, running, start, wait_http_ok
+from tests.support.procs import (
+    Proc,
+    free_port,
+    running,
+    start_backend,
+    start_frontend,
+    wait_http_ok,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -131,37 +138,13 @@ def no_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Proc
     MESH_EVENTS_URL (a cluster), one whose MESH_EVENTS_URL has nothing listening."""
     tmp = tmp_path_factory.mktemp("no-mesh")
     logs = tmp / "logs"
-    port = free_port()
-    backend = start(
-        "backend-v1-0",
-        [str(VENV_BIN / "backend")],
-        logs,
-        env={
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "APP_VERSION": "v1",
-            "INSTANCE_NAME": "backend-v1-0",
-            "TASKS_DB": str(tmp / "tasks.db"),
-        },
-        port=port,
-    )
+    backend = start_backend("v1", tmp / "tasks.db", logs, "backend-v1-0")
     procs = {"backend": backend}
     with running(list(procs.values())):
         wait_http_ok(backend)
         for name, events_url in (("cluster", ""), ("lost", f"http://127.0.0.1:{free_port()}/")):
-            port = free_port()
-            procs[name] = start(
-                f"frontend-{name}",
-                [str(VENV_BIN / "frontend")],
-                logs,
-                env={
-                    "HOST": "127.0.0.1",
-                    "PORT": str(port),
-                    "INSTANCE_NAME": f"frontend-{name}",
-                    "BACKEND_URL": backend.url,
-                    "MESH_EVENTS_URL": events_url,
-                },
-                port=port,
+            procs[name] = start_frontend(
+                backend.url, logs, f"frontend-{name}", MESH_EVENTS_URL=events_url
             )
         with running([procs["cluster"], procs["lost"]]):
             for proc in procs.values():

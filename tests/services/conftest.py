@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.procs import VENV_BIN, Proc, free_port, running, start, wait_http_ok
+from tests.support.procs import Proc, running, wait_http_ok
 from tests.support.procs import start_backend as launch_backend
+from tests.support.procs import start_frontend as launch_frontend
 
 from .otlp_receiver import Receiver, otlp_receiver
 
@@ -30,21 +31,9 @@ def start_backend(version: str, db: Path, log_dir: Path, index: int = 0, **env: 
 
 
 def start_frontend(backend_url: str, log_dir: Path, **env: str) -> Proc:
-    port = free_port()
-    proc = start(
-        "frontend-0",
-        [str(VENV_BIN / "frontend")],
-        log_dir,
-        env={
-            **SERVICE_LINKS,
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "INSTANCE_NAME": "frontend-0",
-            "BACKEND_URL": backend_url,
-            **env,
-        },
-        port=port,
-    )
+    """Frontend frontend-0 calling BACKEND_URL, ready, with the Service links Kubernetes
+    would inject."""
+    proc = launch_frontend(backend_url, log_dir, "frontend-0", **{**SERVICE_LINKS, **env})
     wait_http_ok(proc)
     return proc
 

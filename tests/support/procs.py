@@ -82,20 +82,41 @@ def start_backend(version: str, db: StoreLocation, log_dir: Path, name: str, **e
 
     Not waited for, so that replicas can start together; wait with wait_http_ok. One
     place for the backend's argv and environment, which the tests that start backends
-    (tests/services, tests/backend/test_store_processes.py) would otherwise each spell."""
-    port = free_port()
-    return start(
+    (tests/services, tests/backend/test_store_processes.py, tests/page) would otherwise
+    each spell."""
+    return _start_service(
+        "backend",
         name,
-        [str(VENV_BIN / "backend")],
         log_dir,
-        env={
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
+        {
             "APP_VERSION": version,
             "INSTANCE_NAME": name,
             "TASKS_DB": db.url if isinstance(db, PostgresUrl) else str(db),  # str() redacts
             **env,
         },
+    )
+
+
+def start_frontend(backend_url: str, log_dir: Path, name: str, **env: str) -> Proc:
+    """A real frontend process (its console entry point) on 127.0.0.1 at a free port: instance
+    NAME calling the backend at BACKEND_URL, ENV added to (or overriding) that environment.
+
+    Not waited for, as start_backend; wait with wait_http_ok. One place for the frontend's
+    argv and environment, which tests/services and tests/page would otherwise each spell."""
+    return _start_service(
+        "frontend", name, log_dir, {"INSTANCE_NAME": name, "BACKEND_URL": backend_url, **env}
+    )
+
+
+def _start_service(entry_point: str, name: str, log_dir: Path, env: dict[str, str]) -> Proc:
+    """ENTRY_POINT (a console script of this venv) as NAME on 127.0.0.1 at a free port, with
+    ENV (which may override HOST or PORT) on top: what start_backend and start_frontend share."""
+    port = free_port()
+    return start(
+        name,
+        [str(VENV_BIN / entry_point)],
+        log_dir,
+        env={"HOST": "127.0.0.1", "PORT": str(port), **env},
         port=port,
     )
 
