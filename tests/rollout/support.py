@@ -64,6 +64,26 @@ class Mesh:
             self.argv(*args), capture_output=True, text=True, timeout=ROLLOUT_TIMEOUT_S
         )
 
+    def rollout_watched(
+        self, *args: str
+    ) -> tuple[subprocess.CompletedProcess[str], list[dict[str, int]]]:
+        """`mesh rollout ARGS`, and each distinct `served()` seen while it ran, the first
+        before it started (Envoy's config dump, sampled every 50 ms; a step lasts seconds)."""
+        proc = subprocess.Popen(
+            self.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        seen = [self.served()]
+        deadline = time.monotonic() + ROLLOUT_TIMEOUT_S
+        while proc.poll() is None:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError(f"the rollout did not end within {ROLLOUT_TIMEOUT_S} s")
+            if (served := self.served()) != seen[-1]:
+                seen.append(served)
+            time.sleep(0.05)  # sampling the config dump while the rollout runs
+        out, err = proc.communicate()
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), seen
+
 
 def wait_served(mesh: Mesh, weights: dict[str, int], deadline_s: float = DEADLINE_S) -> None:
     deadline = time.monotonic() + deadline_s

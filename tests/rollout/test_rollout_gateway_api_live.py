@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import collections
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +18,6 @@ import yaml
 from mesh.state import read_state
 from tests.loop.support import served_routes
 from tests.rollout.support import (
-    ROLLOUT_TIMEOUT_S,
     SERVICE,
     Mesh,
     events,
@@ -72,23 +69,12 @@ def versions(mesh: Mesh, n: int) -> collections.Counter[str]:
 
 
 def test_backend_v2_is_promoted_to_100_under_load_then_reset(gw: GatewayMesh) -> None:
-    proc = subprocess.Popen(
-        gw.argv(SERVICE, "--to", "backend-v2", "--steps", "50,100", *FAST, "--json"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    done, seen = gw.rollout_watched(
+        SERVICE, "--to", "backend-v2", "--steps", "50,100", *FAST, "--json"
     )
-    seen = [gw.served()]  # Envoy's config dump, sampled while the rollout runs
-    deadline = time.monotonic() + ROLLOUT_TIMEOUT_S
-    while proc.poll() is None:
-        assert time.monotonic() < deadline, "the rollout did not end"
-        if (served := gw.served()) != seen[-1]:
-            seen.append(served)
-        time.sleep(0.05)  # sample the config dump; each step lasts seconds
-    out, err = proc.communicate()
-    assert proc.returncode == 0, err
+    assert done.returncode == 0, done.stderr
     assert seen == [{V1: 100}, {V1: 50, V2: 50}, {V2: 100}]
-    data = outcome_json(subprocess.CompletedProcess([], 0, out, err))
+    data = outcome_json(done)
     assert (data["result"], data["stable"], data["canary"]) == (
         "promoted",
         "backend-v1",

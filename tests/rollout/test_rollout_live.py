@@ -24,7 +24,6 @@ import yaml
 from tests.rollout.support import (
     DEADLINE_S,
     FILES,
-    ROLLOUT_TIMEOUT_S,
     SERVICE,
     Mesh,
     events,
@@ -40,25 +39,13 @@ FAST = ("--interval", "2s", "--load", "40", "--min-requests", "5")
 def test_a_healthy_canary_is_promoted_and_envoy_serves_each_step_in_turn(mesh: Mesh) -> None:
     # A first step of 20%, not 10%: at 40 req/s for 2 s the canary's share is binomial,
     # and at 10% (mean 8) it fell under the 5 required requests about 1 run in 10.
-    proc = subprocess.Popen(
-        mesh.argv(SERVICE, "--to", "v2", "--steps", "20,50,100", *FAST, "--json"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    done, seen = mesh.rollout_watched(
+        SERVICE, "--to", "v2", "--steps", "20,50,100", *FAST, "--json"
     )
-    seen = [mesh.served()]  # the weights Envoy serves, read by the test while it runs
-    deadline = time.monotonic() + ROLLOUT_TIMEOUT_S
-    while proc.poll() is None:
-        assert time.monotonic() < deadline, "the rollout did not end"
-        served = mesh.served()
-        if served != seen[-1]:
-            seen.append(served)
-        time.sleep(0.05)  # sample the config dump; each step lasts seconds
-    out, err = proc.communicate()
-    assert proc.returncode == 0, err
+    assert done.returncode == 0, done.stderr
     assert seen == [FILES, {"v1": 80, "v2": 20}, {"v1": 50, "v2": 50}, {"v2": 100}]
     assert mesh.served() == {"v2": 100}  # it returned once Envoy served the promotion
-    data = outcome_json(subprocess.CompletedProcess([], 0, out, err))
+    data = outcome_json(done)
     assert data["result"] == "promoted"
     assert [s["weight"] for s in data["steps"]] == [20, 50, 100]
     assert [s["verdict"] for s in data["steps"]] == ["pass"] * 3
