@@ -24,6 +24,7 @@ from starlette.routing import Route
 from mesh.traces import render, zipkin_proto3
 from mesh.traces.model import (
     SpanFormatError,
+    count_otlp_spans,
     normalize_trace_id,
     spans_from_otlp,
     spans_from_zipkin,
@@ -71,7 +72,8 @@ def create_app(store: TraceStore) -> Starlette:
         if kind != PROTOBUF:
             return _error(415, "unsupported_media_type", f"send OTLP as {PROTOBUF}, not {kind!r}")
         try:
-            store.add(spans_from_otlp(await _body(request)))
+            body = await _body(request)
+            store.defer(count_otlp_spans(body), lambda: spans_from_otlp(body))
         except SpanFormatError as exc:
             return _error(400, "bad_spans", str(exc))
         return Response(ExportTraceServiceResponse().SerializeToString(), media_type=PROTOBUF)
@@ -86,13 +88,20 @@ def create_app(store: TraceStore) -> Starlette:
         try:
             body = await _body(request)
             if kind == PROTOBUF:
-                data = zipkin_proto3.json_spans(body, little_endian_ids=order == "little-endian")
+                # checked now, read when the store is (mesh/traces/store.py says why)
+                little = order == "little-endian"
+                store.defer(
+                    zipkin_proto3.count_spans(body),
+                    lambda: spans_from_zipkin(
+                        zipkin_proto3.json_spans(body, little_endian_ids=little)
+                    ),
+                )
             else:
                 try:
                     data = json.loads(body)
                 except ValueError as exc:
                     raise SpanFormatError(f"body is not JSON: {exc}") from None
-            store.add(spans_from_zipkin(data))
+                store.add(spans_from_zipkin(data))
         except SpanFormatError as exc:
             return _error(400, "bad_spans", str(exc))
         return Response(status_code=202)

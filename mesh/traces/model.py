@@ -85,21 +85,41 @@ def _attrs(items: Any) -> dict[str, str]:
     return {kv.key: _any_value(kv.value) for kv in items}
 
 
-def spans_from_otlp(body: bytes) -> list[Span]:
-    """Decode an OTLP ExportTraceServiceRequest (protobuf); SpanFormatError when invalid."""
+def _otlp_request(body: bytes) -> ExportTraceServiceRequest:
     request = ExportTraceServiceRequest()
     try:
         request.ParseFromString(body)
     except DecodeError as exc:
         raise SpanFormatError(f"not an OTLP ExportTraceServiceRequest: {exc}") from None
+    return request
+
+
+def _check_otlp_ids(s: Any) -> None:
+    if len(s.trace_id) != 16 or len(s.span_id) != 8:
+        raise SpanFormatError(f"span {s.name!r}: trace or span id of a wrong size")
+
+
+def count_otlp_spans(body: bytes) -> int:
+    """How many spans BODY, an OTLP ExportTraceServiceRequest, holds, after checking what
+    `spans_from_otlp` could refuse, without reading them; SpanFormatError when invalid."""
+    count = 0
+    for resource_spans in _otlp_request(body).resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for s in scope_spans.spans:
+                _check_otlp_ids(s)
+                count += 1
+    return count
+
+
+def spans_from_otlp(body: bytes) -> list[Span]:
+    """Decode an OTLP ExportTraceServiceRequest (protobuf); SpanFormatError when invalid."""
     out: list[Span] = []
-    for resource_spans in request.resource_spans:
+    for resource_spans in _otlp_request(body).resource_spans:
         resource = _attrs(resource_spans.resource.attributes)
         service = resource.get("service.name", "unknown")
         for scope_spans in resource_spans.scope_spans:
             for s in scope_spans.spans:
-                if len(s.trace_id) != 16 or len(s.span_id) != 8:
-                    raise SpanFormatError(f"span {s.name!r}: trace or span id of a wrong size")
+                _check_otlp_ids(s)
                 attributes = _attrs(s.attributes)
                 status = {0: "unset", 1: "ok", 2: "error"}.get(s.status.code, "unset")
                 out.append(

@@ -105,11 +105,15 @@ ListOfSpans = message_factory.GetMessageClass(
 )
 
 
-def _json_span(span: Any, index: int, little_endian_ids: bool) -> dict[str, Any]:
+def _check_ids(span: Any, index: int) -> None:
     if len(span.trace_id) not in (8, 16) or len(span.id) != 8:
         raise SpanFormatError(f"span [{index}]: trace id must be 8 or 16 bytes, span id 8")
     if span.parent_id and len(span.parent_id) != 8:
         raise SpanFormatError(f"span [{index}]: parent id must be 8 bytes")
+
+
+def _json_span(span: Any, index: int, little_endian_ids: bool) -> dict[str, Any]:
+    _check_ids(span, index)
 
     def span_id(raw: bytes) -> str:
         return (raw[::-1] if little_endian_ids else raw).hex()
@@ -130,12 +134,27 @@ def _json_span(span: Any, index: int, little_endian_ids: bool) -> dict[str, Any]
     return item
 
 
-def json_spans(body: bytes, *, little_endian_ids: bool = False) -> list[dict[str, Any]]:
-    """BODY, a serialized ListOfSpans, as Zipkin v2 JSON span objects; SpanFormatError
-    when it is not one. LITTLE_ENDIAN_IDS: span and parent ids as Envoy writes them."""
+def _parsed(body: bytes) -> Any:
     message = ListOfSpans()
     try:
         message.ParseFromString(body)
     except DecodeError as exc:
         raise SpanFormatError(f"not a Zipkin ListOfSpans: {exc}") from None
-    return [_json_span(span, i, little_endian_ids) for i, span in enumerate(message.spans)]
+    return message
+
+
+def count_spans(body: bytes) -> int:
+    """How many spans BODY, a serialized ListOfSpans, holds, after checking what
+    `json_spans` could refuse (the wire format, the id sizes) without reading them;
+    SpanFormatError when it is not one."""
+    spans = _parsed(body).spans
+    for i, span in enumerate(spans):
+        _check_ids(span, i)
+    return len(spans)
+
+
+def json_spans(body: bytes, *, little_endian_ids: bool = False) -> list[dict[str, Any]]:
+    """BODY, a serialized ListOfSpans, as Zipkin v2 JSON span objects; SpanFormatError
+    when it is not one. LITTLE_ENDIAN_IDS: span and parent ids as Envoy writes them."""
+    spans = _parsed(body).spans
+    return [_json_span(span, i, little_endian_ids) for i, span in enumerate(spans)]
