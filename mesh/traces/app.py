@@ -92,9 +92,7 @@ def create_app(store: TraceStore) -> Starlette:
                 little = order == "little-endian"
                 store.defer(
                     zipkin_proto3.count_spans(body),
-                    lambda: spans_from_zipkin(
-                        zipkin_proto3.json_spans(body, little_endian_ids=little)
-                    ),
+                    lambda: zipkin_proto3.spans(body, little_endian_ids=little),
                 )
             else:
                 try:

@@ -2,8 +2,8 @@
 
 - OTLP/HTTP protobuf (`POST /v1/traces`): what the services' OpenTelemetry SDK sends.
 - Zipkin v2 (`POST /api/v2/spans`): what Envoy's Zipkin tracer sends (see
-  mesh/translate/tracing.py for why Envoy uses Zipkin), as JSON or as protobuf read into
-  the same JSON shape (mesh/traces/zipkin_proto3.py).
+  mesh/translate/tracing.py for why Envoy uses Zipkin), as JSON or as protobuf
+  (mesh/traces/zipkin_proto3.py); both end in one builder, `zipkin_span`.
 
 Ids are lower-case hex: 32 digits for a trace (a 64-bit Zipkin id is left-padded, as the
 B3 spec says), 16 for a span.
@@ -166,13 +166,39 @@ def _zipkin_span(item: Any, index: int) -> Span:
     tags = item.get("tags") or {}
     if not isinstance(tags, dict):
         raise SpanFormatError(f"span [{index}]: tags is not a JSON object")
-    tags = {str(k): str(v) for k, v in tags.items()}
     endpoint = item.get("localEndpoint") or {}
-    service = tags.get(SERVICE_TAG) or endpoint.get("serviceName") or "unknown"
+    parent = item.get("parentId")
+    return zipkin_span(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_id=str(parent).lower().rjust(16, "0") if parent else None,
+        name=str(item.get("name") or ""),
+        kind=str(item.get("kind") or "internal").lower(),
+        start_us=start_us,
+        duration_us=duration_us,
+        tags={str(k): str(v) for k, v in tags.items()},
+        endpoint_service=endpoint.get("serviceName"),
+    )
+
+
+def zipkin_span(
+    *,
+    trace_id: str,
+    span_id: str,
+    parent_id: str | None,
+    name: str,
+    kind: str,
+    start_us: int,
+    duration_us: int,
+    tags: dict[str, str],
+    endpoint_service: str | None,
+) -> Span:
+    """A Zipkin span, read from JSON here or from protobuf (mesh/traces/zipkin_proto3.py),
+    as a Span: ids as normalized hex, TAGS a fresh dict of strings (it becomes the
+    Span's attributes)."""
+    service = tags.get(SERVICE_TAG) or endpoint_service or "unknown"
     code = tags.get("http.status_code", "")
     error = "error" in tags or (code.isdigit() and int(code) >= 500)
-    parent = item.get("parentId")
-    name = str(item.get("name") or "")
     method, url = tags.get("http.method"), tags.get("http.url")
     if method and url:
         # Envoy names a span after the host (or the route's decorator): say what it did
@@ -181,10 +207,10 @@ def _zipkin_span(item: Any, index: int) -> Span:
     return Span(
         trace_id=trace_id,
         span_id=span_id,
-        parent_id=str(parent).lower().rjust(16, "0") if parent else None,
+        parent_id=parent_id,
         name=name,
         service=service,
-        kind=str(item.get("kind") or "internal").lower(),
+        kind=kind,
         start_ns=start_us * 1000,
         end_ns=(start_us + duration_us) * 1000,
         status="error" if error else "ok" if code else "unset",

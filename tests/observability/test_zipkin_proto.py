@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from mesh.traces.app import create_app
 from mesh.traces.model import SpanFormatError, spans_from_zipkin
 from mesh.traces.store import TraceStore
-from mesh.traces.zipkin_proto3 import json_spans
+from mesh.traces.zipkin_proto3 import spans
 from tests.observability.test_receiver import PROTOBUF, zipkin_span
 
 TRACE = "463ac35c9f6413ad48485a3953bb6124"
@@ -73,7 +73,7 @@ def test_a_protobuf_span_reads_as_its_json_twin() -> None:
     body = list_of_spans(
         _span_bytes(TRACE, SPAN, PARENT, TAGS), _span_bytes(TRACE, PARENT, None, {})
     )
-    got = spans_from_zipkin(json_spans(body))
+    got = spans(body)
     want = spans_from_zipkin(
         [zipkin_span(TRACE, SPAN, PARENT, **TAGS), zipkin_span(TRACE, PARENT, None)]
     )
@@ -83,7 +83,7 @@ def test_a_protobuf_span_reads_as_its_json_twin() -> None:
 
 
 def test_a_64_bit_trace_id_is_left_padded_as_in_json() -> None:
-    (span,) = spans_from_zipkin(json_spans(list_of_spans(_span_bytes(TRACE[:16], SPAN, None, {}))))
+    (span,) = spans(list_of_spans(_span_bytes(TRACE[:16], SPAN, None, {})))
     assert span.trace_id == "0" * 16 + TRACE[:16]
 
 
@@ -98,7 +98,7 @@ def test_a_64_bit_trace_id_is_left_padded_as_in_json() -> None:
 )
 def test_bad_protobuf_says_what_is_wrong(body: bytes, message: str) -> None:
     with pytest.raises(SpanFormatError, match=message):
-        json_spans(body)
+        spans(body)
 
 
 def test_the_zipkin_endpoint_takes_protobuf_by_content_type() -> None:
