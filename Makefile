@@ -16,11 +16,12 @@ CHROMIUM := /usr/bin/chromium
 STRESS_NG := /usr/bin/stress-ng
 # the load generator of make bench, and of the bench tests (tests/bench/test_stores.py)
 WRK := /usr/bin/wrk
+VALGRIND := /usr/bin/valgrind
 # Debian's PostgreSQL server for the store tests, make bench and mesh up k8s/variants/postgres
 # (mesh/pgserver.py finds the newest /usr/lib/postgresql/*/bin).
 POSTGRES ?= $(or $(lastword $(sort $(wildcard /usr/lib/postgresql/*/bin/postgres))),/usr/lib/postgresql/15/bin/postgres)
 
-.PHONY: demo-canary demo-circuit-breaker demo-outlier demo-rollout soak install run test test-unit test-integration test-busy chromium stress-ng postgresql wrk lint check bench clean minikube minikube-down compose-config
+.PHONY: demo-canary demo-circuit-breaker demo-outlier demo-rollout soak install run test test-unit test-integration test-busy chromium stress-ng postgresql wrk valgrind lint check bench clean minikube minikube-down compose-config
 
 # (Re)install only when the project's dependency list changes.
 $(STAMP): pyproject.toml
@@ -36,19 +37,19 @@ run: $(STAMP)
 	$(BIN)/mesh up k8s
 
 ## Every test: lint, unit tests, real-process tests, manifest checks.
-test: chromium postgresql wrk $(STAMP)
+test: chromium postgresql wrk valgrind $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 test-unit: postgresql $(STAMP)
 	$(BIN)/python -m pytest -m 'not integration'
 
-test-integration: chromium postgresql wrk $(STAMP)
+test-integration: chromium postgresql wrk valgrind $(STAMP)
 	$(BIN)/python -m pytest -m integration
 
 ## The whole suite while every core is kept busy by a bounded stress-ng, as on a
 ## shared CI machine: timing-sensitive tests fail here first.
-test-busy: chromium stress-ng postgresql wrk $(STAMP)
+test-busy: chromium stress-ng postgresql wrk valgrind $(STAMP)
 	$(BIN)/ruff check .
 	bash scripts/while-busy.sh $(BIN)/python -m pytest
 
@@ -65,6 +66,9 @@ stress-ng:
 
 wrk:
 	@bash scripts/ensure-apt-package.sh $(WRK) wrk "for make bench and the bench tests, tests/bench"
+
+valgrind:
+	@bash scripts/ensure-apt-package.sh $(VALGRIND) valgrind "for bench/envoy_instructions.py and its test, tests/bench"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
