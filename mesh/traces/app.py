@@ -6,7 +6,7 @@ GET  /api/traces?limit=N recent traces, newest first (summaries); &probes=1 adds
                          traces of nothing but probes and scrapes
 GET  /api/traces/{id}    one trace's spans
 GET  /  and /traces/{id} the same for a browser
-GET  /healthz
+GET  /healthz            status, traces kept, spans dropped
 """
 
 from __future__ import annotations
@@ -147,7 +147,10 @@ def create_app(store: TraceStore) -> Starlette:
         return HTMLResponse(render.html_trace(*found))
 
     async def healthz(_: Request) -> Response:
-        return JSONResponse({"status": "ok", "traces": len(store)})
+        # spans let go: over a trace's cap, or waiting unread past the store's (store.py)
+        return JSONResponse(
+            {"status": "ok", "traces": len(store), "dropped_spans": store.dropped_spans}
+        )
 
     return Starlette(
         routes=[

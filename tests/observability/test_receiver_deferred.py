@@ -70,6 +70,16 @@ def test_unread_reports_past_the_cap_go_oldest_first_and_are_counted() -> None:
     assert [r.reads for r in reports] == [0, 1, 1]
 
 
+def test_healthz_says_how_many_spans_were_let_go() -> None:
+    store = TraceStore(max_traces=1)
+    client = TestClient(create_app(store))
+    assert client.get("/healthz").json()["dropped_spans"] == 0
+    for n in range(3):
+        store.defer(store.pending_cap, Report(_span(_trace(n), "1" * 16, None, n)))
+    body = client.get("/healthz").json()
+    assert body == {"status": "ok", "traces": 1, "dropped_spans": 2 * store.pending_cap}
+
+
 def test_one_report_over_the_cap_is_still_kept() -> None:
     store = TraceStore(max_traces=1)
     store.defer(store.pending_cap + 5, Report(_span(_trace(7), "1" * 16, None, 1)))
