@@ -38,7 +38,7 @@ if __package__ in (None, ""):  # `python bench/envoy_hop.py`: make `bench` impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.load import LoadResult, run_load  # noqa: E402
-from bench.processes import free_port, start_service, stopped_at_exit  # noqa: E402
+from bench.processes import Service, free_port, start_service, stopped_at_exit  # noqa: E402
 from bench.servers import (  # noqa: E402
     backend_command,
     http_body,
@@ -121,6 +121,35 @@ def variant(base: Bootstrap, name: str, *, admin_port: int, listener_port: int) 
     return boot
 
 
+def start_backend_and_receiver(work: Path, services: list[Service]) -> tuple[Service, int]:
+    """The one real backend a hop goes to (v1, its store under WORK) and the trace receiver
+    its spans go to, both added to SERVICES (stopped with them); the backend and the
+    receiver's port."""
+    from mesh.traces.launch import traces_command
+
+    logs = work / "logs"
+    env = {"LOG_LEVEL": "warning", "OTEL_TRACES_EXPORTER": "none", "APP_VERSION": "v1"}
+    be = start_service(
+        V1,
+        backend_command(),
+        log_dir=logs,
+        env={**env, "INSTANCE_NAME": V1, "TASKS_DB": str(work / "t.db")},
+    )
+    services.append(be)
+    traces_port = free_port()
+    services.append(
+        start_service(
+            "traces",
+            traces_command(traces_port),
+            env={},
+            log_dir=logs,
+            ready_path="/api/traces",
+            port=traces_port,
+        )
+    )
+    return be, traces_port
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/envoy_hop.py", description=__doc__.splitlines()[0])
     parser.add_argument("-d", "--duration", type=int, default=4, help="seconds per run (4)")
@@ -129,26 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not (1 <= args.duration <= 30) or not (1 <= args.rounds <= 9) or args.connections < 1:
         parser.error("--duration must be 1-30 s, --rounds 1-9, --connections >= 1")
-    from mesh.traces.launch import traces_command
-
     work = Path(tempfile.mkdtemp(prefix="taskmesh-envoy-hop-"))
     logs = work / "logs"
-    env = {"LOG_LEVEL": "warning", "OTEL_TRACES_EXPORTER": "none", "APP_VERSION": "v1"}
     with stopped_at_exit([]) as services:
-        be = start_service(
-            V1,
-            backend_command(),
-            log_dir=logs,
-            env={**env, "INSTANCE_NAME": V1, "TASKS_DB": str(work / "t.db")},
-        )
-        services.append(be)
-        traces_port = free_port()
-        traces = traces_command(traces_port)
-        services.append(
-            start_service(
-                "traces", traces, env={}, log_dir=logs, ready_path="/api/traces", port=traces_port
-            )
-        )
+        be, traces_port = start_backend_and_receiver(work, services)
         base = translated(be.port, traces_port)
         envoys = {}
         for name in VARIANTS:

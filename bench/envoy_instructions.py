@@ -35,9 +35,15 @@ if __package__ in (None, ""):  # `python bench/envoy_instructions.py`: make `ben
 
 import yaml  # noqa: E402
 
-from bench.envoy_hop import FLOOR, V1, VARIANTS, translated, variant  # noqa: E402
-from bench.processes import free_port, http_status, start_service, stopped_at_exit  # noqa: E402
-from bench.servers import backend_command, envoy_floor_bootstrap, http_body  # noqa: E402
+from bench.envoy_hop import (  # noqa: E402
+    FLOOR,
+    VARIANTS,
+    start_backend_and_receiver,
+    translated,
+    variant,
+)
+from bench.processes import free_port, http_status, stopped_at_exit  # noqa: E402
+from bench.servers import envoy_floor_bootstrap, http_body  # noqa: E402
 
 WARM_UP = 200
 SETTLE = 20  # requests after instrumentation goes on, before counting: re-translated code
@@ -191,23 +197,10 @@ def main(argv: list[str] | None = None) -> int:
         print("envoy_instructions: valgrind is not installed (apt-get install valgrind)",
               file=sys.stderr)  # fmt: skip
         return 2
-    from mesh.traces.launch import traces_command
-
     work = Path(tempfile.mkdtemp(prefix="taskmesh-envoy-instructions-"))
-    logs = work / "logs"
-    env = {"LOG_LEVEL": "warning", "OTEL_TRACES_EXPORTER": "none", "APP_VERSION": "v1"}
     rows: dict[str, float] = {}
     with stopped_at_exit([]) as services:
-        be = start_service(
-            V1,
-            backend_command(),
-            log_dir=logs,
-            env={**env, "INSTANCE_NAME": V1, "TASKS_DB": str(work / "t.db")},
-        )
-        services.append(be)
-        traces_port = free_port()
-        services.append(start_service("traces", traces_command(traces_port), env={}, log_dir=logs,
-                                      ready_path="/api/traces", port=traces_port))  # fmt: skip
+        be, traces_port = start_backend_and_receiver(work, services)
         body = http_body(be.url + "/api/tasks")
         try:
             for name, config, port in _configs(names, work, be.port, traces_port, body):
