@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 #: The span tag Envoy's spans carry their Istio-style service name in.
 SERVICE_TAG = "istio.canonical_service"
 _HEX = re.compile(r"^[0-9a-f]+$")
+M = TypeVar("M", bound=Message)
 _KINDS = {1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 
 
@@ -85,13 +86,18 @@ def _attrs(items: Any) -> dict[str, str]:
     return {kv.key: _any_value(kv.value) for kv in items}
 
 
-def _otlp_request(body: bytes) -> ExportTraceServiceRequest:
-    request = ExportTraceServiceRequest()
+def parsed(message: M, body: bytes, what: str) -> M:
+    """MESSAGE (an empty protobuf message) read from BODY; SpanFormatError saying BODY is
+    not WHAT when it cannot be."""
     try:
-        request.ParseFromString(body)
+        message.ParseFromString(body)
     except DecodeError as exc:
-        raise SpanFormatError(f"not an OTLP ExportTraceServiceRequest: {exc}") from None
-    return request
+        raise SpanFormatError(f"not {what}: {exc}") from None
+    return message
+
+
+def _otlp_request(body: bytes) -> ExportTraceServiceRequest:
+    return parsed(ExportTraceServiceRequest(), body, "an OTLP ExportTraceServiceRequest")
 
 
 def _check_otlp_ids(s: Any) -> None:

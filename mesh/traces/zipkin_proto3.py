@@ -25,9 +25,8 @@ from __future__ import annotations
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf.message import DecodeError
 
-from mesh.traces.model import Span, SpanFormatError, zipkin_span
+from mesh.traces.model import Span, SpanFormatError, parsed, zipkin_span
 
 _F = descriptor_pb2.FieldDescriptorProto
 _KIND_NAMES = {1: "client", 2: "server", 3: "producer", 4: "consumer"}
@@ -133,12 +132,7 @@ def _span(span: Any, index: int, little_endian_ids: bool) -> Span:
 
 
 def _parsed(body: bytes) -> Any:
-    message = ListOfSpans()
-    try:
-        message.ParseFromString(body)
-    except DecodeError as exc:
-        raise SpanFormatError(f"not a Zipkin ListOfSpans: {exc}") from None
-    return message
+    return parsed(ListOfSpans(), body, "a Zipkin ListOfSpans")
 
 
 def count_spans(body: bytes) -> int:
