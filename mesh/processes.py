@@ -21,6 +21,8 @@ from mesh.errors import RunnerError
 LOCAL_HOST = "127.0.0.1"
 LOG_TAIL_LINES = 20
 STOP_TIMEOUT_S = 10.0
+#: at most this much of a child's output per read (a pipe holds 64 KiB)
+READ_BYTES = 65536
 
 Echo = Callable[[str, str], None]
 
@@ -181,15 +183,32 @@ def _pump(child: Child, echo: Echo | None, append: bool, on_eof: Callable[[], No
 
 
 def _copy_output(child: Child, echo: Echo | None, append: bool) -> None:
+    """Copy CHILD's output to its log file, its tail and ECHO as it comes.
+
+    Each read takes what the pipe holds (up to READ_BYTES) and goes to the log file in
+    one write: Envoy's access log arrives in blocks (mesh/envoy.py FILE_FLUSH_MSEC),
+    and a write and a flush per line cost `mesh up` ~6 us of CPU per line under load
+    (issue 16). Whole lines go to the tail and ECHO; a line cut by a read waits for
+    its end (or for the output's end)."""
     assert child.popen.stdout is not None
-    with open(child.log_path, "ab" if append else "wb") as log:
-        for raw in iter(child.popen.stdout.readline, b""):
-            log.write(raw)
-            log.flush()
-            line = raw.decode(errors="replace").rstrip("\n")
-            child.tail.append(line)
-            if echo is not None:
-                echo(child.name, line)
+    fd = child.popen.stdout.fileno()
+    cut = b""
+    with open(child.log_path, "ab" if append else "wb", buffering=0) as log:
+        while chunk := os.read(fd, READ_BYTES):
+            log.write(chunk)
+            lines, newline, cut = (cut + chunk).rpartition(b"\n")
+            if newline:
+                _keep_lines(child, echo, lines)
+        if cut:
+            _keep_lines(child, echo, cut)
+
+
+def _keep_lines(child: Child, echo: Echo | None, data: bytes) -> None:
+    lines = data.decode(errors="replace").split("\n")
+    child.tail.extend(lines)
+    if echo is not None:
+        for line in lines:
+            echo(child.name, line)
 
 
 def stop_children(children: list[Child], timeout: float = STOP_TIMEOUT_S) -> None:
