@@ -25,6 +25,14 @@ CONCURRENCY = 1
 # step waited up to 5 s for its numbers. Counters are live either way; a flush with no stats
 # sink only merges histograms (the local mesh's Envoy has a few dozen).
 STATS_FLUSH_INTERVAL = "1s"
+# How a listener Envoy replaces (an LDS update: an AuthorizationPolicy's RBAC filter, a
+# Telemetry's tracing block) lets go of its connections, as Istio's pilot-agent starts
+# every proxy (pkg/envoy/proxy.go): each connection is told to close with its next
+# response ("immediate"), and any still open after the drain time are closed. Envoy's
+# own defaults (gradual over 600 s) kept pooled connections on the old filter chain
+# for minutes after a live change.
+DRAIN_TIME_S = 45
+DRAIN_STRATEGY = "immediate"
 
 
 def runtime_settings(bootstrap: dict[str, Any]) -> dict[str, Any]:
@@ -83,4 +91,8 @@ def command(config_path: Path, base_id: int, binary: Path | None = None) -> list
         "warn",
         "--file-flush-interval-msec",
         str(FILE_FLUSH_MSEC),
+        "--drain-time-s",
+        str(DRAIN_TIME_S),
+        "--drain-strategy",
+        DRAIN_STRATEGY,
     ]
