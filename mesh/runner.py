@@ -50,11 +50,11 @@ from mesh.loop.ports import check_fixed_ports, check_new_listeners
 from mesh.loop.push import Pusher
 from mesh.loop.rollout import Rollout, StuckRollout, strategy
 from mesh.loop.rotation import Rotation
+from mesh.loop.sidecars import LiveSidecars
 from mesh.loop.startup import (
     start_sidecars,
     startup_url,
     stop_leftovers,
-    use_eds_in_file,
     wait_first_start,
 )
 from mesh.loop.watch import Watcher
@@ -141,7 +141,7 @@ class LocalMesh(MeshViews):
             extra_env=self._extra_env,
             publish=self.kubelet.publish,
             reconcile=self.rollout.reconcile,
-            envoy_up=self._envoy_up,
+            envoy_up=lambda: self._system_up("envoy"),
             on_change=self._write_state,
             check_ports=self._check_new_listeners,
         )
@@ -179,19 +179,14 @@ class LocalMesh(MeshViews):
         self.events_api = EventsApi(self.events)
         self.events_api.start()
         generation = self.control.first(self._directory, secure=self._secure)
-        if self.sidecars:
-            self.control.frozen = (
-                "a mesh started with --sidecars runs its first generation only; stop it "
-                "and run `mesh up --sidecars` again"
-            )
         check_fixed_ports(self.gateway_ports, self.listeners, self.admin_port, self.traces_port)
         eds = dict(generation.eds_files)
-        sidecar_configs = self.sidecar_setup.configs if self.sidecar_setup else {}
-        for name, path in sidecar_configs.items():
-            eds.update(use_eds_in_file(path, self.state_dir / "eds" / name))
+        if self.sidecar_setup is not None:
+            validate_sidecars(list(self.sidecar_setup.configs.values()), binary)
+            live = LiveSidecars(self.sidecar_setup, self.state_dir, self._system_up)
+            eds.update(live.first())  # their xDS files, each sidecar's bootstrap in place
+            self.control.sidecars, self.control.secure = live, self._secure
         self.endpoints.set_clusters(eds, generation.deployment_of)  # the files exist first
-        if sidecar_configs:
-            validate_sidecars(list(sidecar_configs.values()), binary)
         self.pusher.first(generation.xds, "1")
         bootstrap = envoy.runtime_settings(generation.xds.bootstrap)
         self.config_path.write_text(yaml.safe_dump(bootstrap, sort_keys=False))
@@ -216,7 +211,7 @@ class LocalMesh(MeshViews):
         self.kubelet.start()
         self._write_state()
         threading.Thread(target=self._warm_up, name="warm-up-checks", daemon=True).start()
-        if self.watch and not self.sidecars:
+        if self.watch:
             self.watcher = Watcher(self.directory, self._apply_watched)
             self.watcher.start(generation.manifests)
 
@@ -316,6 +311,7 @@ class LocalMesh(MeshViews):
         """SERVICE's default route sends WEIGHTS ({subset: percent}; None: as the files
         say) from a new generation on; the files stay as they are (mesh/loop/weights.py).
         Returns what `apply` returns."""
+        self._no_rollout_with_sidecars()
         with self.control.lock:
             try:
                 return self.control.set_weights(self.directory, service, weights, source)
@@ -325,8 +321,17 @@ class LocalMesh(MeshViews):
 
     def route_weights(self, service: str) -> dict[str, int]:
         """{subset: weight} of SERVICE's default route in the generation in force."""
+        self._no_rollout_with_sidecars()
         assert self.generation is not None
         return route_weights(self.generation.manifests, service)
+
+    def _no_rollout_with_sidecars(self) -> None:
+        if self.sidecars:
+            raise RunnerError(
+                "mesh rollout judges each step from the shared Envoy's stats, and with "
+                "--sidecars the calls to a Service go through the caller's own sidecar: "
+                "run the rollout on a mesh started without --sidecars"
+            )
 
     def _apply_watched(self) -> None:
         self.apply(source="watch")
@@ -338,9 +343,10 @@ class LocalMesh(MeshViews):
         _, listeners = self._placement(generation.manifests)
         self.listeners = check_new_listeners(self.listeners, listeners)
 
-    def _envoy_up(self) -> bool:
-        envoy_proc = next((p for p in self.kubelet.system if p.name == "envoy"), None)
-        return bool(envoy_proc and envoy_proc.child and envoy_proc.child.alive)
+    def _system_up(self, name: str) -> bool:
+        """Whether system process NAME (Envoy, a sidecar) runs now."""
+        proc = next((p for p in self.kubelet.system if p.name == name), None)
+        return bool(proc and proc.child and proc.child.alive)
 
     # -- rolling restart (`mesh restart`, as `kubectl rollout restart`)
     def restart(self, deployment: str, say: Callable[[str], None] = print) -> list[str]:

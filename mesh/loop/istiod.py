@@ -25,6 +25,7 @@ from mesh.loop.endpoints import Endpoints
 from mesh.loop.events import Events
 from mesh.loop.generation import Finding, Generation, PlacementFor, Refused, build
 from mesh.loop.push import Pusher, PushError
+from mesh.loop.sidecars import LiveSidecars, SidecarConfigs
 from mesh.loop.workloads import Blueprint
 
 
@@ -67,8 +68,10 @@ class ControlPlane:
         self.check_ports = check_ports
         self.generation: Generation | None = None
         self.refused: dict[str, Any] | None = None
-        # refuse every later generation with this reason (a mesh with sidecars)
-        self.frozen: str | None = None
+        # with `mesh up --sidecars`: they follow each generation (mesh/loop/sidecars.py),
+        # and SECURE makes the shared Envoy call them over mTLS
+        self.sidecars: LiveSidecars | None = None
+        self.secure: Callable[[dict[str, Any]], None] | None = None
         # a rollout's route weights, laid over every generation: service -> {subset: %}
         self.weights: dict[str, dict[str, int]] = {}
         self.lock = threading.Lock()
@@ -111,25 +114,30 @@ class ControlPlane:
         assert previous is not None
         number = self._next()
         try:
-            if self.frozen:
-                raise Refused("apply", [Finding("", "", "", "", self.frozen)])
             generation = build(number, directory, previous, self.placement_for,
-                               self.state_dir, self.extra_env(), weights=self.weights)  # fmt: skip
+                               self.state_dir, self.extra_env(), secure=self.secure,
+                               weights=self.weights)  # fmt: skip
             self.check_ports(generation)
+            if generation.digest == previous.digest and directory == previous.directory:
+                self._numbers -= 1
+                return _result(previous.number, "unchanged")
+            sidecars = self._build_sidecars(previous, generation)
         except Refused as refused:
             return self._refuse(number, refused.findings, source)
-        if generation.digest == previous.digest and directory == previous.directory:
-            self._numbers -= 1
-            return _result(previous.number, "unchanged")
-        self.endpoints.set_clusters(generation.eds_files, generation.deployment_of)
+        self.endpoints.set_clusters(self._eds(generation, sidecars), generation.deployment_of)
         self.publish()  # the replicas into the new clusters' files, before any route names them
         try:
             self.pusher.push(generation.xds, str(number), envoy_up=self.envoy_up())
+            if self.sidecars is not None and sidecars is not None:
+                self.sidecars.push(sidecars, str(number))
         except PushError as exc:
-            self.endpoints.set_clusters(previous.eds_files, previous.deployment_of)
+            restored = f"{previous.number}-restored"
+            if self.sidecars is not None:
+                self.sidecars.restore(restored)
+            self.endpoints.set_clusters(self._eds(previous, None), previous.deployment_of)
             self.publish()
             with contextlib.suppress(PushError):
-                self.pusher.push(previous.xds, f"{previous.number}-restored")
+                self.pusher.push(previous.xds, restored)
             return self._refuse(number, [Finding("", "", "", "", str(exc))], source)
         generation.applied_at = time.time()
         self.generation = generation
@@ -141,6 +149,19 @@ class ControlPlane:
         problems = self.reconcile(generation.blueprints)
         self.on_change()
         return _result(number, "applied", changes=generation.changes, problems=problems)
+
+    def _build_sidecars(self, previous: Generation, new: Generation) -> SidecarConfigs | None:
+        """NEW's config of the sidecars (None without sidecars); Refused as `build`."""
+        if self.sidecars is None:
+            return None
+        return self.sidecars.build(previous.manifests, new.manifests, new.number)
+
+    def _eds(self, generation: Generation, sidecars: SidecarConfigs | None) -> dict[Path, Any]:
+        """GENERATION's EDS files and its sidecars' (SIDECARS, or those in force)."""
+        if self.sidecars is None:
+            return generation.eds_files
+        own = sidecars or self.sidecars.current
+        return {**generation.eds_files, **(own.eds_files if own else {})}
 
     def set_weights(
         self, directory: Path, service: str, weights: dict[str, int] | None, source: str

@@ -1,5 +1,5 @@
-"""The first start of a local mesh (`mesh up`): leftovers of a killed run, sidecar EDS
-files, the sidecars' Envoys, and the wait until every process answers. A process that
+"""The first start of a local mesh (`mesh up`): leftovers of a killed run, the sidecars'
+Envoys, and the wait until every process answers. A process that
 dies here fails the start with its last lines (the kubelet only takes over once
 everything is up)."""
 
@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import yaml
 
 from mesh import envoy
 from mesh.errors import RunnerError
@@ -24,17 +23,8 @@ from mesh.loop.pods import Pod
 from mesh.processes import Child
 from mesh.sidecars import SidecarSetup, leftover_pids, record_pids
 from mesh.state import check_no_running_mesh, remove_state
-from mesh.translate.eds import use_eds
 
 POLL_S = 0.02  # poll interval while waiting for readiness
-
-
-def use_eds_in_file(path: Path, directory: Path) -> dict[Path, dict]:
-    """A written Envoy config (a sidecar's) with its outbound clusters on EDS files."""
-    config = yaml.safe_load(path.read_text())
-    files = use_eds(config, directory)
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return files
 
 
 def stop_leftovers(state_dir: Path) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,15 @@ class SidecarSetup:
     sidecars: list[Sidecar]
     gateway_certs: CertPair
     configs: dict[str, Path]  # sidecar name -> its Envoy config file
+    certs: dict[str, CertPair] = field(default_factory=dict)  # sidecar name -> its own
+    traces: tuple[str, int] | None = None  # the trace receiver, if any
+
+    def static_config(self, manifests: Manifests, sidecar: Sidecar) -> dict[str, Any]:
+        """SIDECAR's whole static Envoy config for MANIFESTS (its own certificate)."""
+        return sidecar_bootstrap(
+            manifests, sidecar, self.sidecars, self.certs[sidecar.name],
+            self.ca.root_cert_path, self.traces,
+        )  # fmt: skip
 
     def inbound_ports(self) -> dict[str, int]:
         """instance -> its sidecar's inbound port (where the mesh sends its traffic)."""
@@ -82,14 +91,13 @@ def prepare(
     gateway_certs = ca.issue(GATEWAY_IDENTITY, GATEWAY_CERT_NAME)
     config_dir = state_dir / CONFIG_DIR
     config_dir.mkdir(parents=True, exist_ok=True)
-    configs = {}
+    setup = SidecarSetup(ca, sidecars, gateway_certs, {}, traces=traces)
     for sidecar in sidecars:
-        certs = ca.issue(sidecar.identity, sidecar.instance)
-        config = sidecar_bootstrap(manifests, sidecar, sidecars, certs, ca.root_cert_path, traces)
+        setup.certs[sidecar.name] = ca.issue(sidecar.identity, sidecar.instance)
         path = config_dir / f"{sidecar.instance}.yaml"
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
-        configs[sidecar.name] = path
-    return SidecarSetup(ca, sidecars, gateway_certs, configs)
+        path.write_text(yaml.safe_dump(setup.static_config(manifests, sidecar), sort_keys=False))
+        setup.configs[sidecar.name] = path
+    return setup
 
 
 def secure_gateway(config: dict[str, Any], setup: SidecarSetup) -> None:

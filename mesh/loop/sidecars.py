@@ -1,0 +1,157 @@
+"""Sidecars that follow the local mesh's generations, as istiod pushes to every proxy.
+
+Each sidecar Envoy (`mesh up --sidecars`) starts from a small bootstrap whose listeners,
+clusters and routes come from its own xDS files (mesh/translate/xds.py), as the shared
+Envoy does; a generation is pushed to each one make-before-break (mesh/loop/push.py),
+so a changed VirtualService, DestinationRule, AuthorizationPolicy, Gateway or Telemetry
+reaches the sidecars without a restart.
+
+What a generation may not change while sidecars run: anything else (a Deployment,
+Service, ServiceAccount, PeerAuthentication, ...). Those set which sidecars exist, their
+identity, certificate, ports or mTLS mode, fixed when `mesh up --sidecars` started; such
+a generation is refused, saying so, and the one in force keeps serving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mesh import envoy
+from mesh.errors import MeshError
+from mesh.loop.generation import Finding, Refused, changes, finding_from_error
+from mesh.loop.push import Pusher, PushError
+from mesh.manifests import Manifests
+from mesh.sidecars import SidecarSetup, validate_all
+from mesh.sidecars.peer import check_peer_authentications
+from mesh.sidecars.rbac import check_authorization_policies
+from mesh.translate.eds import use_eds
+from mesh.translate.tcp import refuse_with_sidecars
+from mesh.translate.xds import XdsConfig, split
+
+#: Kinds whose change only rewrites Envoy config: pushed to the running sidecars.
+LIVE_KINDS = frozenset(
+    {"VirtualService", "DestinationRule", "Gateway", "AuthorizationPolicy", "Telemetry",
+     "HTTPRoute"}
+)  # fmt: skip
+EDS_DIR = "eds"
+XDS_DIR = "sidecars/xds"
+GENERATIONS_DIR = "sidecars/generations"
+
+
+@dataclass
+class SidecarConfigs:
+    """One generation's config of every sidecar: its xDS files and their EDS files."""
+
+    xds: dict[str, XdsConfig]  # sidecar name -> its resources
+    eds_files: dict[Path, dict[str, Any]]
+
+
+def workload_changes(previous: Manifests, manifests: Manifests) -> list[str]:
+    """`Deployment/backend-v1 changed`, ...: the changes sidecars cannot follow live."""
+    return [c for c in changes(previous, manifests) if c.split("/", 1)[0] not in LIVE_KINDS]
+
+
+class LiveSidecars:
+    """The sidecars of one local mesh, on xDS files, and the generation they serve."""
+
+    def __init__(self, setup: SidecarSetup, state_dir: Path, alive: Callable[[str], bool]):
+        """ALIVE(name): whether that sidecar's Envoy runs now (a push to one that is
+        restarting only writes its files: it reads them when it starts)."""
+        self.setup = setup
+        self.state_dir = state_dir
+        self.alive = alive
+        self.pushers = {s.name: Pusher(s.admin_url) for s in setup.sidecars}
+        self.current: SidecarConfigs | None = None
+
+    def first(self) -> dict[Path, dict[str, Any]]:
+        """Generation 1: each sidecar's static config (written by `prepare`, validated) as
+        xDS files, and in its place the bootstrap its Envoy starts from. Returns the EDS
+        files (path -> full assignment) for the endpoints publisher."""
+        configs = {
+            s.name: yaml.safe_load(self.setup.configs[s.name].read_text())
+            for s in self.setup.sidecars
+        }
+        built = self._split(configs)
+        for s in self.setup.sidecars:
+            xds = built.xds[s.name]
+            self.pushers[s.name].first(xds, "1")
+            self.setup.configs[s.name].write_text(yaml.safe_dump(xds.bootstrap, sort_keys=False))
+        self.current = built
+        return built.eds_files
+
+    def build(self, previous: Manifests, manifests: Manifests, number: int) -> SidecarConfigs:
+        """Generation NUMBER's config of every sidecar, validated by Envoy; Refused when
+        MANIFESTS change a workload (see the module doc) or a policy the sidecars
+        cannot enforce."""
+        moved = workload_changes(previous, manifests)
+        if moved:
+            more = f" (+{len(moved) - 1} more)" if len(moved) > 1 else ""
+            message = (
+                f"{moved[0]}{more}: a mesh started with --sidecars applies changes to "
+                f"{', '.join(sorted(LIVE_KINDS))} live; restart `mesh up --sidecars` "
+                "to run this one"
+            )
+            raise Refused("sidecars", [Finding("", "", "", "", message)])
+        try:
+            check_peer_authentications(manifests)
+            check_authorization_policies(manifests)
+            refuse_with_sidecars(manifests)
+            configs = {s.name: self.setup.static_config(manifests, s) for s in self.setup.sidecars}
+        except MeshError as exc:
+            raise Refused("translate", [finding_from_error(exc)]) from exc
+        where = self.state_dir / GENERATIONS_DIR / str(number)
+        where.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for s in self.setup.sidecars:
+            path = where / f"{s.instance}.yaml"
+            path.write_text(yaml.safe_dump(configs[s.name], sort_keys=False))
+            paths.append(path)
+        try:
+            validate_all(paths, envoy.envoy_binary())
+        except MeshError as exc:
+            raise Refused("validate", [Finding("", "", "", "", str(exc))]) from exc
+        finally:
+            _keep_last(self.state_dir / GENERATIONS_DIR, number)
+        return self._split(configs)
+
+    def push(self, configs: SidecarConfigs, version: str) -> None:
+        """Make CONFIGS every sidecar's running config (PushError: one refused it, or did
+        not take it in time; call `restore` then)."""
+        for s in self.setup.sidecars:
+            self.pushers[s.name].push(configs.xds[s.name], version, envoy_up=self.alive(s.name))
+        self.current = configs
+
+    def restore(self, version: str) -> None:
+        """Push the generation in force again (after a failed push), as far as it goes."""
+        if self.current is None:
+            return
+        for s in self.setup.sidecars:
+            with contextlib.suppress(PushError):
+                self.pushers[s.name].push(
+                    self.current.xds[s.name], version, envoy_up=self.alive(s.name)
+                )
+
+    def _split(self, configs: dict[str, dict[str, Any]]) -> SidecarConfigs:
+        eds: dict[Path, dict[str, Any]] = {}
+        xds = {}
+        for s in self.setup.sidecars:
+            config = configs[s.name]
+            eds.update(use_eds(config, self.state_dir / EDS_DIR / s.name))
+            xds[s.name] = split(config, self.state_dir / XDS_DIR / s.instance)
+        return SidecarConfigs(xds, eds)
+
+
+def _keep_last(where: Path, number: int, keep: int = 4) -> None:
+    """Remove the validated configs of generations older than the last KEEP."""
+    for old in where.iterdir() if where.is_dir() else []:
+        if old.name.isdigit() and int(old.name) < number - keep:
+            for f in old.glob("*.yaml"):
+                f.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                old.rmdir()
