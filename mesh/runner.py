@@ -50,7 +50,7 @@ from mesh.loop.ports import check_fixed_ports, check_new_listeners
 from mesh.loop.push import Pusher
 from mesh.loop.rollout import Rollout, StuckRollout, strategy
 from mesh.loop.rotation import Rotation
-from mesh.loop.sidecars import LiveSidecars
+from mesh.loop.sidecars import NO_ROLLOUT, LiveSidecars
 from mesh.loop.startup import (
     start_sidecars,
     startup_url,
@@ -311,7 +311,8 @@ class LocalMesh(MeshViews):
         """SERVICE's default route sends WEIGHTS ({subset: percent}; None: as the files
         say) from a new generation on; the files stay as they are (mesh/loop/weights.py).
         Returns what `apply` returns."""
-        self._no_rollout_with_sidecars()
+        if self.sidecars:
+            raise RunnerError(NO_ROLLOUT)
         with self.control.lock:
             try:
                 return self.control.set_weights(self.directory, service, weights, source)
@@ -321,17 +322,10 @@ class LocalMesh(MeshViews):
 
     def route_weights(self, service: str) -> dict[str, int]:
         """{subset: weight} of SERVICE's default route in the generation in force."""
-        self._no_rollout_with_sidecars()
+        if self.sidecars:
+            raise RunnerError(NO_ROLLOUT)
         assert self.generation is not None
         return route_weights(self.generation.manifests, service)
-
-    def _no_rollout_with_sidecars(self) -> None:
-        if self.sidecars:
-            raise RunnerError(
-                "mesh rollout judges each step from the shared Envoy's stats, and with "
-                "--sidecars the calls to a Service go through the caller's own sidecar: "
-                "run the rollout on a mesh started without --sidecars"
-            )
 
     def _apply_watched(self) -> None:
         self.apply(source="watch")
