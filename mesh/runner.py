@@ -257,9 +257,9 @@ class LocalMesh(MeshViews):
             self.listeners, self.gateway_ports = listeners, placement.gateway_ports
         return placement, listeners
 
-    def _secure(self, config: dict[str, Any]) -> None:
-        if self.sidecar_setup is not None:
-            secure_gateway(config, self.sidecar_setup)
+    def _secure(self, config: dict[str, Any], manifests: Manifests) -> None:
+        if self.sidecar_setup is not None:  # the sidecars' mTLS modes as MANIFESTS set them
+            secure_gateway(config, self.sidecar_setup.replanned(manifests))
 
     def _new_pod(self, bp: Blueprint, name: str) -> Pod:
         """Replica NAME of BP, not started: generation 1's planned port, else a free one.

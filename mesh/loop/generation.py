@@ -155,6 +155,8 @@ def warm_up_checks(directory: Path) -> None:
 
 
 PlacementFor = Callable[[Manifests], tuple[Placement, Listeners]]
+#: with sidecars: edits a generation's static config for its manifests (mTLS to them)
+Secure = Callable[[dict[str, Any], Manifests], None]
 
 
 def build(
@@ -165,7 +167,7 @@ def build(
     state_dir: Path,
     extra_env: dict[str, str] | None = None,
     run_checks: bool = True,
-    secure: Callable[[dict[str, Any]], None] | None = None,
+    secure: Secure | None = None,
     weights: dict[str, dict[str, int]] | None = None,
 ) -> Generation:
     """Generation NUMBER of DIRECTORY, or Refused. PLACEMENT_FOR gives the manifests'
@@ -205,7 +207,7 @@ def build(
             }
             config = translate(manifests, placement)
             if secure is not None:
-                secure(config)
+                secure(config, manifests)
             translated: MeshError | None = None
         except MeshError as exc:
             translated = exc

@@ -23,7 +23,7 @@ from typing import Any
 from mesh.errors import MeshError, RunnerError
 from mesh.loop.endpoints import Endpoints
 from mesh.loop.events import Events
-from mesh.loop.generation import Finding, Generation, PlacementFor, Refused, build
+from mesh.loop.generation import Finding, Generation, PlacementFor, Refused, Secure, build
 from mesh.loop.push import Pusher, PushError
 from mesh.loop.sidecars import LiveSidecars, SidecarConfigs
 from mesh.loop.workloads import Blueprint
@@ -71,7 +71,7 @@ class ControlPlane:
         # with `mesh up --sidecars`: they follow each generation (mesh/loop/sidecars.py),
         # and SECURE makes the shared Envoy call them over mTLS
         self.sidecars: LiveSidecars | None = None
-        self.secure: Callable[[dict[str, Any]], None] | None = None
+        self.secure: Secure | None = None
         # a rollout's route weights, laid over every generation: service -> {subset: %}
         self.weights: dict[str, dict[str, int]] = {}
         self.lock = threading.Lock()
@@ -81,9 +81,7 @@ class ControlPlane:
         self._numbers += 1
         return self._numbers
 
-    def first(
-        self, directory: Path, secure: Callable[[dict[str, Any]], None] | None = None
-    ) -> Generation:
+    def first(self, directory: Path, secure: Secure | None = None) -> Generation:
         """Generation 1, built without `mesh check` (quick; its first problem raises as
         the error it is, as `mesh up` always did). Not pushed: the caller writes it as
         the files Envoy starts from."""

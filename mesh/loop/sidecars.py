@@ -3,13 +3,14 @@
 Each sidecar Envoy (`mesh up --sidecars`) starts from a small bootstrap whose listeners,
 clusters and routes come from its own xDS files (mesh/translate/xds.py), as the shared
 Envoy does; a generation is pushed to each one make-before-break (mesh/loop/push.py),
-so a changed VirtualService, DestinationRule, AuthorizationPolicy, Gateway or Telemetry
-reaches the sidecars without a restart.
+so a changed VirtualService, DestinationRule, AuthorizationPolicy, Gateway, Telemetry
+or PeerAuthentication (a sidecar's mTLS mode, and how the others call it) reaches the
+sidecars without a restart.
 
 What a generation may not change while sidecars run: anything else (a Deployment,
-Service, ServiceAccount, PeerAuthentication, ...). Those set which sidecars exist, their
-identity, certificate, ports or mTLS mode, fixed when `mesh up --sidecars` started; such
-a generation is refused, saying so, and the one in force keeps serving.
+Service, ServiceAccount, ...). Those set which sidecars exist, their identity,
+certificate or ports, fixed when `mesh up --sidecars` started; such a generation is
+refused, saying so, and the one in force keeps serving.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from mesh.errors import MeshError
 from mesh.loop.generation import Finding, Refused, changes, finding_from_error
 from mesh.loop.push import Pusher, PushError
 from mesh.manifests import Manifests
-from mesh.sidecars import SidecarSetup, validate_all
+from mesh.sidecars import Sidecar, SidecarSetup, validate_all
 from mesh.sidecars.peer import check_peer_authentications
 from mesh.sidecars.rbac import check_authorization_policies
 from mesh.translate.eds import use_eds
@@ -36,8 +37,8 @@ from mesh.translate.xds import XdsConfig, split
 
 #: Kinds whose change only rewrites Envoy config: pushed to the running sidecars.
 LIVE_KINDS = frozenset(
-    {"VirtualService", "DestinationRule", "Gateway", "AuthorizationPolicy", "Telemetry",
-     "HTTPRoute"}
+    {"VirtualService", "DestinationRule", "Gateway", "AuthorizationPolicy",
+     "PeerAuthentication", "Telemetry", "HTTPRoute"}
 )  # fmt: skip
 #: Why `mesh rollout` is refused with sidecars.
 NO_ROLLOUT = (
@@ -56,6 +57,7 @@ class SidecarConfigs:
 
     xds: dict[str, XdsConfig]  # sidecar name -> its resources
     eds_files: dict[Path, dict[str, Any]]
+    sidecars: list[Sidecar]  # with the mTLS mode of the generation's PeerAuthentications
 
 
 def workload_changes(previous: Manifests, manifests: Manifests) -> list[str]:
@@ -83,7 +85,7 @@ class LiveSidecars:
             s.name: yaml.safe_load(self.setup.configs[s.name].read_text())
             for s in self.setup.sidecars
         }
-        built = self._split(configs)
+        built = self._split(configs, list(self.setup.sidecars))
         for s in self.setup.sidecars:
             xds = built.xds[s.name]
             self.pushers[s.name].first(xds, "1")
@@ -108,7 +110,8 @@ class LiveSidecars:
             check_peer_authentications(manifests)
             check_authorization_policies(manifests)
             refuse_with_sidecars(manifests)
-            configs = {s.name: self.setup.static_config(manifests, s) for s in self.setup.sidecars}
+            setup = self.setup.replanned(manifests)
+            configs = {s.name: setup.static_config(manifests, s) for s in setup.sidecars}
         except MeshError as exc:
             raise Refused("translate", [finding_from_error(exc)]) from exc
         where = self.state_dir / GENERATIONS_DIR / str(number)
@@ -124,7 +127,7 @@ class LiveSidecars:
             raise Refused("validate", [Finding("", "", "", "", str(exc))]) from exc
         finally:
             _keep_last(self.state_dir / GENERATIONS_DIR, number)
-        return self._split(configs)
+        return self._split(configs, setup.sidecars)
 
     def push(self, configs: SidecarConfigs, version: str) -> None:
         """Make CONFIGS every sidecar's running config (PushError: one refused it, or did
@@ -132,6 +135,7 @@ class LiveSidecars:
         for s in self.setup.sidecars:
             self.pushers[s.name].push(configs.xds[s.name], version, envoy_up=self.alive(s.name))
         self.current = configs
+        self.setup.sidecars[:] = configs.sidecars  # in place: the runner shares the list
 
     def restore(self, version: str) -> None:
         """Push the generation in force again (after a failed push), as far as it goes."""
@@ -143,14 +147,14 @@ class LiveSidecars:
                     self.current.xds[s.name], version, envoy_up=self.alive(s.name)
                 )
 
-    def _split(self, configs: dict[str, dict[str, Any]]) -> SidecarConfigs:
+    def _split(self, configs: dict[str, dict[str, Any]], sidecars: list[Sidecar]) -> SidecarConfigs:
         eds: dict[Path, dict[str, Any]] = {}
         xds = {}
         for s in self.setup.sidecars:
             config = configs[s.name]
             eds.update(use_eds(config, self.state_dir / EDS_DIR / s.name))
             xds[s.name] = split(config, self.state_dir / XDS_DIR / s.instance)
-        return SidecarConfigs(xds, eds)
+        return SidecarConfigs(xds, eds, sidecars)
 
 
 def _keep_last(where: Path, number: int, keep: int = 4) -> None:

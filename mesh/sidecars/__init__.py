@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from mesh import envoy
 from mesh.ca import CertPair, LocalCA
 from mesh.manifests import Manifests
 from mesh.sidecars.bootstrap import secure_clusters, sidecar_bootstrap
-from mesh.sidecars.peer import check_peer_authentications
+from mesh.sidecars.peer import check_peer_authentications, mtls_mode
 from mesh.sidecars.plan import GATEWAY_IDENTITY, Sidecar, plan_sidecars
 from mesh.sidecars.rbac import check_authorization_policies
 from mesh.translate.tcp import refuse_with_sidecars
@@ -57,6 +57,18 @@ class SidecarSetup:
     configs: dict[str, Path]  # sidecar name -> its Envoy config file
     certs: dict[str, CertPair] = field(default_factory=dict)  # sidecar name -> its own
     traces: tuple[str, int] | None = None  # the trace receiver, if any
+
+    def replanned(self, manifests: Manifests) -> SidecarSetup:
+        """This setup for MANIFESTS: the same sidecars (instances, ports, identities and
+        certificates), each with the Deployment and mTLS mode MANIFESTS give it (a
+        Deployment MANIFESTS lack keeps the one it had)."""
+        deployments = {d.name: d for d in manifests.deployments}
+        sidecars = []
+        for s in self.sidecars:
+            deployment = deployments.get(s.deployment.name, s.deployment)
+            mode = mtls_mode(manifests, deployment)
+            sidecars.append(replace(s, deployment=deployment, mode=mode))
+        return replace(self, sidecars=sidecars)
 
     def static_config(self, manifests: Manifests, sidecar: Sidecar) -> dict[str, Any]:
         """SIDECAR's whole static Envoy config for MANIFESTS (its own certificate)."""

@@ -16,7 +16,7 @@ import pytest
 
 from mesh.errors import RunnerError
 from mesh.runner import LocalMesh
-from mesh.sidecars import GATEWAY_IDENTITY
+from mesh.sidecars import GATEWAY_IDENTITY, Sidecar
 from tests.loop.support import copy_k8s, edit_yaml, set_replicas
 from tests.mesh.traffic import poll, versions
 from tests.support.mesh import new_mesh
@@ -42,6 +42,20 @@ def _as_gateway(mesh: LocalMesh) -> httpx.Response:
     """GET the backend's tasks from the host through the shared Envoy: the call reaches
     the backend's sidecars with the ingress gateway's identity."""
     return httpx.get(mesh.service_url("backend-service") + "/api/tasks", timeout=10.0)
+
+
+def _steady(mesh: LocalMesh, status: int, what: str) -> None:
+    """Until 5 calls in a row answer STATUS. A pooled connection to a sidecar whose
+    listener changed carries one last answer of the old filter chain (Envoy closes it
+    with that answer, as Istio's proxies drain), so the first calls may still differ."""
+    streak = 0
+
+    def next_is_status() -> bool:
+        nonlocal streak
+        streak = streak + 1 if _as_gateway(mesh).status_code == status else 0
+        return streak >= 5
+
+    poll(next_is_status, DEADLINE_S, what)
 
 
 def _applied(mesh: LocalMesh) -> dict[str, Any]:
@@ -73,14 +87,11 @@ def test_an_authorization_policy_change_reaches_the_backends_sidecars(
         edit_yaml(policy, _allow_gateway)
         outcome = _applied(mesh)
         assert "AuthorizationPolicy/backend-allow-frontend changed" in outcome["changes"]
-        # a pooled connection may carry one last answer of the old filter chain (Envoy
-        # closes it with that answer, as Istio's proxies drain), then the new one serves
-        poll(lambda: _as_gateway(mesh).status_code == 200, DEADLINE_S, "the gateway let in")
-        assert all(_as_gateway(mesh).status_code == 200 for _ in range(5))
+        _steady(mesh, 200, "the gateway let in")
     finally:
         policy.write_text(original)
     _applied(mesh)
-    poll(lambda: _as_gateway(mesh).status_code == 403, DEADLINE_S, "the gateway refused again")
+    _steady(mesh, 403, "the gateway refused again")
     # the frontend's identity was allowed throughout
     assert httpx.get(mesh.gateway_url + "/api/tasks", timeout=10.0).status_code == 200
 
@@ -128,3 +139,35 @@ def test_a_rollout_is_refused_with_sidecars(mesh: LocalMesh) -> None:
         mesh.route_weights("backend-service")
     with pytest.raises(RunnerError, match="--sidecars"):
         mesh.set_route_weights("backend-service", {"v1": 50, "v2": 50})
+
+
+def _plain(sidecar: Sidecar) -> int | None:
+    """Status of a plain-text GET to SIDECAR's inbound port (None: no HTTP answer)."""
+    try:
+        url = f"http://127.0.0.1:{sidecar.inbound_port}/api/tasks"
+        return httpx.get(url, timeout=5.0).status_code
+    except httpx.TransportError:
+        return None
+
+
+def test_a_peer_authentication_change_moves_every_sidecar_live(mesh: LocalMesh, tree: Path) -> None:
+    """Istio's mTLS migration, backwards and forwards: STRICT refuses plain text at the
+    handshake; PERMISSIVE takes it, and the backend's RBAC then denies a caller with no
+    identity; the frontend's calls pass throughout."""
+    assert mesh.sidecar_setup is not None
+    backend = next(s for s in mesh.sidecar_setup.sidecars if s.instance == "backend-v1-0")
+    assert _plain(backend) is None
+    policy = tree / "istio" / "peerauthentication.yaml"
+    original = policy.read_text()
+    try:
+        edit_yaml(policy, lambda doc: doc["spec"]["mtls"].update(mode="PERMISSIVE"))
+        assert "PeerAuthentication/default changed" in _applied(mesh)["changes"]
+        assert {s.mode for s in mesh.sidecar_setup.sidecars} == {"PERMISSIVE"}
+        poll(lambda: _plain(backend) == 403, DEADLINE_S, "plain text let in, then denied")
+        assert versions(mesh.gateway_url + "/api/tasks", 5) == {"v1": 5}
+    finally:
+        policy.write_text(original)
+    _applied(mesh)
+    assert {s.mode for s in mesh.sidecar_setup.sidecars} == {"STRICT"}
+    poll(lambda: _plain(backend) is None, DEADLINE_S, "plain text refused again")
+    assert versions(mesh.gateway_url + "/api/tasks", 5) == {"v1": 5}
