@@ -114,5 +114,6 @@ class MeshViews:
             },
             traces_url=self.traces_url,
             config=self.config_status(),
+            stats_urls=self.envoy_admin_urls(),
             **self.kubelet.state(),
         )

@@ -50,7 +50,7 @@ from mesh.loop.ports import check_fixed_ports, check_new_listeners
 from mesh.loop.push import Pusher
 from mesh.loop.rollout import Rollout, StuckRollout, strategy
 from mesh.loop.rotation import Rotation
-from mesh.loop.sidecars import NO_ROLLOUT, LiveSidecars
+from mesh.loop.sidecars import LiveSidecars
 from mesh.loop.startup import (
     start_sidecars,
     startup_url,
@@ -121,9 +121,7 @@ class LocalMesh(MeshViews):
             self.endpoints, self.events, self.state_dir / "logs", echo, self._write_state
         )
         self.pusher = Pusher(self.admin_url)
-        self.rotation = Rotation(
-            self.kubelet, self.endpoints, self._envoy_admin_urls, ready_timeout
-        )
+        self.rotation = Rotation(self.kubelet, self.endpoints, self.envoy_admin_urls, ready_timeout)
         self.rollout = Rollout(
             self.kubelet,
             self.events,
@@ -282,7 +280,7 @@ class LocalMesh(MeshViews):
         )
 
     # -- Envoy's view of a replica
-    def _envoy_admin_urls(self) -> list[str]:
+    def envoy_admin_urls(self) -> list[str]:
         """The shared Envoy's admin, then every sidecar's (each gets the endpoints)."""
         sidecars = self.sidecar_setup.sidecars if self.sidecar_setup else []
         return [self.admin_url, *(s.admin_url for s in sidecars)]
@@ -311,8 +309,6 @@ class LocalMesh(MeshViews):
         """SERVICE's default route sends WEIGHTS ({subset: percent}; None: as the files
         say) from a new generation on; the files stay as they are (mesh/loop/weights.py).
         Returns what `apply` returns."""
-        if self.sidecars:
-            raise RunnerError(NO_ROLLOUT)
         with self.control.lock:
             try:
                 return self.control.set_weights(self.directory, service, weights, source)
@@ -322,8 +318,6 @@ class LocalMesh(MeshViews):
 
     def route_weights(self, service: str) -> dict[str, int]:
         """{subset: weight} of SERVICE's default route in the generation in force."""
-        if self.sidecars:
-            raise RunnerError(NO_ROLLOUT)
         assert self.generation is not None
         return route_weights(self.generation.manifests, service)
 

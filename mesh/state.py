@@ -50,6 +50,9 @@ class MeshState:
     config: dict[str, Any] = field(default_factory=dict)
     # Envoy, sidecars, trace receiver: [{name, pid, restarts, last_exit}]
     system: list[dict[str, Any]] = field(default_factory=list)
+    # the admin of every Envoy: the shared one, then each sidecar's (`mesh rollout` sums
+    # their stats)
+    stats_urls: list[str] = field(default_factory=list)
 
     def write(self, state_dir: Path) -> Path:
         state_dir.mkdir(parents=True, exist_ok=True)

@@ -40,12 +40,6 @@ LIVE_KINDS = frozenset(
     {"VirtualService", "DestinationRule", "Gateway", "AuthorizationPolicy",
      "PeerAuthentication", "Telemetry", "HTTPRoute"}
 )  # fmt: skip
-#: Why `mesh rollout` is refused with sidecars.
-NO_ROLLOUT = (
-    "mesh rollout judges each step from the shared Envoy's stats, and with --sidecars the "
-    "calls to a Service go through the caller's own sidecar: run the rollout on a mesh "
-    "started without --sidecars"
-)
 EDS_DIR = "eds"
 XDS_DIR = "sidecars/xds"
 GENERATIONS_DIR = "sidecars/generations"

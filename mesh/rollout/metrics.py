@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -101,18 +102,29 @@ def parse_stats(data: dict, service: str) -> Snapshot:
     return out
 
 
-def read(admin_url: str, service: str, client: httpx.Client) -> Snapshot:
+def read(admin_urls: str | Sequence[str], service: str, client: httpx.Client) -> Snapshot:
+    """The totals per subset of one Envoy (ADMIN_URLS its admin) or of several, summed:
+    with `mesh up --sidecars` a caller's requests are counted by its own sidecar."""
+    urls = [admin_urls] if isinstance(admin_urls, str) else list(admin_urls)
     params = {"format": "json", "histogram_buckets": "detailed", "filter": _filter(service)}
-    try:
-        response = client.get(f"{admin_url}/stats", params=params)
-        response.raise_for_status()
-    except httpx.HTTPError as exc:
-        raise StateError(f"Envoy admin {admin_url}/stats: {type(exc).__name__}: {exc}") from exc
-    return parse_stats(response.json(), service)
+    out: Snapshot = {}
+    for admin_url in urls:
+        try:
+            response = client.get(f"{admin_url}/stats", params=params)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise StateError(f"Envoy admin {admin_url}/stats: {type(exc).__name__}: {exc}") from exc
+        for name, totals in parse_stats(response.json(), service).items():
+            summed = out.setdefault(name, SubsetTotals())
+            for stat, value in totals.counters.items():
+                summed.counters[stat] = summed.counters.get(stat, 0) + value
+            for key, count in totals.bins.items():  # Envoy's bins are the same everywhere
+                summed.bins[key] = summed.bins.get(key, 0) + count
+    return out
 
 
 def settled(
-    admin_url: str,
+    admin_url: str | Sequence[str],
     service: str,
     subset: str,
     client: httpx.Client,

@@ -65,7 +65,7 @@ class Rollout:
             with self._load():
                 self.console.header(p.canary, p.stable)
                 # the canary's latency histogram caught up before its traffic starts
-                previous = metrics.settled(self.target.admin_url, p.service, p.canary, self.client)
+                previous = metrics.settled(self.target.stats_urls, p.service, p.canary, self.client)
                 for step_no, percent in enumerate(p.steps, start=1):
                     try:
                         step, previous = self._step(step_no, percent, previous)
@@ -105,10 +105,10 @@ class Rollout:
         p = self.plan
         weights = p.weights_at(percent)
         self._apply(weights)
-        admin = self.target.admin_url
+        admin, stats = self.target.admin_url, self.target.stats_urls
         # counters from now on; the latency histogram from the previous step's end (it
         # lags the counters by Envoy's flush), or from before the first step
-        start = metrics.read(admin, p.service, self.client)
+        start = metrics.read(stats, p.service, self.client)
         for subset, totals in previous.items():
             start.setdefault(subset, metrics.SubsetTotals()).bins = totals.bins
         served = served_weights(admin, p.service, self.client)
@@ -117,7 +117,7 @@ class Rollout:
             f"step {number}/{len(p.steps)} ({percent}%): measured; waiting for Envoy's next "
             "stats flush (latency histograms, at most 5s)"
         )
-        end = metrics.settled(admin, p.service, p.canary, self.client)
+        end = metrics.settled(stats, p.service, p.canary, self.client)
         canary = metrics.interval(start, end, p.canary)
         stable = metrics.interval(start, end, p.stable)
         reason = judge(p.canary, canary, p.thresholds)
@@ -147,7 +147,7 @@ class Rollout:
         while (now := time.monotonic()) < ends:
             if self.console.tty:
                 live = metrics.interval(
-                    start, metrics.read(self.target.admin_url, p.service, self.client), p.canary
+                    start, metrics.read(self.target.stats_urls, p.service, self.client), p.canary
                 )
                 self.console.progress(
                     f"step {number}/{total} ({percent}%): {now - began:.0f}/{p.interval_s:g}s, "

@@ -18,6 +18,9 @@ ASK_TIMEOUT_S = 120.0  # an apply validates a config with Envoy: seconds on a bu
 
 class Target(Protocol):
     admin_url: str
+    #: every Envoy whose outbound stats a rollout sums: the shared one, and with
+    #: `mesh up --sidecars` each sidecar (a caller's requests are counted by its own)
+    stats_urls: list[str]
     gateway_url: str
     state_dir: Path
 
@@ -69,6 +72,7 @@ class RemoteMesh:
         self.timeout = timeout
         state = read_state(state_dir)
         self.admin_url = state.admin_url
+        self.stats_urls = list(state.stats_urls) or [state.admin_url]
         self.gateway_url = state.gateway_urls[0] if state.gateway_urls else ""
         self.directory = str(state.config.get("directory") or state.manifests)
 
@@ -107,6 +111,7 @@ class InProcessMesh:
         self.mesh = mesh
         self.state_dir = Path(mesh.state_dir)
         self.admin_url = mesh.admin_url
+        self.stats_urls = mesh.envoy_admin_urls()
         self.gateway_url = mesh.gateway_url
 
     @property

@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import pytest
 
-from mesh.errors import RunnerError
 from mesh.runner import LocalMesh
 from mesh.sidecars import GATEWAY_IDENTITY, Sidecar
 from tests.loop.support import copy_k8s, edit_yaml, set_replicas
@@ -132,13 +131,6 @@ def test_a_workload_change_is_refused_and_the_mesh_keeps_serving(
     assert mesh.generation is in_force
     assert len(mesh.kubelet.pods_of("backend-v1")) == 2
     assert versions(mesh.gateway_url + "/api/tasks", 5) == {"v1": 5}
-
-
-def test_a_rollout_is_refused_with_sidecars(mesh: LocalMesh) -> None:
-    with pytest.raises(RunnerError, match="run the rollout on a mesh started without"):
-        mesh.route_weights("backend-service")
-    with pytest.raises(RunnerError, match="--sidecars"):
-        mesh.set_route_weights("backend-service", {"v1": 50, "v2": 50})
 
 
 def _plain(sidecar: Sidecar) -> int | None:
