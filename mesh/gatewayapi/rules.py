@@ -11,14 +11,16 @@ a backendRef is a core ``Service`` of the route's namespace with weight 1):
   queryParams -> exact/regex, method -> ``method.exact`` (createURIMatch, ...);
 - RequestHeaderModifier / ResponseHeaderModifier -> ``headers.request|response``
   (set/add by lower-cased name, remove) on the rule or on one backend;
+- RequestMirror (on the rule) -> one of ``mirrors``: its backendRef as the destination,
+  ``percent`` or ``fraction`` as the percentage (createMirrorFilter);
 - ``timeouts.request`` -> ``timeout``; ``timeouts.backendRequest`` -> ``timeout`` as well
   when the rule has no retry (this release's standard channel has none);
 - backendRefs with weight 0 dropped; one left -> no weight; none at all -> a direct
   500 (the Gateway API's answer when no backend is left).
 
-Refused, naming the field: the other filter types (redirects, rewrites, mirrors, CORS,
-extension refs), backends that are not a Service of the same namespace, a Service or
-port the manifests do not have.
+Refused, naming the field: the other filter types (redirects, rewrites, CORS, extension
+refs; a mirror on one backend, as istiod does), backends that are not a Service of the
+same namespace, a Service or port the manifests do not have.
 """
 
 from __future__ import annotations
@@ -46,7 +48,10 @@ def convert_rule(
         else f"{route.namespace}.{route.name}.{index}"
     }
     for filt in rule.items("filters"):
-        side, ops = _header_filter(filt)
+        if filt.at("type").value == "RequestMirror":
+            base.setdefault("mirrors", []).append(_mirror(manifests, route, filt))
+            continue
+        side, ops = _header_filter(filt, ("RequestMirror",))
         base.setdefault("headers", {})[side] = ops
     _timeouts(rule.get("timeouts"), base)
     refs = rule.items("backendRefs")
@@ -98,7 +103,9 @@ def _match(node: Node) -> dict[str, Any]:
     return out
 
 
-def _header_filter(filt: Node) -> tuple[str, dict[str, Any]]:
+def _header_filter(filt: Node, others: tuple[str, ...] = ()) -> tuple[str, dict[str, Any]]:
+    """A header modifier's operations; any other type is refused, naming what is run
+    (OTHERS: the types the caller handles itself)."""
     filt.only(
         "type",
         *(name[0].lower() + name[1:] for name in HEADER_FILTERS),
@@ -110,9 +117,7 @@ def _header_filter(filt: Node) -> tuple[str, dict[str, Any]]:
     )
     kind = filt.at("type").str()
     if kind not in HEADER_FILTERS:
-        raise filt.error(
-            f"(type {kind}) {NOT_SUPPORTED} (RequestHeaderModifier and ResponseHeaderModifier only)"
-        )
+        raise filt.error(f"(type {kind}) {NOT_SUPPORTED} ({_and([*HEADER_FILTERS, *others])} only)")
     field = kind[0].lower() + kind[1:]
     node = filt.at(field)
     if node.value is None:
@@ -133,6 +138,28 @@ def _header_filter(filt: Node) -> tuple[str, dict[str, Any]]:
     if removes:
         ops["remove"] = removes
     return HEADER_FILTERS[kind], ops
+
+
+def _and(names: list[str]) -> str:
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _mirror(manifests: Manifests, route: HTTPRoute, filt: Node) -> dict[str, Any]:
+    """A RequestMirror filter -> a VirtualService `mirrors` entry (createMirrorFilter)."""
+    node = filt.at("requestMirror")
+    if node.value is None:
+        raise node.error("is required for type RequestMirror")
+    node.only("backendRef", "percent", "fraction")
+    ref = node.at("backendRef").only("group", "kind", "name", "namespace", "port")
+    out: dict[str, Any] = {"destination": _destination(manifests, route, ref, 0)["destination"]}
+    if node.has("fraction"):
+        fraction = node.at("fraction").only("numerator", "denominator")
+        denominator = fraction.at("denominator").int(1) if fraction.has("denominator") else 100
+        numerator = fraction.at("numerator").int(0, denominator)
+        out["percentage"] = {"value": 100 * numerator / denominator}
+    elif node.has("percent"):
+        out["percentage"] = {"value": float(node.at("percent").int(0, 100))}
+    return out
 
 
 def _timeouts(node: Node | None, out: dict[str, Any]) -> None:

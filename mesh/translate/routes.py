@@ -3,7 +3,10 @@
 One Envoy route per `match` entry (or one per rule without match), in order. Istio's
 semantics: route timeout always written (`0s` = off), the default retry policy when a
 rule has no `retries`, fault injection per route, `validate_clusters: false` on the route
-table so a missing subset is a 503 NC at run time (reference/istio-to-envoy.md §3).
+table so a missing subset is a 503 NC at run time (reference/istio-to-envoy.md §3), and
+`mirror` / `mirrors` as `request_mirror_policies` (route.go `MirrorPercent`,
+`TranslateRequestMirrorPolicy`): a copy of each request goes to the mirror's cluster,
+its answer dropped.
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ RULE_FIELDS = (
     "retries",
     "fault",
     "headers",
+    "mirror",
+    "mirrors",
+    "mirrorPercentage",
+    "mirrorPercent",
 )
 MATCH_FIELDS = (
     "name",
@@ -219,10 +226,53 @@ def _action(rule: Node, ctx: RouteContext) -> tuple[dict[str, Any], Node | None]
             action["prefix_rewrite"] = rewrite.at("uri").str()
         if rewrite.has("authority"):
             action["host_rewrite_literal"] = rewrite.at("authority").str()
+    mirrors = _mirror_policies(rule, ctx)
+    if mirrors:
+        action["request_mirror_policies"] = mirrors
     policy = _retry_policy(rule.get("retries"))
     if policy is not None:
         action["retry_policy"] = policy
     return action, single
+
+
+def _mirror_policies(rule: Node, ctx: RouteContext) -> list[dict[str, Any]]:
+    """`mirror` (with `mirrorPercentage`, or the deprecated integer `mirrorPercent`) or
+    `mirrors[]` (each with its own `percentage`) -> Envoy's request mirror policies; an
+    unset percentage mirrors every request, an explicit 0 none (route.go `MirrorPercent`)."""
+    if rule.has("mirror") and rule.items("mirrors"):
+        raise rule.at("mirrors").error("cannot be combined with mirror")  # validation.go
+    out = []
+    if rule.has("mirror"):
+        fraction = _mirror_fraction(rule.get("mirrorPercentage"), rule.get("mirrorPercent"))
+        if fraction is not None:
+            out.append(_mirror_policy(_destination_cluster(rule.at("mirror"), ctx), fraction))
+    for mirror in rule.items("mirrors"):
+        mirror.only("destination", "percentage")
+        if not mirror.has("destination"):
+            raise mirror.at("destination").error("is required for mirrors")
+        fraction = _mirror_fraction(mirror.get("percentage"), None)
+        if fraction is not None:
+            cluster = _destination_cluster(mirror.at("destination"), ctx)
+            out.append(_mirror_policy(cluster, fraction))
+    return out
+
+
+def _mirror_fraction(percentage: Node | None, percent: Node | None) -> dict[str, Any] | None:
+    if percentage is not None:
+        value = percentage.only("value").at("value").number() if percentage.has("value") else 0
+        if not 0 <= value <= 100:
+            raise percentage.at("value").error("must be between 0 and 100")
+        return {"numerator": int(value * 10000), "denominator": "MILLION"} if value else None
+    if percent is not None:
+        value = percent.int(0, 100)
+        return {"numerator": value, "denominator": "HUNDRED"} if value else None
+    return {"numerator": 100, "denominator": "HUNDRED"}
+
+
+def _mirror_policy(cluster: str, fraction: dict[str, Any]) -> dict[str, Any]:
+    # the shadow's trace is not sampled, and its Host gets Envoy's "-shadow" suffix
+    return {"cluster": cluster, "runtime_fraction": {"default_value": fraction},
+            "trace_sampled": False}  # fmt: skip
 
 
 def _retry_policy(node: Node | None) -> dict[str, Any] | None:

@@ -55,7 +55,7 @@ def test_a_refused_generation_keeps_the_old_routes_and_says_why(
     mesh: LocalMesh, tree: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def unsupported(doc: dict) -> None:
-        doc["spec"]["http"][1]["mirror"] = {"host": "backend-service", "subset": "v2"}
+        doc["spec"]["http"][1]["corsPolicy"] = {"allowOrigins": [{"exact": "https://a.test"}]}
 
     vs = tree / "istio" / "virtualservice-backend.yaml"
     original = vs.read_text()
@@ -64,7 +64,7 @@ def test_a_refused_generation_keeps_the_old_routes_and_says_why(
     assert outcome["result"] == "refused", outcome
     (finding,) = outcome["findings"]
     assert finding["kind"] == "VirtualService" and finding["name"] == "backend"
-    assert finding["field"] == "spec.http[1].mirror" and finding["file"].endswith(
+    assert finding["field"] == "spec.http[1].corsPolicy" and finding["file"].endswith(
         "virtualservice-backend.yaml"
     )
     assert "not supported by the local mesh" in finding["message"]

@@ -181,6 +181,35 @@ def test_matches_filters_weights_and_timeouts(tmp_path: Path) -> None:
     assert route["request_headers_to_remove"] == ["x-drop"]
 
 
+def test_request_mirror_filters_become_the_routes_mirror_policies(tmp_path: Path) -> None:
+    def mirror(service: str, **share: Any) -> dict[str, Any]:
+        return {"type": "RequestMirror", "requestMirror": {"backendRef": to(service), **share}}
+
+    rule = {
+        "filters": [
+            mirror("backend-v2"),
+            mirror("backend-v2", percent=20),
+            mirror("backend-v1", fraction={"numerator": 1, "denominator": 8}),
+            mirror("backend-v1", fraction={"numerator": 3}),  # of 100
+            mirror("backend-v2", percent=0),  # no copy at all
+        ],
+        "backendRefs": [to("backend-v1")],
+    }
+    (route,) = mesh_routes(overlay(tmp_path / "o", patches=[http_route("backend", [rule])]))
+    assert route["route"]["cluster"] == V1
+    got = [
+        (p["cluster"], p["runtime_fraction"]["default_value"])
+        for p in route["route"]["request_mirror_policies"]
+    ]
+    assert got == [
+        (V2, {"numerator": 100, "denominator": "HUNDRED"}),
+        (V2, {"numerator": 200_000, "denominator": "MILLION"}),
+        (V1, {"numerator": 125_000, "denominator": "MILLION"}),
+        (V1, {"numerator": 30_000, "denominator": "MILLION"}),
+    ]
+    assert all(p["trace_sampled"] is False for p in route["route"]["request_mirror_policies"])
+
+
 def test_a_rule_without_backends_answers_500(tmp_path: Path) -> None:
     patch = http_route("backend", [{"backendRefs": [to("backend-v1", weight=0)]}])
     (route,) = mesh_routes(overlay(tmp_path / "o", patches=[patch]))
@@ -224,6 +253,53 @@ REFUSALS = [
             ]
         },
         "HTTPRoute/backend: spec.rules[0].filters[0] (type URLRewrite) is not supported",
+    ),
+    (
+        {
+            "patches": [
+                http_route(
+                    "backend",
+                    [
+                        {
+                            "backendRefs": [
+                                to(
+                                    "backend-v1",
+                                    filters=[
+                                        {
+                                            "type": "RequestMirror",
+                                            "requestMirror": {"backendRef": to("backend-v2")},
+                                        }
+                                    ],
+                                )
+                            ]
+                        }
+                    ],
+                )
+            ]
+        },
+        "spec.rules[0].backendRefs[0].filters[0] (type RequestMirror) is not supported by the "
+        "local mesh (RequestHeaderModifier and ResponseHeaderModifier only)",
+    ),
+    (
+        {
+            "patches": [
+                http_route(
+                    "backend",
+                    [
+                        {
+                            "filters": [
+                                {
+                                    "type": "RequestMirror",
+                                    "requestMirror": {"backendRef": to("backend-v3")},
+                                }
+                            ],
+                            "backendRefs": [to("backend-v1")],
+                        }
+                    ],
+                )
+            ]
+        },
+        "spec.rules[0].filters[0].requestMirror.backendRef.name 'backend-v3' names no Service",
     ),
     (
         {"patches": [http_route("backend", [{"backendRefs": [to("backend-v3")]}])]},

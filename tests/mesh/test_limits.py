@@ -114,7 +114,7 @@ def test_check_reports_every_field_mesh_up_refuses(tmp_path: Path) -> None:
 
     backend = {"host": "backend-service", "subset": "v1"}
     patches = [
-        vs_patch("backend", [{"route": [{"destination": backend}], "mirror": backend}]),
+        vs_patch("backend", [{"route": [{"destination": backend}], "corsPolicy": {}}]),
         dr_patch("backend", {"trafficPolicy": {"loadBalancer": {"consistentHash": {}}}}),
         vs_patch(
             "frontend",
@@ -133,7 +133,7 @@ def test_check_reports_every_field_mesh_up_refuses(tmp_path: Path) -> None:
     assert found == [
         "DestinationRule/backend: spec.trafficPolicy.loadBalancer.consistentHash is not "
         "supported by the local mesh",
-        "VirtualService/backend: spec.http[0].mirror is not supported by the local mesh",
+        "VirtualService/backend: spec.http[0].corsPolicy is not supported by the local mesh",
         "VirtualService/frontend: spec.http[0].corsPolicy is not supported by the local mesh",
     ]
     assert any(first.value.detail in line for line in found)

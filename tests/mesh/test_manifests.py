@@ -50,7 +50,7 @@ def test_variant_resource_lists_equal_the_base_list() -> None:
     """The variants cannot say `resources: [../..]` (kustomize calls that a cycle), so
     they repeat the base's list; it must not drift."""
     base = yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"]
-    for variant in ("weighted", "circuit-breaker"):
+    for variant in ("weighted", "circuit-breaker", "mirror"):
         kust = yaml.safe_load((VARIANTS / variant / "kustomization.yaml").read_text())
         assert kust["resources"] == [f"../../{r}" for r in base], variant
 

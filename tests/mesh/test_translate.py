@@ -362,9 +362,10 @@ def test_compose_target_uses_container_names_and_all_interfaces() -> None:
     [
         (
             vs_patch(
-                "backend", [{"route": [{"destination": BACKEND_HOST}], "mirror": BACKEND_HOST}]
+                "backend",
+                [{"route": [{"destination": BACKEND_HOST}], "corsPolicy": {"allowOrigins": []}}],
             ),
-            "VirtualService/backend: spec.http[0].mirror is not supported by the local mesh",
+            "VirtualService/backend: spec.http[0].corsPolicy is not supported by the local mesh",
         ),
         (
             vs_patch("backend", [{"route": [{"destination": BACKEND_HOST}]}], tcp=[{}]),
