@@ -21,7 +21,7 @@ VALGRIND := /usr/bin/valgrind
 # (mesh/pgserver.py finds the newest /usr/lib/postgresql/*/bin).
 POSTGRES ?= $(or $(lastword $(sort $(wildcard /usr/lib/postgresql/*/bin/postgres))),/usr/lib/postgresql/15/bin/postgres)
 
-.PHONY: demo-canary demo-circuit-breaker demo-outlier demo-rollout soak install run test test-unit test-integration test-busy chromium stress-ng postgresql wrk valgrind lint check bench clean minikube minikube-down compose-config
+.PHONY: demo-canary demo-circuit-breaker demo-outlier demo-mirror demo-rollout soak install run test test-unit test-integration test-busy chromium stress-ng postgresql wrk valgrind lint check bench clean minikube minikube-down compose-config
 
 # (Re)install only when the project's dependency list changes.
 $(STAMP): pyproject.toml
@@ -99,6 +99,9 @@ demo-circuit-breaker: $(STAMP)
 
 demo-outlier: $(STAMP)
 	$(BIN)/mesh demo outlier
+
+demo-mirror: $(STAMP)
+	$(BIN)/mesh demo mirror
 
 demo-rollout: $(STAMP)
 	$(BIN)/mesh demo rollout

@@ -10,6 +10,8 @@ is what a person reads. Nothing here starts or stops processes.
   Envoy's ``upstream_rq_pending_overflow`` and ``remaining_pending``.
 - :func:`outlier`: load before, during and after a v1 replica's fault; Envoy's
   ``ejections_active`` and per-host health; then the fault is cleared.
+- :func:`mirror`: load on a mesh whose VirtualService mirrors v1's requests to v2; the
+  answers (all v1) and the requests each subset's cluster counted (v2: the copies).
 
 Every URL must be loopback, as for ``mesh load``.
 """
@@ -31,6 +33,7 @@ from mesh.load.runner import Result, run_load, run_load_async
 PENDING_OVERFLOW = "upstream_rq_pending_overflow"
 REMAINING_PENDING = "circuit_breakers.default.remaining_pending"
 EJECTIONS_ACTIVE = "outlier_detection.ejections_active"
+UPSTREAM_RQ_TOTAL = "upstream_rq_total"
 POLL_INTERVAL_S = 0.1
 
 
@@ -219,6 +222,62 @@ def circuit_breaker(
         report.steps.append(BreakerStep(c, result, after, overflow_deltas(before, after)))
         before = after
     return report
+
+
+# ---------------------------------------------------------------- mirroring
+
+
+@dataclass
+class MirrorReport:
+    answers: Result
+    counted: dict[str, int]  # cluster -> requests it counted during the load (copies included)
+
+    def render(self) -> str:
+        lines = [
+            "Traffic mirroring (VirtualService backend: v1 answers, a copy of each request to v2)",
+            f"  answers          : {_summary(self.answers)}",
+        ]
+        for cluster, n in sorted(self.counted.items()):
+            subset = cluster.split("|")[2] or "(all)"
+            lines.append(f"  {subset:<17}: {n} requests counted by Envoy's {cluster}")
+        return "\n".join(lines)
+
+
+def mirror(
+    url: str,
+    admin_url: str,
+    requests: int = 100,
+    connections: int = 4,
+    copies_wait_s: float = 10.0,
+) -> MirrorReport:
+    """Istio's mirroring task: load URL, then wait (at most COPIES_WAIT_S) until the v2
+    subset's cluster has counted as many requests as v1's: the copies are fire and forget,
+    so the last ones may still be in flight when the load ends."""
+    url = _loopback(url)
+    admin = EnvoyAdmin(admin_url)
+
+    def subsets() -> dict[str, int]:
+        found = admin.stats((UPSTREAM_RQ_TOTAL,), "backend-service")
+        return {c: v.get(UPSTREAM_RQ_TOTAL, 0) for c, v in found.items() if "|v" in c}
+
+    before = subsets()
+    answers = run_load(url, connections=connections, requests=requests)
+
+    def counted() -> dict[str, int]:
+        return {c: n - before.get(c, 0) for c, n in subsets().items()}
+
+    deadline = time.monotonic() + copies_wait_s
+    got = counted()
+    while time.monotonic() < deadline and _copies_pending(got):
+        time.sleep(POLL_INTERVAL_S)
+        got = counted()
+    return MirrorReport(answers, got)
+
+
+def _copies_pending(counted: Mapping[str, int]) -> bool:
+    v1 = sum(n for c, n in counted.items() if "|v1|" in c)
+    v2 = sum(n for c, n in counted.items() if "|v2|" in c)
+    return v2 < v1
 
 
 # ---------------------------------------------------------------- outlier detection

@@ -1,4 +1,4 @@
-"""`mesh demo canary|circuit-breaker|outlier|rollout`: a traffic task, start to finish.
+"""`mesh demo canary|circuit-breaker|outlier|mirror|rollout`: a traffic task, start to finish.
 
 Each demo starts the local mesh from the manifest directory the task needs, on
 free ports and in a temporary state directory (so it never collides with a
@@ -15,6 +15,8 @@ requests or time; the logs of a failed run are kept and their path printed.
 - outlier: `k8s`, load running, fault on one v1 replica, Envoy ejects it, the
   success rate recovers, the fault is cleared and the host returns after
   baseEjectionTime.
+- mirror: `k8s/variants/mirror`, load at the gateway: every answer is v1's, and Envoy's
+  v2 cluster counts as many requests as v1's (the copies, whose answers it drops).
 - rollout: `k8s`, `mesh rollout` twice (mesh/rollout/demo.py): a healthy v2 promoted,
   then v2 answering 30% 503s rolled back at its first step.
 """
@@ -35,8 +37,8 @@ from typing import Any
 from mesh.cli import CliError
 
 HELP = "start the local mesh on free ports, run one of Istio's traffic tasks, print the evidence"
-SCENARIOS = ("canary", "circuit-breaker", "outlier", "rollout")
-DEFAULT_REQUESTS = {"canary": 100, "circuit-breaker": 10}
+SCENARIOS = ("canary", "circuit-breaker", "outlier", "mirror", "rollout")
+DEFAULT_REQUESTS = {"canary": 100, "circuit-breaker": 10, "mirror": 100}
 CANARY_CONNECTIONS = 4
 OUTLIER_CONNECTIONS = 4
 OUTLIER_INSTANCE = "backend-v1-0"
@@ -76,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--requests",
         type=_positive_int,
         metavar="N",
-        help="canary: requests per load run (100); circuit-breaker: requests per "
+        help="canary, mirror: requests per load run (100); circuit-breaker: requests per "
         "connection, so -c 3 sends 3N as in Istio's task (10); not used by outlier, rollout",
     )
     parser.add_argument(
@@ -205,6 +207,28 @@ def circuit_breaker_demo(k8s: Path, requests: int, out: Out) -> BreakerDemo:
     return demo
 
 
+# --------------------------------------------------------------------------- mirror
+
+
+@dataclass
+class MirrorDemo:
+    report: Any  # mesh.demos.MirrorReport
+
+    def render(self) -> str:
+        return "\n".join(["== k8s/variants/mirror: v1 answers, v2 gets a copy ==",
+                          self.report.render()])  # fmt: skip
+
+
+def mirror_demo(k8s: Path, requests: int, out: Out) -> MirrorDemo:
+    from mesh import demos
+
+    with local_mesh(k8s / "variants" / "mirror", out) as mesh:
+        url = mesh.gateway_url + "/api/tasks"
+        demo = MirrorDemo(demos.mirror(url, mesh.admin_url, requests, CANARY_CONNECTIONS))
+        out("\n" + demo.render())
+    return demo
+
+
 # --------------------------------------------------------------------------- outlier
 
 
@@ -327,6 +351,8 @@ def run_demo(scenario: str, k8s: Path, requests: int | None, window_s: float, ou
     n = requests or DEFAULT_REQUESTS[scenario]
     if scenario == "canary":
         return canary_demo(k8s, n, out)
+    if scenario == "mirror":
+        return mirror_demo(k8s, n, out)
     return circuit_breaker_demo(k8s, n, out)
 
 

@@ -103,6 +103,24 @@ def test_circuit_breaker_overflows_at_three_connections() -> None:
 
 
 @pytest.mark.integration
+def test_mirror_answers_from_v1_and_v2_counts_every_copy() -> None:
+    out = Lines()
+    n = 30
+    evidence = demo.run_demo("mirror", K8S, n, 2.0, out)
+    assert dict(evidence.report.answers.versions) == {"v1": n}
+    assert evidence.report.counted == {V1: n, V2: n}  # the copies, waited for
+    text = evidence.render()
+    assert f"v2               : {n} requests counted by Envoy's {V2}" in text
+    assert_stopped(out, "== k8s/variants/mirror")
+
+
+def test_copies_are_pending_while_v2_has_counted_fewer_than_v1() -> None:
+    assert demos._copies_pending({V1: 5, V2: 4})
+    assert not demos._copies_pending({V1: 5, V2: 5})
+    assert not demos._copies_pending({})
+
+
+@pytest.mark.integration
 def test_outlier_ejects_the_faulted_replica_and_readmits_it() -> None:
     out = Lines()
     evidence = demo.run_demo("outlier", K8S, None, 1.0, out)
