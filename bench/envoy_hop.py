@@ -15,6 +15,10 @@ machine's state within a round):
               with `tracing[].randomSamplingPercentage: 1` translates to
   json-spans  shipped with the spans encoded as Zipkin v2 JSON, as istiod writes them
               (`HTTP_JSON`); the local mesh sends protobuf (mesh/translate/tracing.py)
+  bare-proxy  untraced, no access log, and none of what Istio adds to a plain proxy: the
+              router filter alone (no fault filter), no retry policy, no request id, no
+              path normalisation, round robin, no outlier detection or circuit breakers;
+              what is left is Envoy proxying HTTP/1.1, the cost no config removes
   floor       Envoy answering the backend's JSON itself (bench/servers.py): the
               yardstick; "x Envoy floor" is each variant's CPU over it, per round
 
@@ -86,12 +90,31 @@ def json_spans(bootstrap: Bootstrap) -> None:
             hcm["tracing"]["provider"]["typed_config"]["collector_endpoint_version"] = "HTTP_JSON"
 
 
+def bare_proxy(bootstrap: Bootstrap) -> None:
+    untraced(bootstrap)
+    no_log(bootstrap)
+    for hcm in _hcms(bootstrap):
+        hcm["http_filters"] = [f for f in hcm["http_filters"] if f["name"].endswith(".router")]
+        hcm["generate_request_id"] = False
+        hcm.pop("request_id_extension", None)
+        hcm["normalize_path"] = False
+        for host in hcm["route_config"]["virtual_hosts"]:
+            host.pop("include_request_attempt_count", None)
+            for route in host["routes"]:
+                route["route"].pop("retry_policy", None)
+    for cluster in bootstrap["static_resources"]["clusters"]:
+        cluster["lb_policy"] = "ROUND_ROBIN"
+        cluster.pop("outlier_detection", None)
+        cluster.pop("circuit_breakers", None)
+
+
 VARIANTS: dict[str, Callable[[Bootstrap], None]] = {
     "shipped": lambda _: None,
     "no-log": no_log,
     "untraced": untraced,
     "sampled-1pct": sampled_1pct,
     "json-spans": json_spans,
+    "bare-proxy": bare_proxy,
 }
 
 

@@ -53,6 +53,28 @@ def test_the_variants_change_only_what_they_name(base: envoy_hop.Bootstrap) -> N
     )
 
 
+def test_bare_proxy_keeps_only_the_router_and_the_route_to_each_subset(
+    base: envoy_hop.Bootstrap,
+) -> None:
+    shipped = envoy_hop.variant(base, "shipped", admin_port=1, listener_port=2)
+    bare = envoy_hop.variant(base, "bare-proxy", admin_port=1, listener_port=2)
+    got = hcm(bare)
+    assert [f["name"] for f in got["http_filters"]] == ["envoy.filters.http.router"]
+    assert "tracing" not in got and "access_log" not in got
+    assert got["generate_request_id"] is False and got["normalize_path"] is False
+    routes = got["route_config"]["virtual_hosts"][0]["routes"]
+    assert routes and all("retry_policy" not in r["route"] for r in routes)
+    # the same routes to the same clusters: only what Istio adds is gone
+    clusters = [
+        r["route"]["cluster"] for r in hcm(shipped)["route_config"]["virtual_hosts"][0]["routes"]
+    ]
+    assert [r["route"]["cluster"] for r in routes] == clusters
+    for cluster in bare["static_resources"]["clusters"]:
+        assert cluster["lb_policy"] == "ROUND_ROBIN"
+        assert "outlier_detection" not in cluster and "circuit_breakers" not in cluster
+    assert any("outlier_detection" in c for c in shipped["static_resources"]["clusters"])
+
+
 def test_sampled_1pct_is_what_a_telemetry_at_1_percent_translates_to(
     base: envoy_hop.Bootstrap,
 ) -> None:
