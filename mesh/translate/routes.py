@@ -6,7 +6,7 @@ rule has no `retries`, fault injection per route, `validate_clusters: false` on 
 table so a missing subset is a 503 NC at run time (reference/istio-to-envoy.md §3), and
 `mirror` / `mirrors` as `request_mirror_policies` (route.go `MirrorPercent`,
 `TranslateRequestMirrorPolicy`): a copy of each request goes to the mirror's cluster,
-its answer dropped.
+its answer dropped; `redirect` as Envoy's redirect action (route.go `ApplyRedirect`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from mesh.manifests import Manifests, Service, VirtualService
 from mesh.translate.clusters import cluster_name, resolve_host
 from mesh.translate.fields import Node, spec
 from mesh.translate.matches import route_match
+from mesh.translate.redirect import redirect_action
 
 FAULT_FILTER = "envoy.filters.http.fault"
 HTTP_FAULT = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
@@ -43,6 +44,7 @@ RULE_FIELDS = (
     "mirrors",
     "mirrorPercentage",
     "mirrorPercent",
+    "redirect",
 )
 MATCH_FIELDS = (
     "name",
@@ -133,7 +135,12 @@ def _route(rule: Node, match: Node | None, ctx: RouteContext) -> dict[str, Any]:
         route["name"] = name
     route["match"] = route_match(match)
     single: Node | None = None
-    if rule.has("directResponse"):
+    if rule.has("redirect"):
+        for other in ("route", "fault", "rewrite", "directResponse"):  # virtualservice.go
+            if rule.has(other):
+                raise rule.at("redirect").error(f"cannot be combined with {other}")
+        route["redirect"] = redirect_action(rule.at("redirect"), rule.items("match"), ctx.port)
+    elif rule.has("directResponse"):
         if rule.has("route"):
             raise rule.at("directResponse").error("cannot be combined with route")
         route["direct_response"] = _direct_response(rule.at("directResponse"))
