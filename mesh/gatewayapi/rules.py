@@ -13,13 +13,20 @@ a backendRef is a core ``Service`` of the route's namespace with weight 1):
   (set/add by lower-cased name, remove) on the rule or on one backend;
 - RequestMirror (on the rule) -> one of ``mirrors``: its backendRef as the destination,
   ``percent`` or ``fraction`` as the percentage (createMirrorFilter);
+- RequestRedirect -> ``redirect`` (createRedirectFilter): ``statusCode`` (302 by default),
+  ``hostname``, ``scheme``, ``port`` (else the request's port, or the scheme's default
+  when a scheme is given), ``path`` ReplaceFullPath / ReplacePrefixMatch as ``uri`` /
+  ``prefixRewrite``; the rule's backends are then not used;
+- URLRewrite -> ``rewrite`` (createRewriteFilter): ``hostname`` as ``authority``,
+  ReplacePrefixMatch as ``uri`` (one trailing ``/`` trimmed, ``/`` if nothing is left),
+  ReplaceFullPath as ``uriRegexRewrite`` of ``/.*``;
 - ``timeouts.request`` -> ``timeout``; ``timeouts.backendRequest`` -> ``timeout`` as well
   when the rule has no retry (this release's standard channel has none);
 - backendRefs with weight 0 dropped; one left -> no weight; none at all -> a direct
   500 (the Gateway API's answer when no backend is left).
 
-Refused, naming the field: the other filter types (redirects, rewrites, CORS, extension
-refs; a mirror on one backend, as istiod does), backends that are not a Service of the
+Refused, naming the field: the other filter types (CORS, extension refs; a filter other
+than the header modifiers on one backend, as istiod does), backends that are not a Service of the
 same namespace, a Service or port the manifests do not have.
 """
 
@@ -27,11 +34,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from mesh.gatewayapi import path_filters
 from mesh.manifests import HTTPRoute, Manifests
 from mesh.translate.clusters import resolve_host
 from mesh.translate.fields import NOT_SUPPORTED, Node
 
 HEADER_FILTERS = {"RequestHeaderModifier": "request", "ResponseHeaderModifier": "response"}
+#: Filter types a rule takes besides the header modifiers (not on a single backend).
+RULE_ONLY_FILTERS = ("RequestMirror", "RequestRedirect", "URLRewrite")
 RULE_FIELDS = ("name", "matches", "filters", "backendRefs", "timeouts")
 # The match the API server stores for a rule without one: PathPrefix "/", as a VS match.
 DEFAULT_MATCH: dict[str, Any] = {"uri": {"prefix": "/"}}
@@ -48,15 +58,24 @@ def convert_rule(
         else f"{route.namespace}.{route.name}.{index}"
     }
     for filt in rule.items("filters"):
-        if filt.at("type").value == "RequestMirror":
+        kind = filt.at("type").value
+        if kind == "RequestMirror":
             base.setdefault("mirrors", []).append(_mirror(manifests, route, filt))
-            continue
-        side, ops = _header_filter(filt, ("RequestMirror",))
-        base.setdefault("headers", {})[side] = ops
+        elif kind == "RequestRedirect":
+            base["redirect"] = path_filters.redirect(filt)
+        elif kind == "URLRewrite":
+            rewrite = path_filters.rewrite(filt)
+            if rewrite:
+                base["rewrite"] = rewrite
+        else:
+            side, ops = _header_filter(filt, RULE_ONLY_FILTERS)
+            base.setdefault("headers", {})[side] = ops
     _timeouts(rule.get("timeouts"), base)
     refs = rule.items("backendRefs")
     weights = [_weight(ref) for ref in refs]
-    if sum(weights) == 0:
+    if "redirect" in base:
+        pass  # route.go answers the redirect and never looks at the backends
+    elif sum(weights) == 0:
         base["directResponse"] = {"status": 500}
     else:
         kept = [(ref, w) for ref, w in zip(refs, weights, strict=True) if w > 0]
@@ -64,10 +83,20 @@ def convert_rule(
             _destination(manifests, route, ref, w if len(kept) > 1 else 0) for ref, w in kept
         ]
     nodes = rule.items("matches") if rule.at("matches").value is not None else None
+    path_filters.check_prefix_matches(rule.items("filters"), _path_types(nodes or []))
     matches = [_match(m) for m in nodes] if nodes is not None else [DEFAULT_MATCH]
     if not matches:  # `matches: []` as written: one route without a match
         return [base]
     return [{**base, "match": [m]} for m in matches]
+
+
+def _path_types(matches: list[Node]) -> list[str]:
+    """Each match's path type, with the CRD's defaults (no path: PathPrefix /)."""
+    out = []
+    for m in matches:
+        path = m.at("path")
+        out.append(str(path.at("type").value) if path.has("type") else "PathPrefix")
+    return out
 
 
 def _match(node: Node) -> dict[str, Any]:

@@ -8,7 +8,10 @@ istiod marks the VirtualServices it converts from Gateway API routes with the an
   ``/administrator``), the trailing ``/`` trimmed (TranslateRouteMatch);
 - answers 500 instead of 503 when a route's cluster does not exist
   (``cluster_not_found_response_code``, applyHTTPRouteDestination), as the Gateway API
-  requires for an invalid backend.
+  requires for an invalid backend;
+- rewrites a prefix to ``/`` with a regex that removes the matched prefix and keeps one
+  ``/`` (``^<prefix>(/?)(.*)`` -> ``/\2``): a plain ``prefix_rewrite: /`` would turn
+  ``/old/x`` into ``//x``.
 
 No imports from mesh.translate: mesh/translate/routes.py calls this.
 """
@@ -38,3 +41,18 @@ def apply_gateway_semantics(route: dict[str, Any]) -> None:
     action = route.get("route")
     if action is not None:
         action["cluster_not_found_response_code"] = "INTERNAL_SERVER_ERROR"
+        if action.get("prefix_rewrite") == "/":
+            prefix = route["match"].get("path_separated_prefix", "")
+            del action["prefix_rewrite"]
+            action["regex_rewrite"] = {
+                "pattern": {"regex": f"^{quote_meta(prefix)}(/?)(.*)"},
+                "substitution": "/\\2",
+            }
+
+
+def quote_meta(text: str) -> str:
+    """Go's regexp.QuoteMeta: a backslash before each of ``\\.+*?()|[]{}^$``."""
+    return "".join("\\" + c if c in GO_META else c for c in text)
+
+
+GO_META = frozenset("\\.+*?()|[]{}^$")

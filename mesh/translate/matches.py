@@ -34,7 +34,7 @@ def _string_match(
     if kind == "regex":
         if star_is_present and value == "*":
             return None
-        _check_regex(node.at(kind), value)
+        check_regex(node.at(kind), value)
         return {"safe_regex": {"regex": value}}
     if kind == "prefix" and not value and not empty_prefix:
         raise node.at(kind).error("must not be empty")
@@ -46,7 +46,7 @@ _NOT_RE2 = re.compile(r"\(\?<?[=!]|\\[1-9]|\(\?P=")
 MAX_REGEX = 1024
 
 
-def _check_regex(node: Node, value: str) -> None:
+def check_regex(node: Node, value: str) -> None:
     if not value:
         raise node.error("must not be empty")
     if len(value) > MAX_REGEX:

@@ -6,7 +6,7 @@ rule has no `retries`, fault injection per route, `validate_clusters: false` on 
 table so a missing subset is a 503 NC at run time (reference/istio-to-envoy.md §3), and
 `mirror` / `mirrors` as `request_mirror_policies` (route.go `MirrorPercent`,
 `TranslateRequestMirrorPolicy`): a copy of each request goes to the mirror's cluster,
-its answer dropped; `redirect` as Envoy's redirect action (route.go `ApplyRedirect`).
+its answer dropped; `redirect` and `rewrite` in mesh/translate/rewrites.py.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from mesh.manifests import Manifests, Service, VirtualService
 from mesh.translate.clusters import cluster_name, resolve_host
 from mesh.translate.fields import Node, spec
 from mesh.translate.matches import route_match
-from mesh.translate.redirect import redirect_action
+from mesh.translate.rewrites import apply_rewrite, redirect_action
 
 FAULT_FILTER = "envoy.filters.http.fault"
 HTTP_FAULT = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
@@ -228,11 +228,7 @@ def _action(rule: Node, ctx: RouteContext) -> tuple[dict[str, Any], Node | None]
     action["timeout"] = rule.at("timeout").duration() if rule.has("timeout") else "0s"
     action["max_grpc_timeout"] = action["timeout"]
     if rule.has("rewrite"):
-        rewrite = rule.at("rewrite").only("uri", "authority")
-        if rewrite.has("uri"):
-            action["prefix_rewrite"] = rewrite.at("uri").str()
-        if rewrite.has("authority"):
-            action["host_rewrite_literal"] = rewrite.at("authority").str()
+        apply_rewrite(rule.at("rewrite"), action)
     mirrors = _mirror_policies(rule, ctx)
     if mirrors:
         action["request_mirror_policies"] = mirrors

@@ -126,13 +126,18 @@ CASES = [
             route_patch(
                 [
                     {
-                        "filters": [{"type": "URLRewrite", "urlRewrite": {"hostname": "x"}}],
+                        "filters": [
+                            {
+                                "type": "ExtensionRef",
+                                "extensionRef": {"group": "example.com", "kind": "K", "name": "x"},
+                            }
+                        ],
                         "backendRefs": [{"name": "backend-v1", "port": 5000}],
                     }
                 ]
             )
         ],
-        "TM201 HTTPRoute/backend: spec.rules[0].filters[0] (type URLRewrite) is not supported by "
+        "TM201 HTTPRoute/backend: spec.rules[0].filters[0] (type ExtensionRef) is not supported by "
         "the local mesh",
     ),
     (

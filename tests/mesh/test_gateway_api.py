@@ -210,6 +210,80 @@ def test_request_mirror_filters_become_the_routes_mirror_policies(tmp_path: Path
     assert all(p["trace_sampled"] is False for p in route["route"]["request_mirror_policies"])
 
 
+def path(kind: str, value: str) -> dict[str, str]:
+    field = kind[0].lower() + kind[1:]
+    return {"type": kind, field: value}
+
+
+def prefix(value: str) -> list[dict[str, Any]]:
+    return [{"path": {"type": "PathPrefix", "value": value}}]
+
+
+@pytest.mark.parametrize(
+    ("redirect", "expected"),
+    [
+        # the CRD's default code is 302; no port: the request's (the listener's 5000)
+        ({}, {"response_code": "FOUND", "port_redirect": 5000}),
+        (
+            {"hostname": "b.example", "statusCode": 301, "port": 8443},
+            {"host_redirect": "b.example", "response_code": "MOVED_PERMANENTLY",
+             "port_redirect": 8443},
+        ),
+        # a scheme without a port: the scheme's default port, so none is written
+        ({"scheme": "https"}, {"scheme_redirect": "https", "response_code": "FOUND"}),
+        (
+            {"path": path("ReplaceFullPath", "/api/tasks"), "statusCode": 308},
+            {"path_redirect": "/api/tasks", "response_code": "PERMANENT_REDIRECT",
+             "port_redirect": 5000},
+        ),
+        (
+            {"path": path("ReplacePrefixMatch", "/api")},
+            {"prefix_rewrite": "/api", "response_code": "FOUND", "port_redirect": 5000},
+        ),
+    ],
+)  # fmt: skip
+def test_request_redirect_answers_without_the_backends(
+    tmp_path: Path, redirect: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    rule = {
+        "matches": prefix("/old"),
+        "filters": [{"type": "RequestRedirect", "requestRedirect": redirect}],
+        "backendRefs": [to("backend-v1")],
+    }
+    (route, *_) = mesh_routes(overlay(tmp_path / "o", patches=[http_route("backend", [rule])]))
+    assert route["match"]["path_separated_prefix"] == "/old"
+    assert route["redirect"] == expected
+    assert "route" not in route and "direct_response" not in route
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "expected"),
+    [
+        # to "/": the matched prefix removed, one "/" kept (a plain prefix_rewrite gives "//x")
+        ({"path": path("ReplacePrefixMatch", "/")},
+         {"regex_rewrite": {"pattern": {"regex": "^/old(/?)(.*)"}, "substitution": "/\\2"}}),
+        ({"path": path("ReplacePrefixMatch", "/api/")}, {"prefix_rewrite": "/api"}),
+        ({"path": path("ReplaceFullPath", "/api/tasks")},
+         {"regex_rewrite": {"pattern": {"regex": "/.*"}, "substitution": "/api/tasks"}}),
+        ({"hostname": "backend.internal"}, {"host_rewrite_literal": "backend.internal"}),
+        ({}, {}),  # nothing to change: istiod drops the filter
+    ],
+)  # fmt: skip
+def test_url_rewrite_changes_the_request_sent_to_the_backend(
+    tmp_path: Path, rewrite: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    rule = {
+        "matches": prefix("/old/"),
+        "filters": [{"type": "URLRewrite", "urlRewrite": rewrite}],
+        "backendRefs": [to("backend-v1")],
+    }
+    (route, *_) = mesh_routes(overlay(tmp_path / "o", patches=[http_route("backend", [rule])]))
+    action = route["route"]
+    assert action["cluster"] == V1
+    keys = ("regex_rewrite", "prefix_rewrite", "host_rewrite_literal")
+    assert {k: action[k] for k in keys if k in action} == expected
+
+
 def test_a_rule_without_backends_answers_500(tmp_path: Path) -> None:
     patch = http_route("backend", [{"backendRefs": [to("backend-v1", weight=0)]}])
     (route,) = mesh_routes(overlay(tmp_path / "o", patches=[patch]))
@@ -245,14 +319,14 @@ REFUSALS = [
                     "backend",
                     [
                         {
-                            "filters": [{"type": "URLRewrite", "urlRewrite": {}}],
+                            "filters": [{"type": "CORS", "cors": {}}],
                             "backendRefs": [to("backend-v1")],
                         }
                     ],
                 )
             ]
         },
-        "HTTPRoute/backend: spec.rules[0].filters[0] (type URLRewrite) is not supported",
+        "HTTPRoute/backend: spec.rules[0].filters[0] (type CORS) is not supported",
     ),
     (
         {
@@ -300,6 +374,66 @@ REFUSALS = [
             ]
         },
         "spec.rules[0].filters[0].requestMirror.backendRef.name 'backend-v3' names no Service",
+    ),
+    (
+        {
+            "patches": [
+                http_route(
+                    "backend",
+                    [
+                        {
+                            "filters": [
+                                {"type": "RequestRedirect", "requestRedirect": {"statusCode": 305}}
+                            ],
+                        }
+                    ],
+                )
+            ]
+        },
+        "spec.rules[0].filters[0].requestRedirect.statusCode must be one of 301, 302, 303, "
+        "307, 308",
+    ),
+    (
+        {
+            "patches": [
+                http_route(
+                    "backend",
+                    [
+                        {
+                            "matches": [{"path": {"type": "Exact", "value": "/old"}}],
+                            "filters": [
+                                {
+                                    "type": "URLRewrite",
+                                    "urlRewrite": {"path": path("ReplacePrefixMatch", "/api")},
+                                }
+                            ],
+                            "backendRefs": [to("backend-v1")],
+                        }
+                    ],
+                )
+            ]
+        },
+        "spec.rules[0].filters[0].urlRewrite.path ReplacePrefixMatch needs every match of the "
+        "rule to be a PathPrefix",
+    ),
+    (
+        {
+            "patches": [
+                http_route(
+                    "backend",
+                    [
+                        {
+                            "filters": [
+                                {"type": "URLRewrite", "urlRewrite": {"hostname": "a"}},
+                                {"type": "RequestRedirect", "requestRedirect": {}},
+                            ],
+                            "backendRefs": [to("backend-v1")],
+                        }
+                    ],
+                )
+            ]
+        },
+        "spec.rules[0].filters[1] (RequestRedirect and URLRewrite) cannot be combined",
     ),
     (
         {"patches": [http_route("backend", [{"backendRefs": [to("backend-v3")]}])]},

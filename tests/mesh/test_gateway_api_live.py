@@ -130,3 +130,58 @@ def test_path_method_and_header_modifier_through_real_envoy(
         r = client.get(f"{url}/api/headersx")  # not the /api/headers segment
         assert r.headers["x-backend-version"] == "v1"
     assert versions(f"{url}/api/tasks", 20) == {"v1": 20}
+
+
+def test_url_rewrite_and_redirect_through_real_envoy(
+    start_mesh: MeshFactory, tmp_path: Path
+) -> None:
+    """The edge route with a URLRewrite (/tasks/... -> /api/tasks/..., the prefix swapped by
+    whole segments) and a RequestRedirect (/old/... -> 301 to /api/...), beside the
+    catch-all to the frontend."""
+    rules = [
+        {"name": "frontend", "backendRefs": [{"name": "frontend-service", "port": 8000}]},
+        {
+            "name": "short",
+            "matches": [{"path": {"type": "PathPrefix", "value": "/tasks"}}],
+            "filters": [
+                {
+                    "type": "URLRewrite",
+                    "urlRewrite": {
+                        "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/api/tasks"}
+                    },
+                }
+            ],  # fmt: skip
+            "backendRefs": [{"name": "frontend-service", "port": 8000}],
+        },
+        {
+            "name": "moved",
+            "matches": [{"path": {"type": "PathPrefix", "value": "/old"}}],
+            "filters": [
+                {
+                    "type": "RequestRedirect",
+                    "requestRedirect": {
+                        "statusCode": 301,
+                        "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/api"},
+                    },
+                }
+            ],
+        },
+    ]
+    patch = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "frontend"},
+        "spec": {"rules": rules},
+    }
+    mesh = start_mesh(overlay(tmp_path / "paths", patches=[patch], base=GATEWAY_API))
+    gw = mesh.gateway_url
+    with httpx.Client(timeout=10.0) as client:
+        r = client.get(f"{gw}/tasks")  # rewritten to /api/tasks: the frontend's JSON list
+        assert r.status_code == 200 and r.json()["version"] == "v1", r.text
+        r = client.get(f"{gw}/tasks/1")  # the rest of the path is kept
+        assert r.status_code == 200 and r.json()["id"] == 1, r.text
+        r = client.get(f"{gw}/old/tasks")
+        assert r.status_code == 301
+        # the request's own host and port are kept (no port: the listener's 80 is http's)
+        assert r.headers["location"] == f"{gw}/api/tasks"
+        assert client.get(r.headers["location"]).json()["version"] == "v1"

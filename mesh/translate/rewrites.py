@@ -1,12 +1,18 @@
-"""VirtualService `redirect` -> Envoy's RedirectAction, as istiod's route.go `ApplyRedirect`
-writes it and its validation (`validateHTTPRedirect`) checks it: the route answers the
-redirect itself and sends nothing upstream."""
+"""What a route does to a request's path and host, as istiod's route.go writes it:
+
+- `redirect` -> Envoy's RedirectAction (`ApplyRedirect`, checked as `validateHTTPRedirect`):
+  the route answers the redirect itself and sends nothing upstream;
+- `rewrite` -> the route action's `prefix_rewrite` or `regex_rewrite`, and
+  `host_rewrite_literal` (checked as `validateHTTPRewrite`): the request goes upstream
+  changed.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from mesh.translate.fields import Node
+from mesh.translate.matches import check_regex
 
 REDIRECT_CODES = {301: "MOVED_PERMANENTLY", 302: "FOUND", 303: "SEE_OTHER",
                   307: "TEMPORARY_REDIRECT", 308: "PERMANENT_REDIRECT"}  # fmt: skip
@@ -55,3 +61,24 @@ def redirect_action(node: Node, matches: list[Node], port: int) -> dict[str, Any
         )
     out["response_code"] = REDIRECT_CODES[code]
     return out
+
+
+def apply_rewrite(node: Node, action: dict[str, Any]) -> None:
+    """VS `rewrite` (uri, uriRegexRewrite, authority) onto the route ACTION."""
+    node.only("uri", "uriRegexRewrite", "authority")
+    if node.has("uri") and node.has("uriRegexRewrite"):
+        raise node.at("uriRegexRewrite").error("cannot be combined with uri")
+    if not (node.has("uri") or node.has("uriRegexRewrite") or node.has("authority")):
+        raise node.error("must give uri, uriRegexRewrite or authority")
+    if node.has("uriRegexRewrite"):
+        regex = node.at("uriRegexRewrite").only("match", "rewrite")
+        match = regex.at("match").str() if regex.has("match") else ""
+        rewrite = regex.at("rewrite").str() if regex.has("rewrite") else ""
+        if not match or not rewrite:
+            raise regex.error("needs both match and rewrite")
+        check_regex(regex.at("match"), match)
+        action["regex_rewrite"] = {"pattern": {"regex": match}, "substitution": rewrite}
+    elif node.has("uri") and node.at("uri").str():
+        action["prefix_rewrite"] = node.at("uri").str()
+    if node.has("authority") and node.at("authority").str():
+        action["host_rewrite_literal"] = node.at("authority").str()
