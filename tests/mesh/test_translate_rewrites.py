@@ -1,5 +1,7 @@
-"""VirtualService `redirect` -> Envoy's redirect action, as istiod's route.go `ApplyRedirect`
-writes it and `validateHTTPRedirect` checks it; and a real Envoy answering one."""
+"""VirtualService `redirect` and `rewrite` -> Envoy's redirect action and the route
+action's rewrites, as istiod's route.go writes them (`ApplyRedirect`) and its validation
+checks them (`validateHTTPRedirect`, `validateHTTPRewrite`); and a real Envoy answering
+a redirect."""
 
 from __future__ import annotations
 
@@ -101,6 +103,50 @@ BAD = [
 def test_bad_redirects_are_refused_naming_the_field(
     tmp_path: Path, rule: dict[str, Any], message: str
 ) -> None:
+    tree = overlay(tmp_path / "o", patches=[vs_patch("backend", [rule])])
+    with pytest.raises(TranslationError) as err:
+        local_config(tree)
+    assert f"VirtualService/backend: spec.http[0].{message}" in str(err.value)
+
+
+V1 = {"host": "backend-service", "subset": "v1"}
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "expected"),
+    [
+        ({"uri": "/v2"}, {"prefix_rewrite": "/v2"}),
+        ({"uriRegexRewrite": {"match": "^/api/(.*)$", "rewrite": "/v2/\\1"}},
+         {"regex_rewrite": {"pattern": {"regex": "^/api/(.*)$"}, "substitution": "/v2/\\1"}}),
+        ({"authority": "backend.internal"}, {"host_rewrite_literal": "backend.internal"}),
+    ],
+)  # fmt: skip
+def test_rewrites_change_what_goes_upstream(
+    tmp_path: Path, rewrite: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    rule = {"route": [{"destination": V1}], "rewrite": rewrite}
+    tree = overlay(tmp_path / "o", patches=[vs_patch("backend", [rule])])
+    (route,) = routes(local_config(tree), BACKEND_LISTENER)
+    keys = ("prefix_rewrite", "regex_rewrite", "host_rewrite_literal")
+    assert {k: route["route"][k] for k in keys if k in route["route"]} == expected
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "message"),
+    [
+        ({}, "rewrite must give uri, uriRegexRewrite or authority"),
+        ({"uri": "/a", "uriRegexRewrite": {"match": "/", "rewrite": "/"}},
+         "rewrite.uriRegexRewrite cannot be combined with uri"),
+        ({"uriRegexRewrite": {"match": "/a"}},
+         "rewrite.uriRegexRewrite needs both match and rewrite"),
+        ({"uriRegexRewrite": {"match": "(?=a)", "rewrite": "/"}},
+         "rewrite.uriRegexRewrite.match uses look-around"),
+    ],
+)  # fmt: skip
+def test_bad_rewrites_are_refused_naming_the_field(
+    tmp_path: Path, rewrite: dict[str, Any], message: str
+) -> None:
+    rule = {"route": [{"destination": V1}], "rewrite": rewrite}
     tree = overlay(tmp_path / "o", patches=[vs_patch("backend", [rule])])
     with pytest.raises(TranslationError) as err:
         local_config(tree)
