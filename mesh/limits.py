@@ -12,8 +12,9 @@ Two sorts:
   (a SQLite file). `mesh up` prints these as notes; `mesh check` leaves them out, they
   are the documented shape of the local mesh.
 
-A field the translation cannot honour in a kind it does run (``spec.http[0].corsPolicy``) is
-a TranslationError in `mesh up`, and TM201 with the same message in `mesh check`.
+A field the translation cannot honour in a kind it does run
+(``spec.http[0].retries.retryRemoteLocalities``) is a TranslationError in `mesh up`, and
+TM201 with the same message in `mesh check`.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from typing import Any
 from mesh.errors import TranslationError
 from mesh.manifests import Gateway, Manifests, Service, VirtualService
 from mesh.translate.clusters import resolve_host
+from mesh.translate.cors import cors_filter
 from mesh.translate.fields import Node, spec
 from mesh.translate.hcm import HCM, istio_hcm, router_filter
 from mesh.translate.hcm import route_config as _route_config
@@ -29,7 +30,12 @@ def _hcm(
 ) -> dict[str, Any]:
     """TRACED_AS: (span service name, placement.traces, the Telemetry's TracingSpec or None);
     see mesh/translate/tracing.py and mesh/translate/telemetry.py."""
-    filters = [{"name": FAULT_FILTER, "typed_config": {"@type": HTTP_FAULT}}, router_filter()]
+    # istiod's order: fault, then CORS (their per-route configs need them), the router last
+    filters = [
+        {"name": FAULT_FILTER, "typed_config": {"@type": HTTP_FAULT}},
+        cors_filter(),
+        router_filter(),
+    ]
     config = istio_hcm(stat_prefix, route_config, filters, gateway=edge)
     add_tracing(config, *traced_as)
     if edge:

@@ -15,7 +15,7 @@ from typing import Any
 from mesh.translate.fields import Node
 
 
-def _string_match(
+def string_match(
     node: Node, star_is_present: bool = False, empty_prefix: bool = False
 ) -> dict[str, Any] | None:
     """An Istio StringMatch -> Envoy StringMatcher; None means "present".
@@ -61,7 +61,7 @@ def check_regex(node: Node, value: str) -> None:
 
 def _header_matcher(name: str, node: Node, invert: bool = False) -> dict[str, Any]:
     matcher: dict[str, Any] = {"name": name.lower()}
-    sm = _string_match(node, star_is_present=invert)
+    sm = string_match(node, star_is_present=invert)
     if sm is None:
         matcher["present_match"] = True
     else:
@@ -78,7 +78,7 @@ def route_match(match: Node | None) -> dict[str, Any]:
     if match is None or not match.has("uri"):
         out["prefix"] = "/"
     else:
-        uri = _string_match(match.at("uri"), empty_prefix=True)
+        uri = string_match(match.at("uri"), empty_prefix=True)
         if uri is None:
             out["prefix"] = "/"
         elif "exact" in uri:
@@ -107,7 +107,7 @@ def route_match(match: Node | None) -> dict[str, Any]:
         out["headers"] = sorted(headers, key=lambda h: h["name"])
     params = []
     for key in sorted(match.at("queryParams").value or {}) if match.has("queryParams") else []:
-        sm = _string_match(match.at("queryParams").at(key))
+        sm = string_match(match.at("queryParams").at(key))
         params.append(
             {"name": str(key), **({"present_match": True} if sm is None else {"string_match": sm})}
         )

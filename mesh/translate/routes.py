@@ -18,6 +18,7 @@ from typing import Any
 from mesh.gatewayapi.semantics import apply_gateway_semantics, gateway_semantics
 from mesh.manifests import Manifests, Service, VirtualService
 from mesh.translate.clusters import cluster_name, resolve_host
+from mesh.translate.cors import CORS_FILTER, cors_policy
 from mesh.translate.fields import Node, spec
 from mesh.translate.matches import route_match
 from mesh.translate.rewrites import apply_rewrite, redirect_action
@@ -45,6 +46,7 @@ RULE_FIELDS = (
     "mirrorPercentage",
     "mirrorPercent",
     "redirect",
+    "corsPolicy",
 )
 MATCH_FIELDS = (
     "name",
@@ -153,9 +155,14 @@ def _route(rule: Node, match: Node | None, ctx: RouteContext) -> dict[str, Any]:
     _header_ops(rule.get("headers"), route)
     if single is not None:
         _header_ops(single.get("headers"), route)
+    per_filter: dict[str, Any] = {}
     fault = rule.get("fault")
     if fault is not None:
-        route["typed_per_filter_config"] = {FAULT_FILTER: _fault(fault)}
+        per_filter[FAULT_FILTER] = _fault(fault)
+    if rule.has("corsPolicy"):
+        per_filter[CORS_FILTER] = cors_policy(rule.at("corsPolicy"))
+    if per_filter:
+        route["typed_per_filter_config"] = per_filter
     if gateway_semantics(rule.obj):  # derived from an HTTPRoute (mesh.gatewayapi)
         apply_gateway_semantics(route)
     return route

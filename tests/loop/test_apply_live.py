@@ -55,7 +55,7 @@ def test_a_refused_generation_keeps_the_old_routes_and_says_why(
     mesh: LocalMesh, tree: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def unsupported(doc: dict) -> None:
-        doc["spec"]["http"][1]["corsPolicy"] = {"allowOrigins": [{"exact": "https://a.test"}]}
+        doc["spec"]["http"][1]["retries"]["retryRemoteLocalities"] = True
 
     vs = tree / "istio" / "virtualservice-backend.yaml"
     original = vs.read_text()
@@ -64,9 +64,9 @@ def test_a_refused_generation_keeps_the_old_routes_and_says_why(
     assert outcome["result"] == "refused", outcome
     (finding,) = outcome["findings"]
     assert finding["kind"] == "VirtualService" and finding["name"] == "backend"
-    assert finding["field"] == "spec.http[1].corsPolicy" and finding["file"].endswith(
-        "virtualservice-backend.yaml"
-    )
+    assert finding["field"] == "spec.http[1].retries.retryRemoteLocalities" and finding[
+        "file"
+    ].endswith("virtualservice-backend.yaml")
     assert "not supported by the local mesh" in finding["message"]
     # a subset no DestinationRule defines: mesh check's error refuses it
     vs.write_text(original.replace("subset: v1", "subset: v9"))

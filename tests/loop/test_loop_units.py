@@ -96,15 +96,15 @@ def test_the_xds_split_moves_every_resource_to_files_and_keeps_the_rest() -> Non
 def test_findings_name_file_resource_and_field() -> None:
     f = finding_from_error(
         TranslationError(
-            "k8s/istio/vs.yaml: VirtualService/backend: spec.http[1].corsPolicy is not supported "
-            "by the local mesh"
+            "k8s/istio/vs.yaml: VirtualService/backend: spec.http[1].retries.retryRemoteLocalities "
+            "is not supported by the local mesh"
         )
     )
     assert (f.file, f.kind, f.name, f.field) == (
         "k8s/istio/vs.yaml",
         "VirtualService",
         "backend",
-        "spec.http[1].corsPolicy",
+        "spec.http[1].retries.retryRemoteLocalities",
     )
     assert f.message == "is not supported by the local mesh"
     bare = finding_from_error(ValueError("k8s/kustomization.yaml: kustomize: no such file"))

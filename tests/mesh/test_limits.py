@@ -114,14 +114,17 @@ def test_check_reports_every_field_mesh_up_refuses(tmp_path: Path) -> None:
 
     backend = {"host": "backend-service", "subset": "v1"}
     patches = [
-        vs_patch("backend", [{"route": [{"destination": backend}], "corsPolicy": {}}]),
+        vs_patch(
+            "backend",
+            [{"route": [{"destination": backend}], "retries": {"retryRemoteLocalities": True}}],
+        ),
         dr_patch("backend", {"trafficPolicy": {"loadBalancer": {"consistentHash": {}}}}),
         vs_patch(
             "frontend",
             [
                 {
                     "route": [{"destination": {"host": "frontend-service"}}],
-                    "corsPolicy": {"allowOrigins": [{"exact": "https://example.com"}]},
+                    "fault": {"abort": {"grpcStatus": "UNAVAILABLE"}},
                 }
             ],
         ),
@@ -133,7 +136,9 @@ def test_check_reports_every_field_mesh_up_refuses(tmp_path: Path) -> None:
     assert found == [
         "DestinationRule/backend: spec.trafficPolicy.loadBalancer.consistentHash is not "
         "supported by the local mesh",
-        "VirtualService/backend: spec.http[0].corsPolicy is not supported by the local mesh",
-        "VirtualService/frontend: spec.http[0].corsPolicy is not supported by the local mesh",
+        "VirtualService/backend: spec.http[0].retries.retryRemoteLocalities is not supported by "
+        "the local mesh",
+        "VirtualService/frontend: spec.http[0].fault.abort.grpcStatus is not supported by the "
+        "local mesh",
     ]
     assert any(first.value.detail in line for line in found)

@@ -217,6 +217,7 @@ def test_route_tables_do_not_validate_clusters(k8s: dict[str, Any]) -> None:
         assert config["route_config"]["validate_clusters"] is False
         assert [f["name"] for f in config["http_filters"]] == [
             "envoy.filters.http.fault",
+            "envoy.filters.http.cors",
             "envoy.filters.http.router",
         ]
         assert config["generate_request_id"] is True
@@ -363,9 +364,15 @@ def test_compose_target_uses_container_names_and_all_interfaces() -> None:
         (
             vs_patch(
                 "backend",
-                [{"route": [{"destination": BACKEND_HOST}], "corsPolicy": {"allowOrigins": []}}],
+                [
+                    {
+                        "route": [{"destination": BACKEND_HOST}],
+                        "retries": {"attempts": 1, "retryRemoteLocalities": True},
+                    }
+                ],
             ),
-            "VirtualService/backend: spec.http[0].corsPolicy is not supported by the local mesh",
+            "VirtualService/backend: spec.http[0].retries.retryRemoteLocalities is not supported "
+            "by the local mesh",
         ),
         (
             vs_patch("backend", [{"route": [{"destination": BACKEND_HOST}]}], tcp=[{}]),

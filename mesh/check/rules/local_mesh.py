@@ -4,7 +4,7 @@ Two sources, both giving the message `mesh up` gives:
 - the objects and fields the local mesh does not run at all (ServiceEntry, Sidecar,
   EnvoyFilter, RequestAuthentication, Telemetry ``disabled``, ...), which `mesh up` and
   `mesh envoy-config` print as "not enforced locally";
-- every field the translation refuses (``spec.http[0].corsPolicy is not supported by the
+- every field the translation refuses (``spec.tcp is not supported by the
   local mesh``): the tree is translated as `mesh up` would, each refusal becomes a finding
   on its object and the field is taken out of a copy before the next try (`mesh up`
   stops at the first).
@@ -73,8 +73,9 @@ def translation(root: Path, resources: list[Resource]) -> list[Finding]:
 
 
 def _drop(exc: TranslationError) -> bool:
-    """Take the refused field (``spec.http[1].corsPolicy``) out of its object's document, and
-    the mappings and lists it leaves empty (``loadBalancer: {}`` would be refused next)."""
+    """Take the refused field (``spec.http[1].retries.retryRemoteLocalities``) out of its
+    object's document, and the mappings and lists it leaves empty (``loadBalancer: {}``
+    would be refused next)."""
     path = exc.detail.split(" ", 1)[0]
     steps = [
         m.group(1) if m.group(1) is not None else int(m.group(2)) for m in _STEP.finditer(path)
