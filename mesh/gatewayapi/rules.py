@@ -20,13 +20,14 @@ a backendRef is a core ``Service`` of the route's namespace with weight 1):
 - URLRewrite -> ``rewrite`` (createRewriteFilter): ``hostname`` as ``authority``,
   ReplacePrefixMatch as ``uri`` (one trailing ``/`` trimmed, ``/`` if nothing is left),
   ReplaceFullPath as ``uriRegexRewrite`` of ``/.*``;
+- CORS -> ``corsPolicy`` (createCorsFilter, mesh/gatewayapi/cors.py);
 - ``timeouts.request`` -> ``timeout``; ``timeouts.backendRequest`` -> ``timeout`` as well
   when the rule has no retry (this release's standard channel has none);
 - backendRefs with weight 0 dropped; one left -> no weight; none at all -> a direct
   500 (the Gateway API's answer when no backend is left).
 
-Refused, naming the field: the other filter types (CORS, extension refs; a filter other
-than the header modifiers on one backend, as istiod does), backends that are not a Service of the
+Refused, naming the field: extension refs, a filter other than the header modifiers on
+one backend (as istiod does), backends that are not a Service of the
 same namespace, a Service or port the manifests do not have.
 """
 
@@ -35,13 +36,14 @@ from __future__ import annotations
 from typing import Any
 
 from mesh.gatewayapi import path_filters
+from mesh.gatewayapi.cors import cors
 from mesh.manifests import HTTPRoute, Manifests
 from mesh.translate.clusters import resolve_host
 from mesh.translate.fields import NOT_SUPPORTED, Node
 
 HEADER_FILTERS = {"RequestHeaderModifier": "request", "ResponseHeaderModifier": "response"}
 #: Filter types a rule takes besides the header modifiers (not on a single backend).
-RULE_ONLY_FILTERS = ("RequestMirror", "RequestRedirect", "URLRewrite")
+RULE_ONLY_FILTERS = ("RequestMirror", "RequestRedirect", "URLRewrite", "CORS")
 RULE_FIELDS = ("name", "matches", "filters", "backendRefs", "timeouts")
 # The match the API server stores for a rule without one: PathPrefix "/", as a VS match.
 DEFAULT_MATCH: dict[str, Any] = {"uri": {"prefix": "/"}}
@@ -63,6 +65,8 @@ def convert_rule(
             base.setdefault("mirrors", []).append(_mirror(manifests, route, filt))
         elif kind == "RequestRedirect":
             base["redirect"] = path_filters.redirect(filt)
+        elif kind == "CORS":
+            base["corsPolicy"] = cors(filt)
         elif kind == "URLRewrite":
             rewrite = path_filters.rewrite(filt)
             if rewrite:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from mesh.errors import TranslationError
+from mesh.gatewayapi import cors
 from mesh.manifests import load
 from mesh.translate.placement import default_service_ports
 from tests.mesh.support import BACKEND_LISTENER, GATEWAY_LISTENER, K8S, VARIANTS, local_config
@@ -284,6 +285,47 @@ def test_url_rewrite_changes_the_request_sent_to_the_backend(
     assert {k: action[k] for k in keys if k in action} == expected
 
 
+@pytest.mark.parametrize(
+    ("origin", "expected"),
+    [
+        ("https://tasks.example", {"exact": "https://tasks.example"}),
+        ("https://tasks.example:*", {"prefix": "https://tasks.example:"}),
+        ("https://*.example", {"regex": r"^https://.*\.example$"}),
+        ("*", {"regex": cors.ANY_ORIGIN}),
+        ("", None),
+    ],
+)
+def test_cors_origins_as_istiod_matches_them(origin: str, expected: Any) -> None:
+    assert cors.origin_match(origin) == expected
+
+
+def test_the_cors_filter_is_the_routes_cors_policy(tmp_path: Path) -> None:
+    rule = {
+        "filters": [
+            {
+                "type": "CORS",
+                "cors": {
+                    "allowOrigins": ["https://tasks.example", "http://localhost:*"],
+                    "allowMethods": ["GET", "POST"],
+                    "allowHeaders": ["x-canary"],
+                    "allowCredentials": True,
+                },
+            }
+        ],
+        "backendRefs": [to("backend-v1")],
+    }
+    (route, *_) = mesh_routes(overlay(tmp_path / "o", patches=[http_route("backend", [rule])]))
+    policy = route["typed_per_filter_config"]["envoy.filters.http.cors"]
+    assert policy["allow_origin_string_match"] == [
+        {"exact": "https://tasks.example"},
+        {"prefix": "http://localhost:"},
+    ]
+    assert policy["allow_methods"] == "GET,POST" and policy["allow_headers"] == "x-canary"
+    assert policy["allow_credentials"] is True
+    assert policy["max_age"] == "5"  # the CRD's default
+    assert policy["forward_not_matching_preflights"] is False  # istiod: IGNORE
+
+
 def test_a_rule_without_backends_answers_500(tmp_path: Path) -> None:
     patch = http_route("backend", [{"backendRefs": [to("backend-v1", weight=0)]}])
     (route,) = mesh_routes(overlay(tmp_path / "o", patches=[patch]))
@@ -319,14 +361,19 @@ REFUSALS = [
                     "backend",
                     [
                         {
-                            "filters": [{"type": "CORS", "cors": {}}],
+                            "filters": [
+                                {
+                                    "type": "ExtensionRef",
+                                    "extensionRef": {"group": "x.io", "kind": "K", "name": "k"},
+                                }
+                            ],
                             "backendRefs": [to("backend-v1")],
                         }
                     ],
                 )
             ]
         },
-        "HTTPRoute/backend: spec.rules[0].filters[0] (type CORS) is not supported",
+        "HTTPRoute/backend: spec.rules[0].filters[0] (type ExtensionRef) is not supported",
     ),
     (
         {
