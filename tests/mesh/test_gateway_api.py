@@ -220,6 +220,13 @@ def prefix(value: str) -> list[dict[str, Any]]:
     return [{"path": {"type": "PathPrefix", "value": value}}]
 
 
+def filtered(tmp_path: Path, path_prefix: str, filt: dict[str, Any]) -> dict[str, Any]:
+    """The Envoy route of a backend rule on PATH_PREFIX to backend-v1 with filter FILT."""
+    rule = {"matches": prefix(path_prefix), "filters": [filt], "backendRefs": [to("backend-v1")]}
+    (route, *_) = mesh_routes(overlay(tmp_path / "o", patches=[http_route("backend", [rule])]))
+    return route
+
+
 @pytest.mark.parametrize(
     ("redirect", "expected"),
     [
@@ -246,12 +253,7 @@ def prefix(value: str) -> list[dict[str, Any]]:
 def test_request_redirect_answers_without_the_backends(
     tmp_path: Path, redirect: dict[str, Any], expected: dict[str, Any]
 ) -> None:
-    rule = {
-        "matches": prefix("/old"),
-        "filters": [{"type": "RequestRedirect", "requestRedirect": redirect}],
-        "backendRefs": [to("backend-v1")],
-    }
-    (route, *_) = mesh_routes(overlay(tmp_path / "o", patches=[http_route("backend", [rule])]))
+    route = filtered(tmp_path, "/old", {"type": "RequestRedirect", "requestRedirect": redirect})
     assert route["match"]["path_separated_prefix"] == "/old"
     assert route["redirect"] == expected
     assert "route" not in route and "direct_response" not in route
@@ -273,13 +275,7 @@ def test_request_redirect_answers_without_the_backends(
 def test_url_rewrite_changes_the_request_sent_to_the_backend(
     tmp_path: Path, rewrite: dict[str, Any], expected: dict[str, Any]
 ) -> None:
-    rule = {
-        "matches": prefix("/old/"),
-        "filters": [{"type": "URLRewrite", "urlRewrite": rewrite}],
-        "backendRefs": [to("backend-v1")],
-    }
-    (route, *_) = mesh_routes(overlay(tmp_path / "o", patches=[http_route("backend", [rule])]))
-    action = route["route"]
+    action = filtered(tmp_path, "/old/", {"type": "URLRewrite", "urlRewrite": rewrite})["route"]
     assert action["cluster"] == V1
     keys = ("regex_rewrite", "prefix_rewrite", "host_rewrite_literal")
     assert {k: action[k] for k in keys if k in action} == expected

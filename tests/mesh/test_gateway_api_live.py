@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +21,17 @@ pytestmark = pytest.mark.integration
 GATEWAY_API = VARIANTS / "gateway-api"
 V1 = "outbound|5000||backend-v1.default.svc.cluster.local"
 V2 = "outbound|5000||backend-v2.default.svc.cluster.local"
+
+
+def with_rules(where: Path, route: str, rules: list[dict[str, Any]]) -> Path:
+    """The gateway-api variant with HTTPRoute ROUTE's rules replaced by RULES."""
+    patch = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": route},
+        "spec": {"rules": rules},
+    }
+    return overlay(where, patches=[patch], base=GATEWAY_API)
 
 
 @pytest.fixture(scope="module", name="mesh")
@@ -114,13 +126,7 @@ def test_path_method_and_header_modifier_through_real_envoy(
             "backendRefs": [{"name": "backend-v2", "port": 5000}],
         },
     ]
-    patch = {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "HTTPRoute",
-        "metadata": {"name": "backend"},
-        "spec": {"rules": rules},
-    }
-    mesh = start_mesh(overlay(tmp_path / "tagged", patches=[patch], base=GATEWAY_API))
+    mesh = start_mesh(with_rules(tmp_path / "tagged", "backend", rules))
     url = mesh.service_url("backend-service")
     with httpx.Client(timeout=10.0) as client:
         r = client.get(f"{url}/api/headers")
@@ -167,13 +173,7 @@ def test_url_rewrite_and_redirect_through_real_envoy(
             ],
         },
     ]
-    patch = {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "HTTPRoute",
-        "metadata": {"name": "frontend"},
-        "spec": {"rules": rules},
-    }
-    mesh = start_mesh(overlay(tmp_path / "paths", patches=[patch], base=GATEWAY_API))
+    mesh = start_mesh(with_rules(tmp_path / "paths", "frontend", rules))
     gw = mesh.gateway_url
     with httpx.Client(timeout=10.0) as client:
         r = client.get(f"{gw}/tasks")  # rewritten to /api/tasks: the frontend's JSON list
