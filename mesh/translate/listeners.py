@@ -15,11 +15,12 @@ from mesh.errors import TranslationError
 from mesh.manifests import Gateway, Manifests, Service, VirtualService
 from mesh.translate.clusters import resolve_host
 from mesh.translate.cors import cors_filter
+from mesh.translate.fault import FAULT_FILTER, HTTP_FAULT
 from mesh.translate.fields import Node, spec
 from mesh.translate.hcm import HCM, istio_hcm, router_filter
 from mesh.translate.hcm import route_config as _route_config
 from mesh.translate.placement import Placement
-from mesh.translate.routes import FAULT_FILTER, HTTP_FAULT, RouteContext, default_route, vs_routes
+from mesh.translate.routes import RouteContext, default_route, vs_routes
 from mesh.translate.tcp import is_tcp, outbound_tcp_listener
 from mesh.translate.telemetry import CLIENT, GATEWAY_NAMESPACE, tracing_spec
 from mesh.translate.tracing import GATEWAY_SERVICE, add_tracing, outbound_service

@@ -19,12 +19,11 @@ from mesh.gatewayapi.semantics import apply_gateway_semantics, gateway_semantics
 from mesh.manifests import Manifests, Service, VirtualService
 from mesh.translate.clusters import cluster_name, resolve_host
 from mesh.translate.cors import CORS_FILTER, cors_policy
+from mesh.translate.fault import FAULT_FILTER, fault_config
 from mesh.translate.fields import Node, spec
 from mesh.translate.matches import route_match
 from mesh.translate.rewrites import apply_rewrite, redirect_action
 
-FAULT_FILTER = "envoy.filters.http.fault"
-HTTP_FAULT = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
 PREVIOUS_HOSTS = "envoy.retry_host_predicates.previous_hosts"
 PREVIOUS_HOSTS_TYPE = (
     "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
@@ -158,7 +157,7 @@ def _route(rule: Node, match: Node | None, ctx: RouteContext) -> dict[str, Any]:
     per_filter: dict[str, Any] = {}
     fault = rule.get("fault")
     if fault is not None:
-        per_filter[FAULT_FILTER] = _fault(fault)
+        per_filter[FAULT_FILTER] = fault_config(fault)
     if rule.has("corsPolicy"):
         per_filter[CORS_FILTER] = cors_policy(rule.at("corsPolicy"))
     if per_filter:
@@ -312,37 +311,6 @@ def _retry_policy(node: Node | None) -> dict[str, Any] | None:
     if node.has("backoff"):
         policy["retry_back_off"] = {"base_interval": node.at("backoff").duration()}
     return policy
-
-
-def _percentage(node: Node | None) -> dict[str, Any]:
-    """Istio percentage (0-100, float) -> FractionalPercent per million; unset means 0."""
-    value = 0.0
-    if node is not None:
-        value = node.only("value").at("value").number()
-        if not 0 <= value <= 100:
-            raise node.at("value").error("must be between 0 and 100")
-    return {"numerator": int(round(value * 10000)), "denominator": "MILLION"}
-
-
-def _fault(node: Node) -> dict[str, Any]:
-    node.only("delay", "abort")
-    out: dict[str, Any] = {"@type": HTTP_FAULT}
-    if not node.has("delay") and not node.has("abort"):
-        raise node.error("needs delay or abort")
-    if node.has("delay"):
-        delay = node.at("delay").only("fixedDelay", "percentage", "percent")
-        pct = delay.get("percentage")
-        percentage = _percentage(pct)
-        if pct is None and delay.has("percent"):
-            percentage = {"numerator": delay.at("percent").int(0, 100), "denominator": "HUNDRED"}
-        out["delay"] = {"fixed_delay": delay.at("fixedDelay").duration(), "percentage": percentage}
-    if node.has("abort"):
-        abort = node.at("abort").only("httpStatus", "percentage")
-        out["abort"] = {
-            "http_status": abort.at("httpStatus").int(200, 599),
-            "percentage": _percentage(abort.get("percentage")),
-        }
-    return out
 
 
 def _header_ops(node: Node | None, target: dict[str, Any]) -> None:

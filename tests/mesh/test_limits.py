@@ -124,7 +124,7 @@ def test_check_reports_every_field_mesh_up_refuses(tmp_path: Path) -> None:
             [
                 {
                     "route": [{"destination": {"host": "frontend-service"}}],
-                    "fault": {"abort": {"grpcStatus": "UNAVAILABLE"}},
+                    "match": [{"sourceNamespace": "default"}],
                 }
             ],
         ),
@@ -138,7 +138,7 @@ def test_check_reports_every_field_mesh_up_refuses(tmp_path: Path) -> None:
         "supported by the local mesh",
         "VirtualService/backend: spec.http[0].retries.retryRemoteLocalities is not supported by "
         "the local mesh",
-        "VirtualService/frontend: spec.http[0].fault.abort.grpcStatus is not supported by the "
-        "local mesh",
+        "VirtualService/frontend: spec.http[0].match[0].sourceNamespace is not supported by "
+        "the local mesh",
     ]
     assert any(first.value.detail in line for line in found)
