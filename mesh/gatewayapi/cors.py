@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from mesh.gatewayapi.path_filters import filter_body
 from mesh.gatewayapi.semantics import quote_meta
 from mesh.translate.fields import Node
 
@@ -40,9 +41,7 @@ def origin_match(origin: str) -> dict[str, str] | None:
 
 
 def cors(filt: Node) -> dict[str, Any]:
-    node = filt.at("cors")
-    if node.value is None:
-        raise node.error("is required for type CORS")
+    node = filter_body(filt)
     node.only("allowOrigins", "allowCredentials", "allowMethods", "allowHeaders",
               "exposeHeaders", "maxAge")  # fmt: skip
     out: dict[str, Any] = {}

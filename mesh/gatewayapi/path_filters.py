@@ -12,6 +12,17 @@ from mesh.translate.fields import Node
 FULL_PATH = "ReplaceFullPath"
 PREFIX_MATCH = "ReplacePrefixMatch"
 STATUS_CODES = (301, 302, 303, 307, 308)  # the CRD's enum
+#: Each HTTPRoute filter type -> the field that holds its settings (not derivable:
+#: `URLRewrite` is `urlRewrite`, `CORS` is `cors`).
+FILTER_FIELDS = {
+    "RequestHeaderModifier": "requestHeaderModifier",
+    "ResponseHeaderModifier": "responseHeaderModifier",
+    "RequestMirror": "requestMirror",
+    "RequestRedirect": "requestRedirect",
+    "URLRewrite": "urlRewrite",
+    "CORS": "cors",
+    "ExtensionRef": "extensionRef",
+}
 
 
 def check_prefix_matches(filters: list[Node], path_types: list[str]) -> None:
@@ -22,17 +33,18 @@ def check_prefix_matches(filters: list[Node], path_types: list[str]) -> None:
         later = filters[max(kinds.index("RequestRedirect"), kinds.index("URLRewrite"))]
         raise later.error("(RequestRedirect and URLRewrite) cannot be combined on one rule")
     for f in filters:
-        field = {"RequestRedirect": "requestRedirect", "URLRewrite": "urlRewrite"}.get(
-            str(f.at("type").value)
-        )
-        path = f.at(field).at("path") if field else None
-        if path is not None and path.at("type").value == PREFIX_MATCH:
+        if f.at("type").value not in ("RequestRedirect", "URLRewrite"):
+            continue
+        path = f.at(FILTER_FIELDS[str(f.at("type").value)]).at("path")
+        if path.at("type").value == PREFIX_MATCH:
             if any(t != "PathPrefix" for t in path_types):
                 raise path.error(f"{PREFIX_MATCH} needs every match of the rule to be a PathPrefix")
 
 
-def _filter(filt: Node, field: str, kind: str) -> Node:
-    node = filt.at(field)
+def filter_body(filt: Node) -> Node:
+    """The settings of FILT (`requestRedirect: {...}` for type RequestRedirect), required."""
+    kind = str(filt.at("type").value)
+    node = filt.at(FILTER_FIELDS.get(kind, kind))
     if node.value is None:
         raise node.error(f"is required for type {kind}")
     return node
@@ -53,7 +65,7 @@ def _path(node: Node) -> tuple[str, str]:
 
 
 def redirect(filt: Node) -> dict[str, Any]:
-    node = _filter(filt, "requestRedirect", "RequestRedirect")
+    node = filter_body(filt)
     node.only("scheme", "hostname", "path", "port", "statusCode")
     code = node.at("statusCode").int(301, 308) if node.has("statusCode") else 302
     if code not in STATUS_CODES:
@@ -75,7 +87,7 @@ def redirect(filt: Node) -> dict[str, Any]:
 
 def rewrite(filt: Node) -> dict[str, Any] | None:
     """The `rewrite`, or None when the filter changes nothing (istiod drops it)."""
-    node = _filter(filt, "urlRewrite", "URLRewrite")
+    node = filter_body(filt)
     node.only("hostname", "path")
     out: dict[str, Any] = {}
     if node.has("path"):

@@ -139,22 +139,11 @@ def _match(node: Node) -> dict[str, Any]:
 def _header_filter(filt: Node, others: tuple[str, ...] = ()) -> tuple[str, dict[str, Any]]:
     """A header modifier's operations; any other type is refused, naming what is run
     (OTHERS: the types the caller handles itself)."""
-    filt.only(
-        "type",
-        *(name[0].lower() + name[1:] for name in HEADER_FILTERS),
-        "requestRedirect",
-        "urlRewrite",
-        "requestMirror",
-        "cors",
-        "extensionRef",
-    )
+    filt.only("type", *path_filters.FILTER_FIELDS.values())
     kind = filt.at("type").str()
     if kind not in HEADER_FILTERS:
         raise filt.error(f"(type {kind}) {NOT_SUPPORTED} ({_and([*HEADER_FILTERS, *others])} only)")
-    field = kind[0].lower() + kind[1:]
-    node = filt.at(field)
-    if node.value is None:
-        raise node.error(f"is required for type {kind}")
+    node = path_filters.filter_body(filt)
     node.only("set", "add", "remove")
     ops: dict[str, Any] = {}
     for op in ("set", "add"):
@@ -179,9 +168,7 @@ def _and(names: list[str]) -> str:
 
 def _mirror(manifests: Manifests, route: HTTPRoute, filt: Node) -> dict[str, Any]:
     """A RequestMirror filter -> a VirtualService `mirrors` entry (createMirrorFilter)."""
-    node = filt.at("requestMirror")
-    if node.value is None:
-        raise node.error("is required for type RequestMirror")
+    node = path_filters.filter_body(filt)
     node.only("backendRef", "percent", "fraction")
     ref = node.at("backendRef").only("group", "kind", "name", "namespace", "port")
     out: dict[str, Any] = {"destination": _destination(manifests, route, ref, 0)["destination"]}
