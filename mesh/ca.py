@@ -48,7 +48,7 @@ class CertPair:
     key: Path
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     """Write DATA to PATH readable by the owner only (created 0600, never wider)."""
     path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -56,7 +56,7 @@ def _write_private(path: Path, data: bytes) -> None:
         out.write(data)
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -125,7 +125,7 @@ class LocalCA:
             .sign(key, hashes.SHA256())
         )
         ca = cls(directory, key, cert)
-        _write_private(ca.root_key_path, _key_pem(key))
+        write_private(ca.root_key_path, key_pem(key))
         ca.root_cert_path.write_bytes(_cert_pem(cert))
         return ca
 
@@ -179,6 +179,6 @@ class LocalCA:
             cert=self.directory / f"{name}-cert.pem",
             key=self.directory / f"{name}-key.pem",
         )
-        _write_private(pair.key, _key_pem(key))
+        write_private(pair.key, key_pem(key))
         pair.cert.write_bytes(_cert_pem(cert) + _cert_pem(self.cert))
         return pair

@@ -20,6 +20,7 @@ from mesh.loop.workloads import Listeners
 from mesh.manifests import Manifests
 from mesh.processes import LOCAL_HOST, Child
 from mesh.state import MeshState
+from mesh.translate.gateways import tls_servers
 
 
 class MeshViews:
@@ -53,9 +54,20 @@ class MeshViews:
         return self.generation.manifests if self.generation else None
 
     @property
+    def gateway_urls(self) -> dict[int, str]:
+        """Gateway server port -> its local URL: https where the servers terminate TLS."""
+        tls = {s.number for s in tls_servers(self.manifests)} if self.manifests else set()
+        return {
+            n: f"{'https' if n in tls else 'http'}://{LOCAL_HOST}:{p}"
+            for n, p in self.gateway_ports.items()
+        }
+
+    @property
     def gateway_url(self) -> str:
-        port = next(iter(self.gateway_ports.values()), self.gateway_port)
-        return f"http://{LOCAL_HOST}:{port}"
+        """The first plain-HTTP gateway port's URL (the first port's, when all are TLS)."""
+        urls = list(self.gateway_urls.values())
+        plain = [u for u in urls if u.startswith("http:")]
+        return (plain or urls or [f"http://{LOCAL_HOST}:{self.gateway_port}"])[0]
 
     @property
     def admin_url(self) -> str:
@@ -108,7 +120,7 @@ class MeshViews:
             pid=os.getpid(),
             manifests=str(self.directory),
             admin_url=self.admin_url,
-            gateway_urls=[f"http://{LOCAL_HOST}:{p}" for p in self.gateway_ports.values()],
+            gateway_urls=list(self.gateway_urls.values()),
             service_urls={
                 f"{s}:{n}": f"http://{LOCAL_HOST}:{p}" for (s, n), p in self.listeners.items()
             },

@@ -46,7 +46,7 @@ from mesh.loop.generation import Generation, warm_up_checks
 from mesh.loop.istiod import ControlPlane
 from mesh.loop.kubelet import Kubelet, SystemProcess
 from mesh.loop.pods import Pod
-from mesh.loop.ports import check_fixed_ports, check_new_listeners
+from mesh.loop.ports import check_fixed_ports, check_new_gateway_ports, check_new_listeners
 from mesh.loop.push import Pusher
 from mesh.loop.rollout import Rollout, StuckRollout, strategy
 from mesh.loop.rotation import Rotation
@@ -328,8 +328,9 @@ class LocalMesh(MeshViews):
 
     def _check_new_listeners(self, generation: Generation) -> None:
         """A listener or gateway port the running mesh does not have yet must be free."""
-        _, listeners = self._placement(generation.manifests)
+        placement, listeners = self._placement(generation.manifests)
         self.listeners = check_new_listeners(self.listeners, listeners)
+        self.gateway_ports = check_new_gateway_ports(self.gateway_ports, placement.gateway_ports)
 
     def _system_up(self, name: str) -> bool:
         """Whether system process NAME (Envoy, a sidecar) runs now."""

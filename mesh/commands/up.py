@@ -114,9 +114,11 @@ def banner(mesh: Any, seconds: float) -> str:
     url = mesh.gateway_url
     setup = getattr(mesh, "sidecar_setup", None)
     proxies = f"{len(setup.sidecars)} sidecars and the gateway" if setup else "Envoy"
+    tls_lines, tls_tries = _tls_hints(mesh)
     lines = [
         f"mesh up: {len(mesh.workloads)} workloads and {proxies} ready in {seconds:.1f}s",
         f"  gateway   {url}/",
+        *tls_lines,
         f"  admin     {mesh.admin_url}/   (mesh status, mesh fault WORKLOAD --status 503)",
     ]
     if getattr(mesh, "traces_url", None):
@@ -137,9 +139,43 @@ def banner(mesh: Any, seconds: float) -> str:
         "try:",
         f"  curl -s {url}/api/tasks",
         f"  curl -s -H 'x-canary: true' {url}/api/tasks",
+        *tls_tries,
         "Ctrl-C stops everything.",
     ]
     return "\n".join(lines)
+
+
+def _tls_hints(mesh: Any) -> tuple[list[str], list[str]]:
+    """Banner lines for the gateway ports that terminate TLS, and a curl for each: with
+    --resolve, as a client must send the server's host as SNI, and --cacert when the CA
+    file the Secret was generated from sits beside its kustomization."""
+    from mesh.translate.credentials import CA_KEYS, find_secret, secret_data
+    from mesh.translate.gateway_tls import credential_ref
+    from mesh.translate.gateways import tls_servers
+
+    lines, tries = [], []
+    for server in tls_servers(mesh.manifests):
+        url = mesh.gateway_urls.get(server.number)
+        if url is None:
+            continue
+        hosts = ", ".join(server.hosts)
+        lines.append(f"  gateway   {url}/   (port {server.number}, TLS for {hosts})")
+        host = next((h for h in server.hosts if "*" not in h), None)
+        if host is None:
+            continue
+        port = url.rsplit(":", 1)[1]
+        ca = "--cacert CA.crt"
+        secret = find_secret(mesh.manifests, *credential_ref(server.credential))
+        if secret is not None:
+            beside = Path(secret.source.file).parent / "ca.crt"
+            data = secret_data(secret.raw)
+            pem = next((data[k] for k in CA_KEYS if data.get(k)), None)
+            if pem and beside.is_file() and beside.read_bytes() == pem:
+                ca = f"--cacert {beside}"
+        tries.append(
+            f"  curl -s {ca} --resolve {host}:{port}:127.0.0.1 https://{host}:{port}/api/tasks"
+        )
+    return lines, tries
 
 
 def run(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ from mesh.gatewayapi.semantics import GATEWAY, ROUTE_SEMANTICS
 from mesh.manifests import HTTPRoute, Manifests, VirtualService
 from mesh.translate.clusters import resolve_host
 from mesh.translate.fields import NOT_SUPPORTED, Node, spec
-from mesh.translate.listeners import intersect_hosts
+from mesh.translate.hostnames import intersect_hosts
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 

@@ -37,3 +37,17 @@ def check_new_listeners(running: Listeners, planned: Listeners) -> Listeners:
             finding = Finding("", "Service", service, "spec.ports", str(exc))
             raise Refused("ports", [finding]) from exc
     return {**running, **planned}
+
+
+def check_new_gateway_ports(running: dict[int, int], planned: dict[int, int]) -> dict[int, int]:
+    """RUNNING with the Gateway server ports PLANNED adds (a new server's port, e.g. 443
+    for a secure gateway applied live), once each is free; Refused naming a taken one."""
+    for number, port in planned.items():
+        if number in running or port in running.values():
+            continue
+        try:
+            check_port_free(port, f"gateway port {number}")
+        except RunnerError as exc:
+            finding = Finding("", "Gateway", "", "spec.servers", str(exc))
+            raise Refused("ports", [finding]) from exc
+    return {**running, **planned}

@@ -12,13 +12,12 @@ manifests render (kustomize's secretGenerator included).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import sys
 from pathlib import Path
 
 from mesh.errors import RunnerError
 from mesh.manifests import Deployment, Manifests
+from mesh.translate.credentials import find_secret, secret_data
 
 POSTGRES_IMAGES = ("postgres",)
 DATA_DIR = "postgres"  # under the state dir, one directory per replica
@@ -48,17 +47,16 @@ def secret_value(manifests: Manifests, d: Deployment, env_index: int, ref: tuple
     env entry when the Secret or the key is missing."""
     name, key = ref
     where = f"{d.where()}: env[{env_index}].valueFrom.secretKeyRef"
-    for obj in manifests.other:
-        if obj.kind != "Secret" or obj.name != name or obj.namespace != d.namespace:
-            continue
-        string_data = obj.raw.get("stringData") or {}
-        if key in string_data:
-            return str(string_data[key])
-        data = obj.raw.get("data") or {}
-        if key not in data:
-            raise RunnerError(f"{where}: Secret/{name} has no key {key!r}")
-        try:
-            return base64.b64decode(str(data[key]), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            raise RunnerError(f"{where}: Secret/{name} data.{key} is not base64 text") from None
-    raise RunnerError(f"{where}: no Secret {name!r} in {manifests.root}")
+    secret = find_secret(manifests, name, d.namespace)
+    if secret is None:
+        raise RunnerError(f"{where}: no Secret {name!r} in {manifests.root}")
+    try:
+        data = secret_data(secret.raw)
+    except ValueError as exc:
+        raise RunnerError(f"{where}: Secret/{name} {exc} text") from None
+    if key not in data:
+        raise RunnerError(f"{where}: Secret/{name} has no key {key!r}")
+    try:
+        return data[key].decode()
+    except UnicodeDecodeError:
+        raise RunnerError(f"{where}: Secret/{name} data.{key} is not base64 text") from None

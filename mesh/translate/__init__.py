@@ -15,7 +15,8 @@ from typing import Any
 
 from mesh.manifests import Manifests
 from mesh.translate.clusters import build_clusters
-from mesh.translate.listeners import check_virtual_services, gateway_listeners, outbound_listeners
+from mesh.translate.gateways import gateway_listeners
+from mesh.translate.listeners import check_virtual_services, outbound_listeners
 from mesh.translate.placement import (
     COMPOSE_SERVICE_NAME,
     TARGETS,

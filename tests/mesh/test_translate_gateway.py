@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from mesh.errors import TranslationError
-from mesh.translate.listeners import intersect_hosts
+from mesh.translate.hostnames import intersect_hosts
 from tests.mesh.support import (
     GATEWAY_LISTENER,
     K8S,

@@ -11,6 +11,7 @@ from mesh.check.index import Index
 from mesh.check.rules import (
     destinations,
     gateway_api,
+    gateway_credentials,
     istio_annotations,
     local_mesh,
     progressive,
@@ -32,4 +33,5 @@ ALL_RULES: tuple[Rule, ...] = (
     local_mesh.check,
     progressive.check,
     gateway_api.check,
+    gateway_credentials.check,
 )

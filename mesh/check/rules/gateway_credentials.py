@@ -1,0 +1,79 @@
+"""A Gateway server's ``tls.credentialName`` must name a valid Secret (IST0101, IST0161).
+
+As istioctl's ``gateway.SecretAnalyzer`` (pkg/config/analysis/analyzers/gateway/secret.go):
+the Secret is looked up in the namespace of the gateway's *workload*, the pods its
+selector matches (Istio's own ingress gateway runs in istio-system), not in the Gateway
+object's namespace: a missing one is IST0101, one without a certificate and key, or whose
+certificate is not valid now, IST0161. Locally a key that is not the certificate's is
+IST0161 too (Envoy would refuse the listener).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from mesh.check.findings import Finding, Severity
+from mesh.check.index import Index
+from mesh.check.loader import Resource
+from mesh.check.rules._access import as_dict, dicts
+from mesh.check.rules.routing import ISTIO_GATEWAY_SELECTORS
+from mesh.translate.credentials import CA_SUFFIX, credential, elsewhere_hint, secret_data
+from mesh.translate.gateway_tls import GATEWAY_API_SECRET, credential_ref
+from mesh.translate.telemetry import GATEWAY_NAMESPACE
+
+
+def check(index: Index) -> Iterator[Finding]:
+    secrets = {(s.namespace, s.name): s for s in index.of_kind("Secret", istio=False)}
+    for gw in index.of_kind("Gateway", istio=True):
+        namespace = _workload_namespace(index, gw)
+        if namespace is None:
+            continue  # the selector matches nothing: routing's IST0101 says so
+        for i, server in enumerate(dicts(gw.spec.get("servers"))):
+            tls = as_dict(server.get("tls"))
+            text = tls.get("credentialName")
+            if not isinstance(text, str) or not text:
+                continue
+            name, ns = credential_ref(text)
+            if not text.startswith(GATEWAY_API_SECRET):
+                ns = namespace
+            where = f"spec.servers[{i}].tls.credentialName"
+            secret = secrets.get((ns, name))
+            if secret is None:
+                elsewhere = [s.namespace for s in secrets.values() if s.name == name]
+                yield gw.finding(
+                    "IST0101",
+                    Severity.ERROR,
+                    f"{where}: Referenced credentialName not found: {name!r} in namespace "
+                    f"{ns}{elsewhere_hint(name, ns, elsewhere)}",
+                )
+                continue
+            problem = _problem(secrets, secret, str(tls.get("mode", "")).upper())
+            if problem:
+                yield gw.finding(
+                    "IST0161",
+                    Severity.ERROR,
+                    f"{where}: The credential referenced by the Gateway {gw.name} in "
+                    f"namespace {ns} is invalid: {problem}",
+                )
+
+
+def _workload_namespace(index: Index, gw: Resource) -> str | None:
+    """secret.go getGatewayNamespace: the namespace of a pod the selector matches."""
+    selector = {str(k): str(v) for k, v in as_dict(gw.spec.get("selector")).items()}
+    if selector in ISTIO_GATEWAY_SELECTORS:
+        return GATEWAY_NAMESPACE
+    found = index.workloads_matching(selector, namespace=None)
+    return found[0].namespace if found else None
+
+
+def _problem(secrets: dict[tuple[str, str], Resource], secret: Resource, mode: str) -> str:
+    try:
+        data = secret_data(secret.doc)
+        ca_data = None
+        if mode in ("MUTUAL", "OPTIONAL_MUTUAL"):
+            ca_secret = secrets.get((secret.namespace, secret.name + CA_SUFFIX))
+            ca_data = secret_data(ca_secret.doc) if ca_secret is not None else data
+        credential(secret.name, data, ca_data)
+    except ValueError as exc:
+        return str(exc)
+    return ""
