@@ -21,7 +21,7 @@ VALGRIND := /usr/bin/valgrind
 # (mesh/pgserver.py finds the newest /usr/lib/postgresql/*/bin).
 POSTGRES ?= $(or $(lastword $(sort $(wildcard /usr/lib/postgresql/*/bin/postgres))),/usr/lib/postgresql/15/bin/postgres)
 
-.PHONY: demo-canary demo-circuit-breaker demo-outlier demo-mirror demo-rollout soak install run test test-unit test-integration test-busy chromium stress-ng postgresql wrk valgrind lint check bench clean minikube minikube-down compose-config
+.PHONY: demo-canary demo-circuit-breaker demo-outlier demo-mirror demo-rollout soak install run test test-unit test-integration test-busy chromium stress-ng postgresql wrk valgrind lint check bench clean minikube minikube-down compose-config gateway-certs
 
 # (Re)install only when the project's dependency list changes.
 $(STAMP): pyproject.toml
@@ -85,6 +85,11 @@ minikube-down:
 	bash scripts/minikube-down.sh
 
 ## compose/envoy.yaml: the gateway config of docker-compose.yml, regenerated from k8s/ (a test checks it is current).
+# New demo certificates for k8s/variants/secure-gateway (Istio's secure-gateway task):
+# a CA, taskmesh.example.com's pair and a client pair, valid ten years.
+gateway-certs: $(STAMP)
+	$(BIN)/python -m mesh.gateway_certs k8s/variants/secure-gateway/credential
+
 compose-config: $(STAMP)
 	$(BIN)/mesh envoy-config k8s --target compose > compose/envoy.yaml.tmp
 	mv compose/envoy.yaml.tmp compose/envoy.yaml

@@ -40,7 +40,7 @@ NOT_RUN_KINDS: dict[str, str] = {
 # Gateway API kinds beside Gateway and HTTPRoute (which mesh.gatewayapi runs).
 GATEWAY_API_NOT_RUN: dict[str, str] = {
     "GRPCRoute": "its routes get no Envoy route (HTTPRoute only)",
-    "TLSRoute": "no TLS listener or route (HTTP only)",
+    "TLSRoute": "no TLS passthrough listener or route (HTTP and HTTPS listeners only)",
     "TCPRoute": "no TCP listener or route (HTTP only)",
     "UDPRoute": "no UDP listener",
     "ListenerSet": "its listeners are not added to the Gateway",

@@ -22,7 +22,8 @@ class Severity(StrEnum):
 
 # code -> one-line title, shown by `mesh check --codes` and the docs.
 CODES: dict[str, str] = {
-    "IST0101": "referenced resource not found (host, subset, port, gateway, selector)",
+    "IST0101": "referenced resource not found (host, subset, port, gateway, selector, "
+    "credentialName)",
     "IST0106": "Istio schema validation error",
     "IST0107": "Istio annotation on the wrong kind of object",
     "IST0108": "unknown Istio annotation",
@@ -39,6 +40,7 @@ CODES: dict[str, str] = {
     "IST0150": "ExternalName Service port without a protocol name",
     "IST0157": "Telemetry access-log entry with empty providers (no default provider)",
     "IST0160": "more than one Telemetry without a workload selector in a namespace",
+    "IST0161": "Gateway credential invalid (no certificate and key, or not valid now)",
     "IST0173": "DestinationRule subset selects no pods",
     "IST0174": "DestinationRule for an unknown host",
     "TM001": "Kubernetes schema validation error (strict)",

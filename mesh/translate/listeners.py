@@ -24,6 +24,8 @@ from mesh.translate.tcp import is_tcp, outbound_tcp_listener
 from mesh.translate.telemetry import CLIENT, tracing_spec
 from mesh.translate.tracing import add_tracing, outbound_service
 
+XFCC_DETAILS = {"subject": True, "cert": True, "dns": True, "uri": True}
+
 
 def connection_manager(
     stat_prefix: str, route_config: dict[str, Any], edge: bool, traced_as: tuple[Any, ...]
@@ -39,6 +41,10 @@ def connection_manager(
     config = istio_hcm(stat_prefix, route_config, filters, gateway=edge)
     add_tracing(config, *traced_as)
     if edge:
+        # gateway.go buildGatewayConnectionManager: a client's own x-forwarded-client-cert
+        # is dropped; over mutual TLS the gateway sets it from the client's certificate.
+        config["forward_client_cert_details"] = "SANITIZE_SET"
+        config["set_current_client_cert_details"] = XFCC_DETAILS
         # Kept on purpose, unlike istiod: a client's x-request-id survives the edge, so one
         # id follows a request through both hops (the propagation demo, access logs and
         # traces are looked up by it). A cluster's ingress gateway replaces it (Envoy

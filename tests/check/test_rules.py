@@ -35,6 +35,8 @@ CASES: dict[str, tuple[str, Severity, str]] = {
     "gateway-selector": ("IST0101", Severity.ERROR, "Gateway/taskmesh-gateway"),
     "gateway-host": ("IST0132", Severity.WARNING, "VirtualService/frontend"),
     "gateway-conflict": ("IST0145", Severity.ERROR, "Gateway/admin-gateway"),
+    "gateway-credential": ("IST0101", Severity.ERROR, "Gateway/taskmesh-gateway"),
+    "gateway-credential-invalid": ("IST0161", Severity.ERROR, "Gateway/taskmesh-gateway"),
     "dr-subset-no-pods": ("IST0173", Severity.ERROR, "DestinationRule/backend"),
     "dr-unknown-host": ("IST0174", Severity.WARNING, "DestinationRule/backend"),
     "dr-consecutive-errors": ("IST0133", Severity.WARNING, "DestinationRule/backend"),

@@ -268,11 +268,11 @@ REFUSALS = [
                     "apiVersion": "gateway.networking.k8s.io/v1",
                     "kind": "Gateway",
                     "metadata": {"name": "taskmesh-gateway"},
-                    "spec": {"listeners": [{"name": "https", "port": 443, "protocol": "HTTPS"}]},
+                    "spec": {"listeners": [{"name": "tls", "port": 443, "protocol": "TLS"}]},
                 }
             ]
         },
-        "Gateway/taskmesh-gateway: spec.listeners[0] (protocol HTTPS) is not supported",
+        "Gateway/taskmesh-gateway: spec.listeners[0] (protocol TLS) is not supported",
     ),
 ]
 

@@ -20,12 +20,13 @@ K8S = ROOT / "k8s"
 def new_mesh(directory: Path, state_dir: Path, **options: Any) -> LocalMesh:
     """A LocalMesh of DIRECTORY on free ports (gateway, admin, every Service).
 
-    OPTIONS go to LocalMesh as they are (``traces_port``, ``sidecars``, ...).
+    OPTIONS go to LocalMesh as they are (``traces_port``, ``sidecars``, ``gateway_port``
+    for a tree whose Gateways have several ports: they take that port and the next ones).
     """
     services = {s.name: free_port() for s in load(directory).services}
+    options.setdefault("gateway_port", free_port())
     return LocalMesh(
         directory,
-        gateway_port=free_port(),
         admin_port=free_port(),
         service_ports=services,
         state_dir=state_dir,

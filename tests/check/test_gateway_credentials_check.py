@@ -1,0 +1,82 @@
+"""`mesh check` finds a Gateway's credential as istioctl's gateway.SecretAnalyzer does
+(pkg/config/analysis/analyzers/gateway/secret.go): in the namespace of the gateway's
+workload, a Secret whose keys ExtractCertInfo reads, valid now (ValidateCertificate)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from mesh.check import check_tree
+from mesh.gateway_certs import write_credential
+from tests.check.test_analyzer_parity import BASE, deployment
+from tests.mesh.support import VARIANTS, overlay
+
+CREDENTIAL = VARIANTS / "secure-gateway" / "credential"
+
+
+def https_gateway(selector: dict[str, str], namespace: str = "default") -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "secure", "namespace": namespace},
+        "spec": {
+            "selector": selector,
+            "servers": [
+                {
+                    "port": {"number": 443, "name": "https", "protocol": "HTTPS"},
+                    "tls": {"mode": "SIMPLE", "credentialName": "cred"},
+                    "hosts": ["secure.example.com"],
+                }
+            ],
+        },
+    }
+
+
+def secret(namespace: str, files: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "cred", "namespace": namespace},
+        "stringData": files,
+    }
+
+
+def pair(directory: Path = CREDENTIAL, cert: str = "tls.crt", key: str = "tls.key") -> dict:
+    return {cert: (directory / "tls.crt").read_text(), key: (directory / "tls.key").read_text()}
+
+
+def lines(tmp_path: Path, *extra: dict[str, Any]) -> list[str]:
+    found = check_tree(overlay(tmp_path / "t", extra=list(extra), base=BASE))
+    return [f"{f.code} {f.kind}/{f.name}: {f.message}" for f in found if f.code[:3] == "IST"]
+
+
+def test_istios_ingress_gateway_reads_istio_system(tmp_path: Path) -> None:
+    gw = https_gateway({"istio": "ingressgateway"})
+    assert lines(tmp_path / "a", gw, secret("istio-system", pair())) == []
+    [missing] = lines(tmp_path / "b", gw, secret("default", pair()))
+    assert missing.startswith("IST0101 Gateway/secure: spec.servers[0].tls.credentialName")
+    assert "Secret/cred is in namespace default" in missing
+
+
+def test_an_own_gateway_deployment_reads_its_own_namespace(tmp_path: Path) -> None:
+    """getGatewayNamespace: the namespace of the pod the selector matches."""
+    gw = https_gateway({"app": "edge"})
+    edge = deployment("edge", {"app": "edge"}, namespace="edge")
+    assert lines(tmp_path / "a", gw, edge, secret("edge", pair())) == []
+    [missing] = lines(tmp_path / "b", gw, edge, secret("istio-system", pair()))
+    assert "not found: 'cred' in namespace edge" in missing
+
+
+def test_a_generic_secret_with_cert_and_key_is_valid(tmp_path: Path) -> None:
+    gw = https_gateway({"istio": "ingressgateway"})
+    assert lines(tmp_path, gw, secret("istio-system", pair(cert="cert", key="key"))) == []
+
+
+def test_an_expired_certificate_is_ist0161(tmp_path: Path) -> None:
+    old = write_credential(tmp_path / "old", start=dt.datetime(2021, 3, 1, tzinfo=dt.UTC), days=10)
+    gw = https_gateway({"istio": "ingressgateway"})
+    [invalid] = lines(tmp_path, gw, secret("istio-system", pair(old)))
+    assert invalid.startswith("IST0161 Gateway/secure: spec.servers[0].tls.credentialName")
+    assert "valid from 2021-03-01 to 2021-03-11, not now" in invalid

@@ -1,0 +1,238 @@
+"""Istio's secure-gateway task on the real Envoy: k8s/variants/secure-gateway terminates
+TLS for taskmesh.example.com on the gateway's HTTPS port, picks the certificate by SNI,
+and follows a changed Secret or TLS mode live, as istiod pushes them.
+
+Clients here are Python's ssl module over a socket to 127.0.0.1 (what `curl --resolve`
+does): the name they check and send as SNI is the server's host, not the address.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import socket
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from mesh.gateway_certs import write_credential
+from mesh.runner import LocalMesh
+from tests.loop.support import edit_yaml
+from tests.mesh.support import K8S
+from tests.mesh.test_gateway_live import logged
+from tests.support.mesh import new_mesh
+from tests.support.procs import free_ports_from
+
+pytestmark = pytest.mark.integration
+
+HOST = "taskmesh.example.com"
+
+
+def secure_tree(where: Path) -> Path:
+    """k8s/ with its variants at WHERE/k8s (the variant's files name the base's); returns
+    the secure-gateway variant in it, a tree the test may edit."""
+    shutil.copytree(K8S, where / "k8s", ignore=shutil.ignore_patterns("jobs"))
+    return where / "k8s" / "variants" / "secure-gateway"
+
+
+def secure_mesh(tree: Path, state: Path) -> LocalMesh:
+    """A mesh of TREE whose gateway ports 80 and 443 listen on two free consecutive ports."""
+    return new_mesh(tree, state, gateway_port=free_ports_from(2))
+
+
+@pytest.fixture(scope="module", name="tree")
+def _tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return secure_tree(tmp_path_factory.mktemp("secure"))
+
+
+@pytest.fixture(scope="module", name="mesh")
+def _mesh(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
+    with secure_mesh(tree, tmp_path_factory.mktemp("state")) as mesh:
+        yield mesh
+
+
+def https_port(mesh: LocalMesh) -> int:
+    return int(mesh.gateway_urls[443].rsplit(":", 1)[1])
+
+
+def connect(
+    port: int,
+    sni: str | None = HOST,
+    ca: Path | None = None,
+    client: Path | None = None,
+    alpn: tuple[str, ...] = ("http/1.1",),
+) -> ssl.SSLSocket:
+    """A TLS connection to 127.0.0.1:PORT sending SNI (none when None), trusting CA,
+    presenting CLIENT's client.crt/client.key when given."""
+    context = ssl.create_default_context(cafile=str(ca) if ca else None)
+    if sni is None:
+        context.check_hostname = False
+    if client is not None:
+        context.load_cert_chain(client / "client.crt", client / "client.key")
+    context.set_alpn_protocols(list(alpn))
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        return context.wrap_socket(raw, server_hostname=sni)
+    except BaseException:
+        raw.close()
+        raise
+
+
+def get(
+    tls: ssl.SSLSocket, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection(HOST)
+    conn.sock = tls  # already connected: http.client speaks HTTP/1.1 over it
+    try:
+        conn.request("GET", path, headers=headers or {})
+        reply = conn.getresponse()
+        return reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
+    finally:
+        conn.close()
+
+
+def served_certificate(tls: ssl.SSLSocket) -> x509.Certificate:
+    der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der)
+
+
+def refused_handshake(**kw: Any) -> bool:
+    """Whether the TLS handshake (or the first exchange after it) fails."""
+    try:
+        tls = connect(**kw)
+    except (ssl.SSLError, ConnectionError, OSError):
+        return True
+    try:
+        status, _, _ = get(tls, "/api/tasks")
+    except (ssl.SSLError, ConnectionError, OSError, http.client.HTTPException):
+        return True
+    return status >= 400
+
+
+# --- the variant as it starts ----------------------------------------------------------
+
+
+def test_the_gateway_answers_https_for_its_host_with_the_credential(
+    mesh: LocalMesh, tree: Path
+) -> None:
+    credential = tree / "credential"
+    tls = connect(https_port(mesh), ca=credential / "ca.crt")
+    served = served_certificate(tls)
+    status, headers, body = get(tls, "/api/tasks")
+    assert status == 200, body
+    assert json.loads(body)["backend"]["version"] == "v1"
+    assert served == x509.load_pem_x509_certificate((credential / "tls.crt").read_bytes())
+    # canary routing is the same over TLS: the route table of the HTTPS server is the VS's
+    tls = connect(https_port(mesh), ca=credential / "ca.crt")
+    status, headers, _ = get(tls, "/api/tasks", {"x-canary": "true"})
+    assert (status, headers["x-backend-version"]) == (200, "v2")
+
+
+def test_the_gateway_offers_http2_as_istio_does(mesh: LocalMesh, tree: Path) -> None:
+    tls = connect(https_port(mesh), ca=tree / "credential" / "ca.crt", alpn=("h2", "http/1.1"))
+    try:
+        assert tls.selected_alpn_protocol() == "h2"
+    finally:
+        tls.close()
+
+
+def test_a_client_without_the_servers_name_gets_no_certificate(mesh: LocalMesh, tree: Path) -> None:
+    """No filter chain matches: Envoy closes the connection (as the ingress gateway does;
+    `curl https://127.0.0.1:PORT` fails the same way)."""
+    ca = tree / "credential" / "ca.crt"
+    assert refused_handshake(port=https_port(mesh), sni=None, ca=ca)
+    assert refused_handshake(port=https_port(mesh), sni="other.example.com", ca=ca)
+    assert not refused_handshake(port=https_port(mesh), sni=HOST, ca=ca)
+
+
+def test_the_access_log_shows_the_sni_and_the_servers_route(mesh: LocalMesh, tree: Path) -> None:
+    tls = connect(https_port(mesh), ca=tree / "credential" / "ca.crt")
+    status, _, _ = get(tls, "/api/tasks?marker=secure-gateway-log")
+    assert status == 200
+    line = logged(mesh, "secure-gateway-log")
+    assert f" {HOST} " in line  # %REQUESTED_SERVER_NAME%
+    assert "outbound|8000||frontend-service" in line
+
+
+def test_plain_http_is_still_served_on_port_80(mesh: LocalMesh) -> None:
+    assert mesh.gateway_url.startswith("http://")
+    assert mesh.gateway_urls[443].startswith("https://")
+    conn = http.client.HTTPConnection("127.0.0.1", int(mesh.gateway_url.rsplit(":", 1)[1]))
+    try:
+        conn.request("GET", "/api/tasks")
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
+
+
+def test_the_gateway_drops_a_clients_own_forwarded_client_cert(mesh: LocalMesh) -> None:
+    """SANITIZE_SET (gateway.go buildGatewayConnectionManager): a client cannot pose as
+    another by sending the header a gateway sets from a verified certificate."""
+    conn = http.client.HTTPConnection("127.0.0.1", int(mesh.gateway_url.rsplit(":", 1)[1]))
+    try:
+        conn.request("GET", "/api/headers", headers={"x-forwarded-client-cert": "By=evil"})
+        reply = conn.getresponse()
+        seen = json.loads(reply.read())["frontend"]["headers"]
+    finally:
+        conn.close()
+    assert reply.status == 200
+    assert "x-forwarded-client-cert" not in seen
+
+
+# --- changes applied live -------------------------------------------------------------
+
+
+def test_a_new_certificate_and_mutual_tls_are_applied_live(tmp_path: Path) -> None:
+    tree = secure_tree(tmp_path)
+    credential = tree / "credential"
+    with secure_mesh(tree, tmp_path / "state") as mesh:
+        port = https_port(mesh)
+        before = served_certificate(connect(port, ca=credential / "ca.crt"))
+
+        # rotate: new files for the Secret's generator (a new CA too), then apply
+        write_credential(credential)
+        outcome = mesh.apply(tree)
+        assert outcome["result"] == "applied", outcome
+        tls = connect(port, ca=credential / "ca.crt")  # the old CA would not verify it
+        after = served_certificate(tls)
+        assert after != before
+        assert after == x509.load_pem_x509_certificate((credential / "tls.crt").read_bytes())
+        assert get(tls, "/api/tasks")[0] == 200
+
+        # MUTUAL: a client must present a certificate the Secret's ca.crt signed
+        def mutual(doc: dict[str, Any]) -> None:
+            doc["spec"]["servers"][1]["tls"]["mode"] = "MUTUAL"
+
+        edit_yaml(tree / "app" / "gateway.yaml", mutual)
+        assert mesh.apply(tree)["result"] == "applied"
+        assert refused_handshake(port=port, ca=credential / "ca.crt")
+        tls = connect(port, ca=credential / "ca.crt", client=credential)
+        status, _, body = get(tls, "/api/headers")
+        assert status == 200, body
+        # the gateway tells the app who the client is, from the verified certificate
+        xfcc = json.loads(body)["frontend"]["headers"]["x-forwarded-client-cert"]
+        assert "DNS=client.example.com" in xfcc and "CN=client.example.com" in xfcc
+
+
+def test_https_redirect_sends_plain_http_to_https(tmp_path: Path) -> None:
+    tree = secure_tree(tmp_path)
+
+    def redirect(doc: dict[str, Any]) -> None:
+        doc["spec"]["servers"][0]["tls"] = {"httpsRedirect": True}
+
+    edit_yaml(tree / "app" / "gateway.yaml", redirect)
+    with secure_mesh(tree, tmp_path / "state") as mesh:
+        conn = http.client.HTTPConnection("127.0.0.1", int(mesh.gateway_url.rsplit(":", 1)[1]))
+        try:
+            conn.request("GET", "/api/tasks?x=1", headers={"Host": HOST})
+            reply = conn.getresponse()
+            assert reply.status == 301
+            assert reply.getheader("location") == f"https://{HOST}/api/tasks?x=1"
+        finally:
+            conn.close()
