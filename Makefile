@@ -21,7 +21,7 @@ VALGRIND := /usr/bin/valgrind
 # (mesh/pgserver.py finds the newest /usr/lib/postgresql/*/bin).
 POSTGRES ?= $(or $(lastword $(sort $(wildcard /usr/lib/postgresql/*/bin/postgres))),/usr/lib/postgresql/15/bin/postgres)
 
-.PHONY: demo-canary demo-circuit-breaker demo-outlier demo-mirror demo-rollout soak install run test test-unit test-integration test-busy chromium stress-ng postgresql wrk valgrind lint check bench clean minikube minikube-down compose-config gateway-certs
+.PHONY: demo-canary demo-circuit-breaker demo-outlier demo-mirror demo-rollout demo-secure-gateway soak install run test test-unit test-integration test-busy chromium stress-ng postgresql wrk valgrind lint check bench clean minikube minikube-down compose-config gateway-certs
 
 # (Re)install only when the project's dependency list changes.
 $(STAMP): pyproject.toml
@@ -110,6 +110,9 @@ demo-mirror: $(STAMP)
 
 demo-rollout: $(STAMP)
 	$(BIN)/mesh demo rollout
+
+demo-secure-gateway: $(STAMP)
+	$(BIN)/mesh demo secure-gateway
 
 ## Benchmarks: one table from one run (wrk at 32 connections, median of 3 rounds).
 $(BENCH_STAMP): $(STAMP)

@@ -70,6 +70,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports_from(count: int) -> int:
+    """A free port P such that P+1 .. P+COUNT-1 are free too: a mesh listens on a
+    Gateway's next server ports at the gateway port + 1, + 2, ... (443 beside 80)."""
+    for _ in range(200):
+        first = free_port()
+        rest = range(first + 1, first + count)
+        if first + count <= 65536 and all(_bindable(p) for p in rest):
+            return first
+    raise RunnerError(f"no {count} free consecutive ports on {LOCAL_HOST}")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((LOCAL_HOST, port))
+        except OSError:
+            return False
+    return True
+
+
 def check_port_free(port: int, what: str) -> None:
     """RunnerError when another process listens on PORT. Binds as servers (and Envoy)
     do, with SO_REUSEADDR: the closed connections of a mesh stopped a moment ago sit in

@@ -1,4 +1,4 @@
-"""`mesh demo canary|circuit-breaker|outlier|mirror|rollout`: a traffic task, start to finish.
+"""`mesh demo NAME`: one of Istio's tasks on a throwaway local mesh, start to finish.
 
 Each demo starts the local mesh from the manifest directory the task needs, on
 free ports and in a temporary state directory (so it never collides with a
@@ -19,6 +19,8 @@ requests or time; the logs of a failed run are kept and their path printed.
   v2 cluster counts as many requests as v1's (the copies, whose answers it drops).
 - rollout: `k8s`, `mesh rollout` twice (mesh/rollout/demo.py): a healthy v2 promoted,
   then v2 answering 30% 503s rolled back at its first step.
+- secure-gateway: a copy of `k8s/variants/secure-gateway` (mesh/demos/secure_gateway.py):
+  HTTPS by SNI, MUTUAL and new certificates applied live.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from typing import Any
 from mesh.cli import CliError
 
 HELP = "start the local mesh on free ports, run one of Istio's traffic tasks, print the evidence"
-SCENARIOS = ("canary", "circuit-breaker", "outlier", "mirror", "rollout")
+SCENARIOS = ("canary", "circuit-breaker", "outlier", "mirror", "rollout", "secure-gateway")
 DEFAULT_REQUESTS = {"canary": 100, "circuit-breaker": 10, "mirror": 100}
 CANARY_CONNECTIONS = 4
 OUTLIER_CONNECTIONS = 4
@@ -105,20 +107,21 @@ def local_mesh(directory: Path, out: Out) -> Iterator[Any]:
     block, so they come before the line that says the mesh stopped.
     """
     from mesh.manifests import load
-    from mesh.processes import free_port
+    from mesh.processes import free_port, free_ports_from
     from mesh.runner import LocalMesh
-    from mesh.translate.placement import default_service_ports
+    from mesh.translate.placement import default_gateway_ports, default_service_ports
 
     if not directory.is_dir():
         raise CliError(f"{directory}: not a directory")
-    names = [name for name, _ in default_service_ports(load(directory))]
+    manifests = load(directory)
+    names = [name for name, _ in default_service_ports(manifests)]
     one_port = {name: free_port() for name in names if names.count(name) == 1}
     work = Path(tempfile.mkdtemp(prefix="taskmesh-demo-"))
     started = time.monotonic()
     out(f"starting the local mesh from {directory} on free ports ...")
     mesh = LocalMesh(
         directory,
-        gateway_port=free_port(),
+        gateway_port=free_ports_from(max(1, len(default_gateway_ports(manifests)))),
         admin_port=free_port(),
         service_ports=one_port,
         state_dir=work,
@@ -342,12 +345,16 @@ def run_demo(scenario: str, k8s: Path, requests: int | None, window_s: float, ou
         if requests is not None:
             raise CliError("--requests is not used by outlier (its phases are timed: --window)")
         return outlier_demo(k8s, window_s, out)
+    if scenario in ("rollout", "secure-gateway") and requests is not None:
+        raise CliError(f"--requests is not used by {scenario} (it sends its own requests)")
     if scenario == "rollout":
-        if requests is not None:
-            raise CliError("--requests is not used by rollout (it sends its own load)")
         from mesh.rollout.demo import rollout_demo
 
         return rollout_demo(k8s, ROLLOUT_INTERVAL_S, out)
+    if scenario == "secure-gateway":
+        from mesh.demos.secure_gateway import secure_gateway_demo
+
+        return secure_gateway_demo(k8s, out)
     n = requests or DEFAULT_REQUESTS[scenario]
     if scenario == "canary":
         return canary_demo(k8s, n, out)

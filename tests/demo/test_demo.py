@@ -138,6 +138,27 @@ def test_outlier_ejects_the_faulted_replica_and_readmits_it() -> None:
 
 
 @pytest.mark.integration
+def test_secure_gateway_serves_by_sni_then_mutual_then_a_new_certificate_live() -> None:
+    credential = K8S / "variants" / "secure-gateway" / "credential"
+    before = {p.name: p.read_bytes() for p in credential.iterdir()}
+    out = Lines()
+    evidence = demo.run_demo("secure-gateway", K8S, None, 2.0, out)
+    assert evidence.ok == {
+        "https": True,
+        "h2": True,
+        "sni": True,
+        "mutual": True,
+        "rotated": True,
+    }, evidence.render()
+    text = evidence.render()
+    assert "GET /api/tasks: 200, answered by v1" in text
+    assert 'x-forwarded-client-cert Subject="CN=client.example.com' in text
+    assert_stopped(out, "the gateway chose h2")
+    # the demo changed a copy: the repository's certificates are as they were
+    assert {p.name: p.read_bytes() for p in credential.iterdir()} == before
+
+
+@pytest.mark.integration
 def test_cli_prints_the_evidence(capsys: pytest.CaptureFixture[str]) -> None:
     code = cli.main(["demo", "circuit-breaker", "--requests", "5", "--k8s-dir", str(K8S)])
     text = capsys.readouterr().out
@@ -152,6 +173,7 @@ def test_cli_prints_the_evidence(capsys: pytest.CaptureFixture[str]) -> None:
     ("argv", "message"),
     [
         (["demo", "outlier", "--requests", "5"], "--requests is not used by outlier"),
+        (["demo", "secure-gateway", "--requests", "5"], "--requests is not used by secure-gateway"),
         (["demo", "canary", "--k8s-dir", "no/such/dir"], "no/such/dir: not a directory"),
     ],
 )

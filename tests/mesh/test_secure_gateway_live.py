@@ -11,8 +11,6 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
-import socket
-import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,13 +18,19 @@ from typing import Any
 import pytest
 from cryptography import x509
 
+from mesh.demos.secure_gateway import (
+    https_get,
+    refusal,
+    served_certificate,
+    tls_connect,
+)
 from mesh.gateway_certs import write_credential
+from mesh.processes import free_ports_from
 from mesh.runner import LocalMesh
 from tests.loop.support import edit_yaml
 from tests.mesh.support import K8S
 from tests.mesh.test_gateway_live import logged
 from tests.support.mesh import new_mesh
-from tests.support.procs import free_ports_from
 
 pytestmark = pytest.mark.integration
 
@@ -60,59 +64,9 @@ def https_port(mesh: LocalMesh) -> int:
     return int(mesh.gateway_urls[443].rsplit(":", 1)[1])
 
 
-def connect(
-    port: int,
-    sni: str | None = HOST,
-    ca: Path | None = None,
-    client: Path | None = None,
-    alpn: tuple[str, ...] = ("http/1.1",),
-) -> ssl.SSLSocket:
-    """A TLS connection to 127.0.0.1:PORT sending SNI (none when None), trusting CA,
-    presenting CLIENT's client.crt/client.key when given."""
-    context = ssl.create_default_context(cafile=str(ca) if ca else None)
-    if sni is None:
-        context.check_hostname = False
-    if client is not None:
-        context.load_cert_chain(client / "client.crt", client / "client.key")
-    context.set_alpn_protocols(list(alpn))
-    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-    try:
-        return context.wrap_socket(raw, server_hostname=sni)
-    except BaseException:
-        raw.close()
-        raise
-
-
-def get(
-    tls: ssl.SSLSocket, path: str, headers: dict[str, str] | None = None
-) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection(HOST)
-    conn.sock = tls  # already connected: http.client speaks HTTP/1.1 over it
-    try:
-        conn.request("GET", path, headers=headers or {})
-        reply = conn.getresponse()
-        return reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
-    finally:
-        conn.close()
-
-
-def served_certificate(tls: ssl.SSLSocket) -> x509.Certificate:
-    der = tls.getpeercert(binary_form=True)
-    assert der is not None
-    return x509.load_der_x509_certificate(der)
-
-
-def refused_handshake(**kw: Any) -> bool:
+def refused_handshake(port: int, **kw: Any) -> bool:
     """Whether the TLS handshake (or the first exchange after it) fails."""
-    try:
-        tls = connect(**kw)
-    except (ssl.SSLError, ConnectionError, OSError):
-        return True
-    try:
-        status, _, _ = get(tls, "/api/tasks")
-    except (ssl.SSLError, ConnectionError, OSError, http.client.HTTPException):
-        return True
-    return status >= 400
+    return bool(refusal(port, **kw))
 
 
 # --- the variant as it starts ----------------------------------------------------------
@@ -122,20 +76,20 @@ def test_the_gateway_answers_https_for_its_host_with_the_credential(
     mesh: LocalMesh, tree: Path
 ) -> None:
     credential = tree / "credential"
-    tls = connect(https_port(mesh), ca=credential / "ca.crt")
+    tls = tls_connect(https_port(mesh), ca=credential / "ca.crt")
     served = served_certificate(tls)
-    status, headers, body = get(tls, "/api/tasks")
+    status, headers, body = https_get(tls, "/api/tasks")
     assert status == 200, body
     assert json.loads(body)["backend"]["version"] == "v1"
     assert served == x509.load_pem_x509_certificate((credential / "tls.crt").read_bytes())
     # canary routing is the same over TLS: the route table of the HTTPS server is the VS's
-    tls = connect(https_port(mesh), ca=credential / "ca.crt")
-    status, headers, _ = get(tls, "/api/tasks", {"x-canary": "true"})
+    tls = tls_connect(https_port(mesh), ca=credential / "ca.crt")
+    status, headers, _ = https_get(tls, "/api/tasks", {"x-canary": "true"})
     assert (status, headers["x-backend-version"]) == (200, "v2")
 
 
 def test_the_gateway_offers_http2_as_istio_does(mesh: LocalMesh, tree: Path) -> None:
-    tls = connect(https_port(mesh), ca=tree / "credential" / "ca.crt", alpn=("h2", "http/1.1"))
+    tls = tls_connect(https_port(mesh), ca=tree / "credential" / "ca.crt", alpn=("h2", "http/1.1"))
     try:
         assert tls.selected_alpn_protocol() == "h2"
     finally:
@@ -152,8 +106,8 @@ def test_a_client_without_the_servers_name_gets_no_certificate(mesh: LocalMesh, 
 
 
 def test_the_access_log_shows_the_sni_and_the_servers_route(mesh: LocalMesh, tree: Path) -> None:
-    tls = connect(https_port(mesh), ca=tree / "credential" / "ca.crt")
-    status, _, _ = get(tls, "/api/tasks?marker=secure-gateway-log")
+    tls = tls_connect(https_port(mesh), ca=tree / "credential" / "ca.crt")
+    status, _, _ = https_get(tls, "/api/tasks?marker=secure-gateway-log")
     assert status == 200
     line = logged(mesh, "secure-gateway-log")
     assert f" {HOST} " in line  # %REQUESTED_SERVER_NAME%
@@ -193,17 +147,17 @@ def test_a_new_certificate_and_mutual_tls_are_applied_live(tmp_path: Path) -> No
     credential = tree / "credential"
     with secure_mesh(tree, tmp_path / "state") as mesh:
         port = https_port(mesh)
-        before = served_certificate(connect(port, ca=credential / "ca.crt"))
+        before = served_certificate(tls_connect(port, ca=credential / "ca.crt"))
 
         # rotate: new files for the Secret's generator (a new CA too), then apply
         write_credential(credential)
         outcome = mesh.apply(tree)
         assert outcome["result"] == "applied", outcome
-        tls = connect(port, ca=credential / "ca.crt")  # the old CA would not verify it
+        tls = tls_connect(port, ca=credential / "ca.crt")  # the old CA would not verify it
         after = served_certificate(tls)
         assert after != before
         assert after == x509.load_pem_x509_certificate((credential / "tls.crt").read_bytes())
-        assert get(tls, "/api/tasks")[0] == 200
+        assert https_get(tls, "/api/tasks")[0] == 200
 
         # MUTUAL: a client must present a certificate the Secret's ca.crt signed
         def mutual(doc: dict[str, Any]) -> None:
@@ -212,8 +166,8 @@ def test_a_new_certificate_and_mutual_tls_are_applied_live(tmp_path: Path) -> No
         edit_yaml(tree / "app" / "gateway.yaml", mutual)
         assert mesh.apply(tree)["result"] == "applied"
         assert refused_handshake(port=port, ca=credential / "ca.crt")
-        tls = connect(port, ca=credential / "ca.crt", client=credential)
-        status, _, body = get(tls, "/api/headers")
+        tls = tls_connect(port, ca=credential / "ca.crt", client=credential)
+        status, _, body = https_get(tls, "/api/headers")
         assert status == 200, body
         # the gateway tells the app who the client is, from the verified certificate
         xfcc = json.loads(body)["frontend"]["headers"]["x-forwarded-client-cert"]

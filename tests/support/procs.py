@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,25 +28,6 @@ def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now, outside the ephemeral range (see
     mesh.processes.free_port: no client connection takes it before a server binds it)."""
     return mesh_free_port()
-
-
-def free_ports_from(count: int) -> int:
-    """A port P such that P .. P+COUNT-1 are all free on 127.0.0.1 now: the local mesh
-    listens on a Gateway's second server port at the first one's local port + 1."""
-    for _ in range(200):
-        first = free_port()
-        if first + count <= 65536 and all(_is_free(first + i) for i in range(1, count)):
-            return first
-    raise AssertionError(f"no {count} free consecutive ports on 127.0.0.1")
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 @dataclass

@@ -13,6 +13,9 @@ is what a person reads. Nothing here starts or stops processes.
 - :func:`mirror`: load on a mesh whose VirtualService mirrors v1's requests to v2; the
   answers (all v1) and the requests each subset's cluster counted (v2: the copies).
 
+The admin reads are in :mod:`mesh.demos.envoy_stats`; the secure-gateway scenario, which
+starts and changes its own mesh, in :mod:`mesh.demos.secure_gateway`.
+
 Every URL must be loopback, as for ``mesh load``.
 """
 
@@ -26,79 +29,21 @@ from typing import Any
 
 import httpx
 
-from mesh.load.options import LoadOptions, OptionError, build_options, is_loopback_host
+from mesh.demos.envoy_stats import (  # noqa: F401  (the demos' public names, as before)
+    EJECTIONS_ACTIVE,
+    PENDING_OVERFLOW,
+    REMAINING_PENDING,
+    UPSTREAM_RQ_TOTAL,
+    EnvoyAdmin,
+    loopback,
+    parse_cluster_stats,
+    parse_host_health,
+)
+from mesh.load.options import LoadOptions, build_options
 from mesh.load.report import to_dict
 from mesh.load.runner import Result, run_load, run_load_async
 
-PENDING_OVERFLOW = "upstream_rq_pending_overflow"
-REMAINING_PENDING = "circuit_breakers.default.remaining_pending"
-EJECTIONS_ACTIVE = "outlier_detection.ejections_active"
-UPSTREAM_RQ_TOTAL = "upstream_rq_total"
 POLL_INTERVAL_S = 0.1
-
-
-def _loopback(url: str) -> str:
-    host = httpx.URL(url).host
-    if not is_loopback_host(host):
-        raise OptionError(f"refusing non-loopback URL {url!r}: demos run on the local mesh")
-    return url.rstrip("/")
-
-
-# ---------------------------------------------------------------- Envoy admin
-
-
-def parse_cluster_stats(text: str, suffixes: tuple[str, ...]) -> dict[str, dict[str, int]]:
-    """``cluster.<name>.<suffix>: N`` lines -> ``{name: {suffix: N}}``.
-
-    Cluster names contain dots and bars (``outbound|5000|v1|backend-service.default...``),
-    so a stat is matched by its known suffix, never by splitting on dots.
-    """
-    out: dict[str, dict[str, int]] = {}
-    for line in text.splitlines():
-        name, sep, value = line.rpartition(": ")
-        if not sep or not name.startswith("cluster."):
-            continue
-        for suffix in suffixes:
-            if name.endswith("." + suffix):
-                cluster = name[len("cluster.") : -len(suffix) - 1]
-                try:
-                    out.setdefault(cluster, {})[suffix] = int(value.strip())
-                except ValueError:
-                    pass  # a histogram summary line, not a counter or gauge
-    return out
-
-
-def parse_host_health(text: str) -> dict[str, dict[str, str]]:
-    """Envoy ``/clusters`` text -> ``{cluster: {host:port: health_flags}}``."""
-    out: dict[str, dict[str, str]] = {}
-    for line in text.splitlines():
-        parts = line.split("::")
-        if len(parts) == 4 and parts[2] == "health_flags":
-            out.setdefault(parts[0], {})[parts[1]] = parts[3]
-    return out
-
-
-class EnvoyAdmin:
-    """The few admin reads the demos need, from ``http://127.0.0.1:<admin port>``."""
-
-    def __init__(self, admin_url: str, timeout: float = 5.0) -> None:
-        self.url = _loopback(admin_url)
-        self.timeout = timeout
-
-    def _get(self, path: str, params: Mapping[str, str] | None = None) -> str:
-        r = httpx.get(self.url + path, params=params, timeout=self.timeout, trust_env=False)
-        r.raise_for_status()
-        return r.text
-
-    def stats(self, suffixes: tuple[str, ...], cluster_filter: str) -> dict[str, dict[str, int]]:
-        """Cluster stats ending in one of ``suffixes`` for clusters whose name has the filter."""
-        pattern = "(" + "|".join(s.replace(".", r"\.") for s in suffixes) + ")$"
-        found = parse_cluster_stats(self._get("/stats", {"filter": pattern}), suffixes)
-        return {c: v for c, v in found.items() if cluster_filter in c}
-
-    def host_health(self, cluster_filter: str) -> dict[str, dict[str, str]]:
-        found = parse_host_health(self._get("/clusters"))
-        return {c: v for c, v in found.items() if cluster_filter in c}
 
 
 def success_rate(result: Result) -> float:
@@ -142,7 +87,7 @@ def canary(url: str, requests: int = 100, connections: int = 4) -> CanaryReport:
 
     For the weighted variant, run the mesh from that overlay: the ``plain`` split is the weights.
     """
-    url = _loopback(url)
+    url = loopback(url)
     plain = run_load(url, connections=connections, requests=requests)
     flagged = run_load(
         url, connections=connections, requests=requests, headers={"x-canary": "true"}
@@ -211,7 +156,7 @@ def circuit_breaker(
     variant): 503s with ``x-envoy-overloaded`` appear from ``-c 2`` on, and Envoy's
     ``upstream_rq_pending_overflow`` grows by the number of those 503s.
     """
-    url = _loopback(url)
+    url = loopback(url)
     admin = EnvoyAdmin(admin_url)
     suffixes = (PENDING_OVERFLOW, REMAINING_PENDING)
     before = admin.stats(suffixes, cluster_filter)
@@ -253,7 +198,7 @@ def mirror(
     """Istio's mirroring task: load URL, then wait (at most COPIES_WAIT_S) until the v2
     subset's cluster has counted as many requests as v1's: the copies are fire and forget,
     so the last ones may still be in flight when the load ends."""
-    url = _loopback(url)
+    url = loopback(url)
     admin = EnvoyAdmin(admin_url)
 
     def subsets() -> dict[str, int]:
@@ -385,9 +330,9 @@ def outlier(
     """
     return asyncio.run(
         _outlier(
-            _loopback(url),
+            loopback(url),
             EnvoyAdmin(admin_url),
-            _loopback(fault_url),
+            loopback(fault_url),
             cluster_filter,
             connections,
             window,
