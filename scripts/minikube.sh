@@ -23,6 +23,9 @@
 # Istio's docs give, applies that variant (MANIFESTS defaults to it; a MANIFESTS path
 # with gateway-api in it turns this on) and port-forwards the Gateway's own Service
 # (taskmesh-gateway-istio, which istiod deploys for the Gateway).
+#
+# MANIFESTS=k8s/variants/secure-gateway: Istio's secure-gateway task; the gateway's
+# HTTPS port 443 is port-forwarded too, to localhost:SECURE_PORT (8443).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -32,6 +35,7 @@ CPUS="${MINIKUBE_CPUS:-4}"
 MEMORY="${MINIKUBE_MEMORY:-8192}"
 DRIVER="${MINIKUBE_DRIVER:-}"
 GATEWAY_PORT="${GATEWAY_PORT:-8080}"
+SECURE_PORT="${SECURE_PORT:-8443}"
 PROGRESSIVE="${PROGRESSIVE:-0}"
 FLAGGER_VERSION="${FLAGGER_VERSION:-v1.44.0}"
 if [[ "${MANIFESTS:-}" == *gateway-api* ]]; then
@@ -199,7 +203,13 @@ fi
 step "Port-forwarding the gateway (${gateway[*]}) to localhost:$GATEWAY_PORT"
 kubectl port-forward "${gateway[@]}" "$GATEWAY_PORT:80" >/dev/null &
 forward_pid=$!
-trap 'kill "$forward_pid" 2>/dev/null || true' EXIT INT TERM
+secure_pid=""
+if [[ "$MANIFESTS" == *secure-gateway* ]]; then
+  step "Port-forwarding the gateway's HTTPS port 443 to localhost:$SECURE_PORT"
+  kubectl port-forward "${gateway[@]}" "$SECURE_PORT:443" >/dev/null &
+  secure_pid=$!
+fi
+trap 'kill "$forward_pid" $secure_pid 2>/dev/null || true' EXIT INT TERM
 
 for _ in $(seq 1 60); do
   if curl -fsS -o /dev/null "http://localhost:$GATEWAY_PORT/healthz"; then
@@ -266,6 +276,15 @@ Circuit breaking (the tight connection pool of k8s/variants/circuit-breaker):
   kubectl exec deploy/frontend -c istio-proxy -- pilot-agent request GET stats | grep backend | grep pending
 
 TRY
+fi
+if [[ -n "$secure_pid" ]]; then
+  cat <<SECURE
+TLS at the gateway (Secret taskmesh-credential in istio-system; README "What you can try"):
+  curl -s --cacert $MANIFESTS/credential/ca.crt \\
+    --resolve taskmesh.example.com:$SECURE_PORT:127.0.0.1 https://taskmesh.example.com:$SECURE_PORT/api/tasks
+  istioctl proxy-config secret -n istio-system deploy/istio-ingressgateway   # kubernetes://taskmesh-credential
+
+SECURE
 fi
 echo "Press Ctrl-C to stop the port-forward; the cluster keeps running until \`make minikube-down\`."
 

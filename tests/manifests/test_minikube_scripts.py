@@ -236,3 +236,30 @@ def test_gateway_api_refuses_other_values_and_progressive(tmp_path: Path) -> Non
     assert out.returncode == 1
     assert "do not go together" in out.stderr
     assert not [c for c in calls if c.startswith(("minikube start", "kubectl apply"))]
+
+
+# --- MANIFESTS=k8s/variants/secure-gateway: TLS at the gateway ---------------------------
+
+
+@pytest.mark.integration
+def test_the_secure_gateway_variant_forwards_the_https_port_too(tmp_path: Path) -> None:
+    out, calls = run_setup(tmp_path, MANIFESTS="k8s/variants/secure-gateway")
+    assert out.returncode == 0, out.stdout + out.stderr
+    forwards = sorted(c for c in calls if c.startswith("kubectl port-forward"))  # both run
+    assert forwards == [  # in the background: either may log first
+        "kubectl port-forward -n istio-system svc/istio-ingressgateway 8080:80",
+        "kubectl port-forward -n istio-system svc/istio-ingressgateway 8443:443",
+    ]
+    applied = (tmp_path / "calls.log.applied").read_text()
+    assert "name: taskmesh-credential\n  namespace: istio-system" in applied
+    assert "--resolve taskmesh.example.com:8443:127.0.0.1" in out.stdout
+
+
+@pytest.mark.integration
+def test_other_manifests_forward_port_80_only(tmp_path: Path) -> None:
+    out, calls = run_setup(tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert [c for c in calls if c.startswith("kubectl port-forward")] == [
+        "kubectl port-forward -n istio-system svc/istio-ingressgateway 8080:80"
+    ]
+    assert "--resolve" not in out.stdout
