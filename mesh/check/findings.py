@@ -36,6 +36,7 @@ CODES: dict[str, str] = {
     "IST0132": "VirtualService host not served by its Gateway",
     "IST0133": "deprecated Istio field",
     "IST0135": "deprecated Istio annotation",
+    "IST0138": "one certificate in several Gateways (HTTP/2 connection reuse gives 404s)",
     "IST0145": "conflicting Gateways",
     "IST0150": "ExternalName Service port without a protocol name",
     "IST0157": "Telemetry access-log entry with empty providers (no default provider)",

@@ -1,6 +1,7 @@
 """`mesh check` finds a Gateway's credential as istioctl's gateway.SecretAnalyzer does
 (pkg/config/analysis/analyzers/gateway/secret.go): in the namespace of the gateway's
-workload, a Secret whose keys ExtractCertInfo reads, valid now (ValidateCertificate)."""
+workload, a Secret whose keys ExtractCertInfo reads, valid now (ValidateCertificate); and
+one credential in two Gateways as gateway.CertificateAnalyzer (certificate.go)."""
 
 from __future__ import annotations
 
@@ -16,18 +17,20 @@ from tests.mesh.support import VARIANTS, overlay
 CREDENTIAL = VARIANTS / "secure-gateway" / "credential"
 
 
-def https_gateway(selector: dict[str, str], namespace: str = "default") -> dict[str, Any]:
+def https_gateway(
+    selector: dict[str, str], namespace: str = "default", name: str = "secure"
+) -> dict[str, Any]:
     return {
         "apiVersion": "networking.istio.io/v1",
         "kind": "Gateway",
-        "metadata": {"name": "secure", "namespace": namespace},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "selector": selector,
             "servers": [
                 {
                     "port": {"number": 443, "name": "https", "protocol": "HTTPS"},
                     "tls": {"mode": "SIMPLE", "credentialName": "cred"},
-                    "hosts": ["secure.example.com"],
+                    "hosts": [f"{name}.example.com"],
                 }
             ],
         },
@@ -80,3 +83,18 @@ def test_an_expired_certificate_is_ist0161(tmp_path: Path) -> None:
     [invalid] = lines(tmp_path, gw, secret("istio-system", pair(old)))
     assert invalid.startswith("IST0161 Gateway/secure: spec.servers[0].tls.credentialName")
     assert "valid from 2021-03-01 to 2021-03-11, not now" in invalid
+
+
+def test_one_credential_in_two_gateways_of_the_same_workloads_is_ist0138(tmp_path: Path) -> None:
+    """certificate.go: reported on both; a Gateway whose selector does not hold the
+    other's labels (another gateway workload) is not."""
+    first = https_gateway({"istio": "ingressgateway"})
+    second = https_gateway({"istio": "ingressgateway"}, name="second")
+    found = lines(tmp_path / "a", first, second, secret("istio-system", pair()))
+    assert sorted(f.split(":")[0] for f in found) == [
+        "IST0138 Gateway/second",
+        "IST0138 Gateway/secure",
+    ]
+    elsewhere = https_gateway({"istio": "egressgateway"}, name="second")
+    found = lines(tmp_path / "b", first, elsewhere, secret("istio-system", pair()))
+    assert [f for f in found if f.startswith("IST0138")] == []
