@@ -164,16 +164,17 @@ def _tls_hints(mesh: Any) -> tuple[list[str], list[str]]:
         if host is None:
             continue
         port = url.rsplit(":", 1)[1]
-        ca = "--cacert CA.crt"
+        ca, note = "--cacert CA.crt", f"   # CA.crt: the CA that signed {server.credential}"
         secret = find_secret(mesh.manifests, *credential_ref(server.credential))
         if secret is not None:
             beside = Path(secret.source.file).parent / "ca.crt"
             data = secret_data(secret.raw)
             pem = next((data[k] for k in CA_KEYS if data.get(k)), None)
             if pem and beside.is_file() and beside.read_bytes() == pem:
-                ca = f"--cacert {beside}"
+                ca, note = f"--cacert {beside}", ""
         tries.append(
             f"  curl -s {ca} --resolve {host}:{port}:127.0.0.1 https://{host}:{port}/api/tasks"
+            + note
         )
     return lines, tries
 

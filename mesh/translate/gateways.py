@@ -106,13 +106,10 @@ def gateway_servers(manifests: Manifests) -> dict[int, list[GatewayServer]]:
         for server_node in root.items("servers"):
             server = _read_server(manifests, gw, server_node)
             if server.port_name and server.port_name in names:
-                raise (
-                    server_node.at("port")
-                    .at("name")
-                    .error(
-                        f"{server.port_name!r} is the name of another server's port: port "
-                        f"names in servers must be unique"
-                    )
+                name = server_node.at("port").at("name")
+                raise name.error(
+                    f"{server.port_name!r} is the name of another server's port: port "
+                    f"names in servers must be unique"
                 )
             names.add(server.port_name)
             _check_merge(server, by_port.setdefault(server.number, []))

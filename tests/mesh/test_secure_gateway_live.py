@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 
+from mesh.commands.up import banner
 from mesh.demos.secure_gateway import (
     https_get,
     refusal,
@@ -137,6 +138,29 @@ def test_the_gateway_drops_a_clients_own_forwarded_client_cert(mesh: LocalMesh) 
         conn.close()
     assert reply.status == 200
     assert "x-forwarded-client-cert" not in seen
+
+
+def test_the_banner_shows_the_https_port_and_a_curl_that_works(mesh: LocalMesh, tree: Path) -> None:
+    text = banner(mesh, 1.0)
+    port = https_port(mesh)
+    assert f"  gateway   https://127.0.0.1:{port}/   (port 443, TLS for {HOST})" in text
+    [curl] = [line for line in text.splitlines() if "--resolve" in line]
+    ca = Path(curl.split("--cacert ", 1)[1].split()[0])
+    assert ca.resolve() == (tree / "credential" / "ca.crt").resolve()
+    assert f"--resolve {HOST}:{port}:127.0.0.1 https://{HOST}:{port}/api/tasks" in curl
+    # what that curl does: the CA it names verifies the gateway for that name
+    assert https_get(tls_connect(port, ca=ca), "/api/tasks")[0] == 200
+
+
+def test_a_gateway_port_added_by_a_live_apply_is_served_and_shown(tmp_path: Path) -> None:
+    tree = secure_tree(tmp_path)
+    with secure_mesh(tree.parent.parent, tmp_path / "state") as mesh:  # k8s/: port 80 only
+        assert list(mesh.gateway_urls) == [80]
+        outcome = mesh.apply(tree)
+        assert outcome["result"] == "applied", outcome
+        assert mesh.gateway_urls[443].startswith("https://127.0.0.1:")
+        tls = tls_connect(https_port(mesh), ca=tree / "credential" / "ca.crt")
+        assert https_get(tls, "/api/tasks")[0] == 200
 
 
 # --- changes applied live -------------------------------------------------------------
