@@ -35,10 +35,12 @@ from mesh.translate.eds import use_eds
 from mesh.translate.tcp import refuse_with_sidecars
 from mesh.translate.xds import XdsConfig, split
 
-#: Kinds whose change only rewrites Envoy config: pushed to the running sidecars.
+#: Kinds whose change only rewrites Envoy config: pushed to the running sidecars. A
+#: Secret is one: the gateway's certificates (a replica reads a secretKeyRef when it
+#: starts, as a pod does: a changed Secret restarts nothing, in a cluster or here).
 LIVE_KINDS = frozenset(
     {"VirtualService", "DestinationRule", "Gateway", "AuthorizationPolicy",
-     "PeerAuthentication", "Telemetry", "HTTPRoute"}
+     "PeerAuthentication", "Telemetry", "HTTPRoute", "Secret"}
 )  # fmt: skip
 EDS_DIR = "eds"
 XDS_DIR = "sidecars/xds"

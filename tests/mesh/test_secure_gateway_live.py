@@ -45,9 +45,9 @@ def secure_tree(where: Path) -> Path:
     return where / "k8s" / "variants" / "secure-gateway"
 
 
-def secure_mesh(tree: Path, state: Path) -> LocalMesh:
+def secure_mesh(tree: Path, state: Path, **options: Any) -> LocalMesh:
     """A mesh of TREE whose gateway ports 80 and 443 listen on two free consecutive ports."""
-    return new_mesh(tree, state, gateway_port=free_ports_from(2))
+    return new_mesh(tree, state, gateway_port=free_ports_from(2), **options)
 
 
 @pytest.fixture(scope="module", name="tree")
@@ -214,3 +214,24 @@ def test_https_redirect_sends_plain_http_to_https(tmp_path: Path) -> None:
             assert reply.getheader("location") == f"https://{HOST}/api/tasks?x=1"
         finally:
             conn.close()
+
+
+def test_with_sidecars_the_gateway_terminates_tls_and_a_new_certificate_is_live(
+    tmp_path: Path,
+) -> None:
+    """The gateway speaks mTLS to the frontend's sidecar behind the TLS it terminates; a
+    changed Secret is pushed live as a route is (it changes no workload)."""
+    tree = secure_tree(tmp_path)
+    credential = tree / "credential"
+    with secure_mesh(tree, tmp_path / "state", sidecars=True) as mesh:
+        port = https_port(mesh)
+        tls = tls_connect(port, ca=credential / "ca.crt")
+        status, _, body = https_get(tls, "/api/headers")
+        assert status == 200, body
+        xfcc = json.loads(body)["frontend"]["headers"]["x-forwarded-client-cert"]
+        assert "istio-ingressgateway-service-account" in xfcc  # the gateway's identity
+        write_credential(credential)
+        outcome = mesh.apply(tree)
+        assert outcome["result"] == "applied", outcome
+        after = served_certificate(tls_connect(port, ca=credential / "ca.crt"))
+        assert after == x509.load_pem_x509_certificate((credential / "tls.crt").read_bytes())
