@@ -1,6 +1,7 @@
 """`mesh check` on the Gateway API: the kept schema (its release and source), schema
-findings (TM401), and the cross-checks (IST0101 for parents and backends, TM402 for a
-class istiod does not serve), on k8s/variants/gateway-api and changes to it."""
+findings (TM401), and the cross-checks (IST0101 for parents, backends and certificates,
+IST0161 for an invalid certificate, TM402 for a class istiod does not serve), on
+k8s/variants/gateway-api and changes to it."""
 
 from __future__ import annotations
 
@@ -190,6 +191,55 @@ CASES = [
         "TM402 Gateway/taskmesh-gateway: gatewayClassName 'nginx' is neither one istiod serves",
     ),
 ]
+
+
+def https_gateway(secret: str) -> dict[str, Any]:
+    return {
+        "apiVersion": ROUTE,
+        "kind": "Gateway",
+        "metadata": {"name": "taskmesh-gateway"},
+        "spec": {
+            "listeners": [
+                {"name": "http", "port": 80, "protocol": "HTTP"},
+                {
+                    "name": "https",
+                    "port": 443,
+                    "protocol": "HTTPS",
+                    "tls": {"certificateRefs": [{"name": secret}]},
+                },
+            ]
+        },
+    }
+
+
+def tls_secret(name: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    credential = VARIANTS / "secure-gateway" / "credential"
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "stringData": {k: (credential / k).read_text() for k in keys},
+    }
+
+
+def test_an_https_listeners_certificate_must_be_a_valid_secret(tmp_path: Path) -> None:
+    """conversion.go buildSecretReference: ResolvedRefs False, no server for the listener."""
+    secrets = [tls_secret("good", ("tls.crt", "tls.key")), tls_secret("half", ("tls.crt",))]
+
+    def lines(secret: str, where: str) -> list[str]:
+        tree = overlay(tmp_path / where, patches=[https_gateway(secret)], extra=secrets,
+                       base=GATEWAY_API)  # fmt: skip
+        return [x for x in _lines(check_tree(tree)) if x.startswith("IST")]
+
+    assert lines("good", "a") == []
+    [missing] = lines("nowhere", "b")
+    assert missing.startswith(
+        "IST0101 Gateway/taskmesh-gateway: spec.listeners[1].tls.certificateRefs[0]: "
+        "Referenced Secret not found: default/nowhere"
+    )
+    [invalid] = lines("half", "c")
+    assert invalid.startswith("IST0161 Gateway/taskmesh-gateway: spec.listeners[1].tls")
+    assert "Secret/half has no certificate" in invalid
 
 
 @pytest.mark.parametrize(("patches", "expected"), CASES)

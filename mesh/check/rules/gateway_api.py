@@ -11,7 +11,12 @@ VirtualService. A route that names a missing backend answers 500.
   ``port``, a hostname that meets the route's ``hostnames``); a Service (group ``""``,
   the GAMMA mesh binding) of the set and its port;
 - backendRefs: a Service of the set (the default kind), and a port of it (required);
-- a Gateway's ``gatewayClassName``: one istiod serves, or a GatewayClass of the set.
+- a Gateway's ``gatewayClassName``: one istiod serves, or a GatewayClass of the set;
+- an HTTPS listener's ``tls.certificateRefs``: a Secret of the set (in the Gateway's
+  namespace unless the ref names one) with a valid pair; istiod's status says
+  ``ResolvedRefs`` False, ``InvalidCertificateRef`` (conversion.go ``buildSecretReference``)
+  and programs no server for the listener: IST0101 when it is missing, IST0161 when its
+  pair is not valid, as for an Istio Gateway's credentialName.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from mesh.check.index import Index
 from mesh.check.loader import Resource
 from mesh.check.rules._access import as_list, dicts
 from mesh.check.rules.routing import hosts_overlap
+from mesh.translate.credentials import credential, secret_data
 
 ROUTE_KINDS = ("HTTPRoute", "GRPCRoute", "TLSRoute")
 
@@ -42,6 +48,8 @@ def check(index: Index) -> Iterator[Finding]:
                 f"({', '.join(ISTIO_CLASSES)}) nor a GatewayClass in this set: "
                 "no Envoy is deployed for it",
             )
+    for gw in gateways.values():
+        yield from _certificates(index, gw)
     for kind in ROUTE_KINDS:
         for route in _of(index, kind):
             for i, ref in enumerate(dicts(route.spec.get("parentRefs"))):
@@ -177,3 +185,32 @@ def _service_ref(
             f"{where}.port: {port} is not a port of Service {namespace}/{name} "
             f"(ports {_ports(service)}{port_note})",
         )
+
+
+def _certificates(index: Index, gw: Resource) -> Iterator[Finding]:
+    secrets = {(s.namespace, s.name): s for s in index.of_kind("Secret", istio=False)}
+    for i, listener in enumerate(dicts(gw.spec.get("listeners"))):
+        tls = listener.get("tls") if isinstance(listener.get("tls"), dict) else {}
+        for j, ref in enumerate(dicts(tls.get("certificateRefs"))):
+            if (ref.get("group", ""), ref.get("kind", "Secret")) != ("", "Secret"):
+                continue  # the CRD's schema and the translation say why
+            name, namespace = str(ref.get("name", "")), str(ref.get("namespace", gw.namespace))
+            where = f"spec.listeners[{i}].tls.certificateRefs[{j}]"
+            secret = secrets.get((namespace, name))
+            if secret is None:
+                yield gw.finding(
+                    "IST0101",
+                    Severity.ERROR,
+                    f"{where}: Referenced Secret not found: {namespace}/{name} (ResolvedRefs "
+                    "False, InvalidCertificateRef: istiod programs no server for the listener)",
+                )
+                continue
+            try:
+                credential(name, secret_data(secret.doc))
+            except ValueError as exc:
+                yield gw.finding(
+                    "IST0161",
+                    Severity.ERROR,
+                    f"{where}: The credential referenced by the Gateway {gw.name} in namespace "
+                    f"{namespace} is invalid: {exc}",
+                )
