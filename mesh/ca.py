@@ -29,6 +29,20 @@ BACKDATE = dt.timedelta(minutes=5)
 ORGANIZATION = "taskmesh local mesh"
 
 
+#: What a CA's key may do: sign certificates and CRLs (and its own signatures).
+CA_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=True,
+    crl_sign=True,
+    encipher_only=False,
+    decipher_only=False,
+)
+
+
 def spiffe_id(identity: str) -> str:
     """`cluster.local/ns/default/sa/frontend` -> `spiffe://cluster.local/ns/default/sa/frontend`."""
     return identity if identity.startswith("spiffe://") else f"spiffe://{identity}"
@@ -107,20 +121,7 @@ class LocalCA:
             .not_valid_before(now - BACKDATE)
             .not_valid_after(now + ttl)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(CA_KEY_USAGE, critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
             .sign(key, hashes.SHA256())
         )

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from mesh.ca import key_pem, write_private
+from mesh.ca import CA_KEY_USAGE, key_pem, write_private
 
 DEFAULT_HOST = "taskmesh.example.com"
 DEFAULT_DAYS = 3650
@@ -92,20 +92,7 @@ def write_credential(
     ca_cert = (
         _builder(CA_NAME, _name(CA_NAME), ca_key, start, days)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(CA_KEY_USAGE, critical=True)
         .sign(ca_key, hashes.SHA256())
     )
     pem = serialization.Encoding.PEM
