@@ -6,10 +6,15 @@ it (at start-up RunnerError; on an apply a refused generation, the last good one
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from mesh.errors import RunnerError
 from mesh.loop.generation import Finding, Refused
 from mesh.loop.workloads import Listeners
 from mesh.processes import check_port_free
+
+K = TypeVar("K")
 
 
 def check_fixed_ports(
@@ -25,29 +30,40 @@ def check_fixed_ports(
         check_port_free(port, what)
 
 
-def check_new_listeners(running: Listeners, planned: Listeners) -> Listeners:
-    """RUNNING with PLANNED's listeners added, once each one RUNNING does not have yet is
-    free; Refused naming the Service of a taken one."""
-    for (service, number), port in planned.items():
-        if (service, number) in running or port in running.values():
+def _check_added(
+    running: dict[K, int],
+    planned: dict[K, int],
+    what: Callable[[K], str],
+    finding: Callable[[K, str], Finding],
+) -> dict[K, int]:
+    """RUNNING with PLANNED's ports added, once each one RUNNING does not have yet is free
+    (WHAT names it in the error); Refused with FINDING(key, error) for a taken one."""
+    for key, port in planned.items():
+        if key in running or port in running.values():
             continue
         try:
-            check_port_free(port, f"{service}:{number}")
+            check_port_free(port, what(key))
         except RunnerError as exc:
-            finding = Finding("", "Service", service, "spec.ports", str(exc))
-            raise Refused("ports", [finding]) from exc
+            raise Refused("ports", [finding(key, str(exc))]) from exc
     return {**running, **planned}
+
+
+def check_new_listeners(running: Listeners, planned: Listeners) -> Listeners:
+    """RUNNING with PLANNED's listeners added; Refused naming the Service of a taken one."""
+    return _check_added(
+        running,
+        planned,
+        lambda key: f"{key[0]}:{key[1]}",
+        lambda key, why: Finding("", "Service", key[0], "spec.ports", why),
+    )
 
 
 def check_new_gateway_ports(running: dict[int, int], planned: dict[int, int]) -> dict[int, int]:
     """RUNNING with the Gateway server ports PLANNED adds (a new server's port, e.g. 443
-    for a secure gateway applied live), once each is free; Refused naming a taken one."""
-    for number, port in planned.items():
-        if number in running or port in running.values():
-            continue
-        try:
-            check_port_free(port, f"gateway port {number}")
-        except RunnerError as exc:
-            finding = Finding("", "Gateway", "", "spec.servers", str(exc))
-            raise Refused("ports", [finding]) from exc
-    return {**running, **planned}
+    for a secure gateway applied live); Refused naming a taken one."""
+    return _check_added(
+        running,
+        planned,
+        lambda number: f"gateway port {number}",
+        lambda number, why: Finding("", "Gateway", "", "spec.servers", why),
+    )

@@ -1,0 +1,52 @@
+"""A listener or Gateway port that a new generation adds must be free: else the generation
+is refused, naming the port, what wanted it and the object (mesh/loop/ports.py)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from mesh.loop.generation import Refused
+from mesh.loop.ports import check_new_gateway_ports, check_new_listeners
+from mesh.processes import free_port
+
+
+@pytest.fixture(name="taken")
+def _taken() -> Iterator[int]:
+    """A port something listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+def test_free_new_ports_are_added_and_running_ones_kept(taken: int) -> None:
+    running = {("backend-service", 5000): taken}  # in use by the mesh itself: not checked
+    new = free_port()
+    assert check_new_listeners(running, {("frontend-service", 8000): new}) == {
+        ("backend-service", 5000): taken,
+        ("frontend-service", 8000): new,
+    }
+    assert check_new_gateway_ports({80: taken}, {80: taken, 443: new}) == {80: taken, 443: new}
+
+
+def test_a_taken_listener_port_refuses_the_generation_naming_the_service(taken: int) -> None:
+    with pytest.raises(Refused) as caught:
+        check_new_listeners({}, {("frontend-service", 8000): taken})
+    [finding] = caught.value.findings
+    assert (caught.value.step, finding.kind, finding.name) == (
+        "ports",
+        "Service",
+        "frontend-service",
+    )
+    assert f"port {taken} (frontend-service:8000) is in use" in finding.message
+
+
+def test_a_taken_gateway_port_refuses_the_generation_naming_the_gateway_port(taken: int) -> None:
+    with pytest.raises(Refused) as caught:
+        check_new_gateway_ports({80: free_port()}, {443: taken})
+    [finding] = caught.value.findings
+    assert (caught.value.step, finding.kind, finding.field) == ("ports", "Gateway", "spec.servers")
+    assert f"port {taken} (gateway port 443) is in use" in finding.message
