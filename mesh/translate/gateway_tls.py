@@ -33,6 +33,7 @@ from typing import Any
 from mesh.manifests import Manifests
 from mesh.translate.credentials import read_credential
 from mesh.translate.fields import NOT_SUPPORTED, Node
+from mesh.translate.hostnames import bare_host
 from mesh.translate.telemetry import GATEWAY_NAMESPACE
 
 TLS_SOCKET = "envoy.transport_sockets.tls"
@@ -182,5 +183,5 @@ def tls_inspector() -> dict[str, Any]:
 def sni_hosts(hosts: list[str]) -> list[str]:
     """``GetSNIHostsForServer`` then ``toFilterChainMatch``: the hosts without their
     namespace, sorted, none at all when one is ``*`` (every SNI, and none)."""
-    names = sorted({h.rpartition("/")[2] for h in hosts})
+    names = sorted({bare_host(h) for h in hosts})
     return [] if "*" in names else names

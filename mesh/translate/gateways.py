@@ -27,6 +27,7 @@ from mesh.translate.gateway_tls import (
 )
 from mesh.translate.hcm import route_config
 from mesh.translate.hostnames import (
+    bare_host,
     hosts_for_namespace,
     intersect_hosts,
     more_specific_key,
@@ -168,7 +169,7 @@ def _gateway_route_config(
                 if https_redirect:
                     redirect.add(host)
         if https_redirect:  # a host no VirtualService routes still redirects
-            for host in (h.rpartition("/")[2].lower() for h in server.hosts):
+            for host in (bare_host(h).lower() for h in server.hosts):
                 vhosts.setdefault(host, [])
                 sources.setdefault(host, [])
                 redirect.add(host)
@@ -242,7 +243,7 @@ def tls_servers(manifests: Manifests) -> list[TlsServer]:
             port = server.get("port") or {}
             if str(port.get("protocol", "")).upper() != "HTTPS":
                 continue
-            hosts = [str(h).rpartition("/")[2] for h in server.get("hosts") or []]
+            hosts = [bare_host(str(h)) for h in server.get("hosts") or []]
             credential = str((server.get("tls") or {}).get("credentialName", ""))
             out.append(TlsServer(int(port["number"]), hosts, credential))
     return out

@@ -11,6 +11,11 @@ from mesh.manifests import Gateway
 from mesh.translate.fields import Node
 
 
+def bare_host(host: str) -> str:
+    """A server host without its namespace (``ns/h``, ``./h``, ``*/h`` -> ``h``)."""
+    return host.rpartition("/")[2]
+
+
 def server_hosts(server: Node, gw: Gateway) -> list[str]:
     """The server's hosts as istiod keeps them (model/gateway.go sanitizeServerHostNamespace):
     ``./h`` is ``<gateway ns>/h``, ``*/h`` is ``h``, ``ns/h`` stays (it binds VirtualServices

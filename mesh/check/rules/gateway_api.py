@@ -29,8 +29,8 @@ from mesh.check.gatewayapi import GROUP, ISTIO_CLASSES
 from mesh.check.index import Index
 from mesh.check.loader import Resource
 from mesh.check.rules._access import as_list, dicts
+from mesh.check.rules.gateway_credentials import credential_problem
 from mesh.check.rules.routing import hosts_overlap
-from mesh.translate.credentials import credential, secret_data
 
 ROUTE_KINDS = ("HTTPRoute", "GRPCRoute", "TLSRoute")
 
@@ -205,12 +205,11 @@ def _certificates(index: Index, gw: Resource) -> Iterator[Finding]:
                     "False, InvalidCertificateRef: istiod programs no server for the listener)",
                 )
                 continue
-            try:
-                credential(name, secret_data(secret.doc))
-            except ValueError as exc:
+            problem = credential_problem(secrets, secret)
+            if problem:
                 yield gw.finding(
                     "IST0161",
                     Severity.ERROR,
                     f"{where}: The credential referenced by the Gateway {gw.name} in namespace "
-                    f"{namespace} is invalid: {exc}",
+                    f"{namespace} is invalid: {problem}",
                 )

@@ -55,7 +55,7 @@ def check(index: Index) -> Iterator[Finding]:
                     f"{ns}{elsewhere_hint(name, ns, elsewhere)}",
                 )
                 continue
-            problem = _problem(secrets, secret, str(tls.get("mode", "")).upper())
+            problem = credential_problem(secrets, secret, str(tls.get("mode", "")).upper())
             if problem:
                 yield gw.finding(
                     "IST0161",
@@ -106,7 +106,10 @@ def _workload_namespace(index: Index, gw: Resource) -> str | None:
     return found[0].namespace if found else None
 
 
-def _problem(secrets: dict[tuple[str, str], Resource], secret: Resource, mode: str) -> str:
+def credential_problem(
+    secrets: dict[tuple[str, str], Resource], secret: Resource, mode: str = "SIMPLE"
+) -> str:
+    """Why SECRET is not a credential a server of MODE can serve ("" when it is)."""
     try:
         data = secret_data(secret.doc)
         ca_data = None
