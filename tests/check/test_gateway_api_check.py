@@ -17,7 +17,7 @@ from mesh.check.gatewayapi import check_schema, schema_file
 from mesh.check.gatewayapi_crd import main
 from mesh.check.loader import Resource
 from mesh.cli import main as mesh_main
-from tests.mesh.support import VARIANTS, overlay
+from tests.mesh.support import VARIANTS, overlay, pem_files, tls_secret
 
 GATEWAY_API = VARIANTS / "gateway-api"
 ROUTE = "gateway.networking.k8s.io/v1"
@@ -212,19 +212,9 @@ def https_gateway(secret: str) -> dict[str, Any]:
     }
 
 
-def tls_secret(name: str, keys: tuple[str, ...]) -> dict[str, Any]:
-    credential = VARIANTS / "secure-gateway" / "credential"
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name},
-        "stringData": {k: (credential / k).read_text() for k in keys},
-    }
-
-
 def test_an_https_listeners_certificate_must_be_a_valid_secret(tmp_path: Path) -> None:
     """conversion.go buildSecretReference: ResolvedRefs False, no server for the listener."""
-    secrets = [tls_secret("good", ("tls.crt", "tls.key")), tls_secret("half", ("tls.crt",))]
+    secrets = [tls_secret("good", pem_files()), tls_secret("half", pem_files(keys=("tls.crt",)))]
 
     def lines(secret: str, where: str) -> list[str]:
         tree = overlay(tmp_path / where, patches=[https_gateway(secret)], extra=secrets,

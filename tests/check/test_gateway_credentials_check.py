@@ -12,9 +12,7 @@ from typing import Any
 from mesh.check import check_tree
 from mesh.gateway_certs import write_credential
 from tests.check.test_analyzer_parity import BASE, deployment
-from tests.mesh.support import VARIANTS, overlay
-
-CREDENTIAL = VARIANTS / "secure-gateway" / "credential"
+from tests.mesh.support import CREDENTIAL, overlay, pem_files, tls_secret
 
 
 def https_gateway(
@@ -38,16 +36,16 @@ def https_gateway(
 
 
 def secret(namespace: str, files: dict[str, str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "cred", "namespace": namespace},
-        "stringData": files,
-    }
+    """Secret "cred" of no type (Opaque, a generic Secret may hold cert/key too)."""
+    doc = tls_secret("cred", files, namespace)
+    del doc["type"]
+    return doc
 
 
 def pair(directory: Path = CREDENTIAL, cert: str = "tls.crt", key: str = "tls.key") -> dict:
-    return {cert: (directory / "tls.crt").read_text(), key: (directory / "tls.key").read_text()}
+    """The pair of DIRECTORY under the keys CERT and KEY."""
+    files = pem_files(directory)
+    return {cert: files["tls.crt"], key: files["tls.key"]}
 
 
 def lines(tmp_path: Path, *extra: dict[str, Any]) -> list[str]:

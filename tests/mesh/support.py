@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from mesh.translate.placement import sequential_instance_ports
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 VARIANTS = K8S / "variants"
+#: the secure-gateway variant's demo credential (CA, server and client pairs)
+CREDENTIAL = VARIANTS / "secure-gateway" / "credential"
 
 
 def overlay(
@@ -47,6 +50,31 @@ def vs_patch(name: str, http: list[dict[str, Any]], **spec: Any) -> dict[str, An
         "metadata": {"name": name},
         "spec": {"http": http, **spec},
     }
+
+
+def pem_files(
+    directory: Path = CREDENTIAL, keys: tuple[str, ...] = ("tls.crt", "tls.key")
+) -> dict[str, str]:
+    """KEYS -> the text of those files of DIRECTORY (a Secret's data, as kubectl reads it)."""
+    return {k: (directory / k).read_text() for k in keys}
+
+
+def tls_secret(
+    name: str, files: dict[str, str], namespace: str | None = None, encoded: bool = False
+) -> dict[str, Any]:
+    """A kubernetes.io/tls Secret NAME holding FILES (key -> text), in NAMESPACE (else the
+    manifests' default); ENCODED: as base64 ``data`` (kubectl create secret), not
+    ``stringData``."""
+    meta: dict[str, Any] = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    doc: dict[str, Any] = {"apiVersion": "v1", "kind": "Secret", "metadata": meta}
+    doc["type"] = "kubernetes.io/tls"
+    if encoded:
+        doc["data"] = {k: base64.b64encode(v.encode()).decode() for k, v in files.items()}
+    else:
+        doc["stringData"] = files
+    return doc
 
 
 def telemetry(name: str, namespace: str | None = None, **spec: Any) -> dict[str, Any]:

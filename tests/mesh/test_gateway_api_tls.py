@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.mesh.support import VARIANTS, listener, local_config
+from tests.mesh.support import CREDENTIAL, listener, local_config, pem_files, tls_secret
 from tests.mesh.test_gateway_api import overlay, refusal
 
-CREDENTIAL = VARIANTS / "secure-gateway" / "credential"
 HOST = "taskmesh.example.com"
 
 
@@ -35,14 +34,8 @@ def https(**tls: Any) -> dict[str, Any]:
     return listener
 
 
-def secret(name: str = "taskmesh-tls", keys: tuple[str, ...] = ("tls.crt", "tls.key")) -> dict:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name},
-        "type": "kubernetes.io/tls",
-        "stringData": {k: (CREDENTIAL / k).read_text() for k in keys},
-    }
+def secret(keys: tuple[str, ...] = ("tls.crt", "tls.key")) -> dict[str, Any]:
+    return tls_secret("taskmesh-tls", pem_files(keys=keys))
 
 
 def test_an_https_listener_terminates_tls_with_its_certificate(tmp_path: Path) -> None:

@@ -19,10 +19,17 @@ import pytest
 from mesh.errors import TranslationError
 from mesh.gateway_certs import write_credential
 from mesh.translate.gateway_tls import DOWNSTREAM_TLS, TLS_INSPECTOR
-from tests.mesh.support import VARIANTS, listener, local_config, overlay
+from tests.mesh.support import (
+    CREDENTIAL,
+    VARIANTS,
+    listener,
+    local_config,
+    overlay,
+    pem_files,
+    tls_secret,
+)
 
 SECURE = VARIANTS / "secure-gateway"
-CREDENTIAL = SECURE / "credential"
 HOST = "taskmesh.example.com"
 ROUTE = "https.443.https.taskmesh-gateway.default"
 
@@ -53,24 +60,8 @@ def gateway(*servers: dict[str, Any]) -> dict[str, Any]:
 def secret(
     name: str, files: dict[str, str], namespace: str = "istio-system", encoded: bool = False
 ) -> dict[str, Any]:
-    """A Secret NAME holding FILES (key -> text)."""
-    doc: dict[str, Any] = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace},
-        "type": "kubernetes.io/tls",
-    }
-    if encoded:
-        import base64
-
-        doc["data"] = {k: base64.b64encode(v.encode()).decode() for k, v in files.items()}
-    else:
-        doc["stringData"] = files
-    return doc
-
-
-def pem_files(directory: Path, keys: tuple[str, ...] = ("tls.crt", "tls.key")) -> dict[str, str]:
-    return {k: (directory / k).read_text() for k in keys}
+    """A Secret NAME holding FILES, in the ingress gateway's namespace by default."""
+    return tls_secret(name, files, namespace, encoded)
 
 
 def translated(tmp_path: Path, *servers: dict[str, Any], extra: Any = None) -> dict[str, Any]:
