@@ -5,7 +5,8 @@ Every error is reported (TM401), as for the core and Flagger kinds.
 
 Also what istiod makes of a Gateway of class ``istio``: a Deployment and Service
 ``<name>-istio`` and a ServiceAccount of that name (gatewaycommon.GetDefaultName), whose
-identity an AuthorizationPolicy may name.
+identity an AuthorizationPolicy may name, and whose pods carry the labels of istiod's
+``kube-gateway.yaml`` template (``gateway_pod_labels``), which a policy may select.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ GROUP = "gateway.networking.k8s.io"
 CODE = "TM401"
 # The classes istiod installs and serves (pilot/pkg/config/kube/gatewaycommon/classes.go).
 ISTIO_CLASSES = ("istio", "istio-remote", "istio-waypoint", "istio-east-west")
+GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
+NAME_OVERRIDE = "gateway.istio.io/name-override"
 
 
 @cache
@@ -63,4 +66,31 @@ def gateway_accounts(resources: list[Resource]) -> set[tuple[str, str]]:
             cls = res.spec.get("gatewayClassName")
             if cls in ISTIO_CLASSES:
                 out.add((res.namespace, f"{res.name}-{cls}"))
+    return out
+
+
+def gateway_pod_labels(resources: list[Resource]) -> list[tuple[Resource, dict[str, str]]]:
+    """Each Gateway of class ``istio`` with the labels of the pods istiod deploys for it,
+    as manifests/charts/istio-control/istio-discovery/files/kube-gateway.yaml writes them:
+    its own, then ``spec.infrastructure.labels``, then the gateway's name and class."""
+    out = []
+    for res in resources:
+        if res.group != GROUP or res.kind != "Gateway":
+            continue
+        cls = res.spec.get("gatewayClassName")
+        if cls != "istio":
+            continue
+        deployment = res.annotations.get(NAME_OVERRIDE) or f"{res.name}-{cls}"
+        infrastructure = res.spec.get("infrastructure")
+        extra = infrastructure.get("labels") if isinstance(infrastructure, dict) else None
+        labels = {
+            "sidecar.istio.io/inject": "false",
+            "service.istio.io/canonical-name": deployment,
+            "service.istio.io/canonical-revision": "latest",
+            **({str(k): str(v) for k, v in extra.items()} if isinstance(extra, dict) else {}),
+            GATEWAY_NAME_LABEL: res.name,
+            "gateway.networking.k8s.io/gateway-class-name": cls,
+            "gateway.istio.io/managed": "istio.io-gateway-controller",
+        }
+        out.append((res, labels))
     return out

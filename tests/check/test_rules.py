@@ -70,7 +70,20 @@ CASES: dict[str, tuple[str, Severity, str]] = {
     "gatewayapi-schema": ("TM401", Severity.ERROR, "HTTPRoute/web"),
     "gatewayapi-class": ("TM402", Severity.WARNING, "Gateway/edge"),
     "gatewayapi-backend": ("IST0101", Severity.ERROR, "HTTPRoute/web"),
+    "gatewayapi-selector": ("IST0166", Severity.WARNING, "AuthorizationPolicy/edge-deny-admin"),
+    # sidecar injection and what the workloads run (rules/injection.py, rules/deployments.py)
+    "namespace-not-injected": ("IST0102", Severity.INFO, "Namespace/default"),
+    "namespace-injection-labels": ("IST0123", Severity.WARNING, "Namespace/default"),
+    "deployment-port-protocols": ("IST0116", Severity.WARNING, "Deployment/backend-v1"),
+    "deployment-target-ports": ("IST0137", Severity.WARNING, "Deployment/backend-v2"),
+    "deployment-uid": ("IST0144", Severity.WARNING, "Deployment/frontend"),
+    "dr-tls-ca": ("IST0128", Severity.WARNING, "DestinationRule/backend"),
+    "dr-tls-ca-port": ("IST0129", Severity.WARNING, "DestinationRule/backend"),
 }
+
+# Fixed fixtures whose fix Istio runs but the local mesh does not: only this code remains
+# (a DestinationRule's `tls` originates TLS, which `mesh up` does not; TM201 says so).
+FIXED_ALSO: dict[str, str] = {"dr-tls-ca": "TM201", "dr-tls-ca-port": "TM201"}
 
 
 def test_base_is_clean() -> None:
@@ -92,7 +105,11 @@ def test_broken_fixture_reports_the_rule(case: str) -> None:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_fixed_fixture_is_clean(case: str) -> None:
-    assert [f.line() for f in check_tree(FIXTURES / case / "fixed")] == []
+    found = check_tree(FIXTURES / case / "fixed")
+    assert [f.line() for f in found if f.code != FIXED_ALSO.get(case)] == []
+    if case in FIXED_ALSO:  # and the broken one has it too: the fix did not add it
+        broken = {f.code for f in check_tree(FIXTURES / case / "broken")}
+        assert FIXED_ALSO[case] in broken
 
 
 def test_every_code_has_a_fixture() -> None:

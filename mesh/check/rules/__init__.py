@@ -9,9 +9,11 @@ from collections.abc import Callable, Iterator
 from mesh.check.findings import Finding
 from mesh.check.index import Index
 from mesh.check.rules import (
+    deployments,
     destinations,
     gateway_api,
     gateway_credentials,
+    injection,
     istio_annotations,
     local_mesh,
     progressive,
@@ -34,4 +36,6 @@ ALL_RULES: tuple[Rule, ...] = (
     progressive.check,
     gateway_api.check,
     gateway_credentials.check,
+    injection.check,
+    deployments.check,
 )

@@ -1,5 +1,6 @@
 """DestinationRule rules: a known host, subsets that select pods, outlier
-detection that can actually eject (IST0106, IST0133, IST0173, IST0174, TM103)."""
+detection that can actually eject, TLS that verifies the server (IST0106, IST0128,
+IST0129, IST0133, IST0173, IST0174, TM103)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,34 @@ ENVOY_DEFAULT_MAX_EJECTION_PERCENT = 10
 def check(index: Index) -> Iterator[Finding]:
     for dr in index.of_kind("DestinationRule", istio=True):
         yield from _destination_rule(index, dr)
+        yield from _unverified_tls(dr)
+
+
+def _unverified_tls(dr: Resource) -> Iterator[Finding]:
+    """IST0128 / IST0129 as analyzers/destinationrule/ca-certificates.go decides: TLS mode
+    SIMPLE or MUTUAL with no caCertificates (and not a credentialName on a rule with a
+    workloadSelector), in the top trafficPolicy or one of its portLevelSettings (not a
+    subset's): Envoy then accepts any certificate the server shows."""
+    top = as_dict(dr.spec.get("trafficPolicy"))
+    places = [("IST0128", "trafficPolicy.tls", top, "")]
+    for i, setting in enumerate(dicts(top.get("portLevelSettings"))):
+        number = as_dict(setting.get("port")).get("number")
+        where = f"trafficPolicy.portLevelSettings[{i}].tls"
+        places.append(("IST0129", where, setting, f" on port {number}"))
+    for code, where, policy, port in places:
+        tls = as_dict(policy.get("tls"))
+        mode = tls.get("mode")
+        if mode not in ("SIMPLE", "MUTUAL") or tls.get("caCertificates"):
+            continue
+        if tls.get("credentialName") and dr.spec.get("workloadSelector") is not None:
+            continue
+        yield dr.finding(
+            code,
+            Severity.WARNING,
+            f"{where}: mode {mode} without caCertificates: the server certificate of "
+            f"{as_str(dr.spec.get('host'))}{port} is not verified, so anyone on the path can "
+            "answer in its place; set caCertificates (or credentialName)",
+        )
 
 
 def _policies(dr: Resource) -> Iterator[tuple[str, dict[str, Any]]]:

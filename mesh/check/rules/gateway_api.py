@@ -16,7 +16,11 @@ VirtualService. A route that names a missing backend answers 500.
   namespace unless the ref names one) with a valid pair; istiod's status says
   ``ResolvedRefs`` False, ``InvalidCertificateRef`` (conversion.go ``buildSecretReference``)
   and programs no server for the listener: IST0101 when it is missing, IST0161 when its
-  pair is not valid, as for an Istio Gateway's credentialName.
+  pair is not valid, as for an Istio Gateway's credentialName;
+- a policy (AuthorizationPolicy, RequestAuthentication, Telemetry, WasmPlugin) whose
+  ``selector`` picks the pods istiod deploys for such a Gateway: IST0166, as
+  analyzers/k8sgateway/workloadselector.go (``SelectorAnalyzer``) reports it; such a
+  policy attaches with ``targetRefs`` to the Gateway instead.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from mesh.check.findings import Finding, Severity
-from mesh.check.gatewayapi import GROUP, ISTIO_CLASSES
+from mesh.check.gatewayapi import GROUP, ISTIO_CLASSES, gateway_pod_labels
 from mesh.check.index import Index
 from mesh.check.loader import Resource
 from mesh.check.rules._access import as_list, dicts
@@ -33,6 +37,7 @@ from mesh.check.rules.gateway_credentials import credential_problem
 from mesh.check.rules.routing import hosts_overlap
 
 ROUTE_KINDS = ("HTTPRoute", "GRPCRoute", "TLSRoute")
+POLICY_KINDS = ("AuthorizationPolicy", "RequestAuthentication", "Telemetry", "WasmPlugin")
 
 
 def check(index: Index) -> Iterator[Finding]:
@@ -50,6 +55,7 @@ def check(index: Index) -> Iterator[Finding]:
             )
     for gw in gateways.values():
         yield from _certificates(index, gw)
+    yield from _ineffective_selectors(index)
     for kind in ROUTE_KINDS:
         for route in _of(index, kind):
             for i, ref in enumerate(dicts(route.spec.get("parentRefs"))):
@@ -213,3 +219,25 @@ def _certificates(index: Index, gw: Resource) -> Iterator[Finding]:
                     f"{where}: The credential referenced by the Gateway {gw.name} in namespace "
                     f"{namespace} is invalid: {problem}",
                 )
+
+
+def _ineffective_selectors(index: Index) -> Iterator[Finding]:
+    pods = gateway_pod_labels(index.resources)
+    for kind in POLICY_KINDS:
+        for policy in index.of_kind(kind, istio=True):
+            selector = policy.spec.get("selector")
+            if policy.spec.get("targetRef") is not None or not isinstance(selector, dict):
+                continue
+            labels = selector.get("matchLabels")
+            wanted = {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+            for gw, pod in pods:
+                if gw.namespace == policy.namespace and all(
+                    pod.get(k) == v for k, v in wanted.items()
+                ):
+                    yield policy.finding(
+                        "IST0166",
+                        Severity.WARNING,
+                        f"selector picks the pods of Gateway {gw.name} (Gateway API), where a "
+                        "selector has no effect; attach the policy with targetRefs: [{group: "
+                        f"{GROUP}, kind: Gateway, name: {gw.name}}}]",
+                    )

@@ -9,8 +9,8 @@ import re
 from collections.abc import Iterator
 
 from mesh.check.findings import Finding, Severity
-from mesh.check.gatewayapi import gateway_accounts
-from mesh.check.index import Index
+from mesh.check.gatewayapi import gateway_accounts, gateway_pod_labels
+from mesh.check.index import Index, selects
 from mesh.check.loader import Resource
 from mesh.check.rules._access import as_dict, as_list, dicts
 
@@ -62,7 +62,12 @@ def _no_matching_workloads(index: Index, policy: Resource) -> Iterator[Finding]:
                 "namespace-wide policy",
             )
         return
-    if not index.workloads_matching(selector, policy.namespace):
+    gateway_pods = [
+        pod for gw, pod in gateway_pod_labels(index.resources) if gw.namespace == policy.namespace
+    ]  # istiod's pods for a Gateway API Gateway: selecting them is IST0166 (gateway_api.py)
+    if not index.workloads_matching(selector, policy.namespace) and not any(
+        selects(selector, pod) for pod in gateway_pods
+    ):
         yield policy.finding(
             "IST0127", Severity.WARNING, f"selector {shown} matches no workload in this set"
         )
