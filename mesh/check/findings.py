@@ -49,6 +49,7 @@ CODES: dict[str, str] = {
     "IST0157": "Telemetry access-log entry with empty providers (no default provider)",
     "IST0160": "more than one Telemetry without a workload selector in a namespace",
     "IST0161": "Gateway credential invalid (no certificate and key, or not valid now)",
+    "IST0162": "Gateway port not exposed by the gateway's Service",
     "IST0166": "policy selector on a Gateway API gateway's pods (use targetRefs)",
     "IST0173": "DestinationRule subset selects no pods",
     "IST0174": "DestinationRule for an unknown host",

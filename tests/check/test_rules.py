@@ -38,6 +38,7 @@ CASES: dict[str, tuple[str, Severity, str]] = {
     "gateway-credential": ("IST0101", Severity.ERROR, "Gateway/taskmesh-gateway"),
     "gateway-credential-invalid": ("IST0161", Severity.ERROR, "Gateway/taskmesh-gateway"),
     "gateway-duplicate-certificate": ("IST0138", Severity.WARNING, "Gateway/shop-gateway"),
+    "gateway-port": ("IST0162", Severity.WARNING, "Gateway/taskmesh-gateway"),
     "dr-subset-no-pods": ("IST0173", Severity.ERROR, "DestinationRule/backend"),
     "dr-unknown-host": ("IST0174", Severity.WARNING, "DestinationRule/backend"),
     "dr-consecutive-errors": ("IST0133", Severity.WARNING, "DestinationRule/backend"),

@@ -1,7 +1,7 @@
-"""Sidecar injection, Services per Deployment, the proxy's UID, DestinationRule TLS and
-policies on Gateway API gateways (IST0102, IST0116, IST0123, IST0128, IST0129, IST0137,
-IST0144, IST0166) decide as istioctl's analyzers do; each test names the Go file
-(istio/istio pkg/config/analysis/analyzers/...) whose branch it follows."""
+"""Sidecar injection, Services per Deployment, the proxy's UID, DestinationRule TLS,
+gateway ports and policies on Gateway API gateways (IST0102, IST0116, IST0123, IST0128,
+IST0129, IST0137, IST0144, IST0162, IST0166) decide as istioctl's analyzers do; each
+test names the Go file (istio/istio pkg/config/analysis/analyzers/...) it follows."""
 
 from __future__ import annotations
 
@@ -269,3 +269,64 @@ def test_target_ref_other_namespaces_and_classes_are_not_reported(tmp_path: Path
     by_selector = policy("AuthorizationPolicy", selector=labels)
     found = findings(tmp_path / "class", other_class, by_selector)
     assert on(found, "IST0166") == []
+
+
+# gateway/gateway.go IngressGatewayPortAnalyzer
+
+
+def gateway(*ports: int, selector: dict[str, str | None] | None = None) -> dict[str, Any]:
+    servers = [
+        {"port": {"number": n, "name": f"http-{n}", "protocol": "HTTP"}, "hosts": ["*"]}
+        for n in ports
+    ]
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "taskmesh-gateway"},
+        "spec": {"selector": selector or {"istio": "ingressgateway"}, "servers": servers},
+    }
+
+
+def test_istios_gateway_listens_on_its_services_ports_and_target_ports(tmp_path: Path) -> None:
+    found = findings(tmp_path / "in", patches=[gateway(80, 8080, 443, 8443, 15021, 31400)])
+    assert [f.message.split(":")[0] for f in found if f.code == "IST0162"] == [
+        "servers[5].port.number 31400"
+    ]
+    egress = gateway(80, 15021, selector={"istio": "egressgateway"})
+    found = findings(tmp_path / "out", patches=[egress])
+    assert [f.message.split(":")[0] for f in found if f.code == "IST0162"] == [
+        "servers[1].port.number 15021"
+    ]
+
+
+def test_a_gateway_of_the_set_is_reached_through_its_own_services(tmp_path: Path) -> None:
+    """TCP ports only (no protocol is TCP); a named targetPort counts as the port, a
+    numeric string as its number; Services of another namespace select other pods."""
+    labels = {"app": "edge", "version": "v1"}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "edge", "namespace": "default"},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "proxy", "image": "istio/proxyv2"}]},
+            },
+        },
+    }
+    ports = [
+        {"name": "http", "port": 80, "targetPort": "8081"},
+        {"name": "http-named", "port": 9000, "targetPort": "web"},
+        {"name": "udp", "port": 7000, "protocol": "UDP"},
+    ]
+    edge = {**service("edge", *ports, selector={"app": "edge"})}
+    elsewhere = {**service("edge-other", {"name": "http", "port": 6000}, selector={"app": "edge"})}
+    elsewhere["metadata"] = {"name": "edge-other", "namespace": "shop"}
+    # a merge patch: null drops the base Gateway's istio=ingressgateway
+    gw = gateway(80, 8081, 9000, 7000, 6000, selector={"istio": None, "app": "edge"})
+    found = findings(tmp_path, deployment, edge, elsewhere, patches=[gw])
+    assert [f.message.split(":")[0] for f in found if f.code == "IST0162"] == [
+        "servers[3].port.number 7000",
+        "servers[4].port.number 6000",
+    ]

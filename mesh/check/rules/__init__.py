@@ -13,6 +13,7 @@ from mesh.check.rules import (
     destinations,
     gateway_api,
     gateway_credentials,
+    gateway_ports,
     injection,
     istio_annotations,
     local_mesh,
@@ -36,6 +37,7 @@ ALL_RULES: tuple[Rule, ...] = (
     progressive.check,
     gateway_api.check,
     gateway_credentials.check,
+    gateway_ports.check,
     injection.check,
     deployments.check,
 )
