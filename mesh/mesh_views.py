@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mesh.loop.generation import Generation
 from mesh.loop.istiod import ControlPlane
@@ -21,6 +21,9 @@ from mesh.manifests import Manifests
 from mesh.processes import LOCAL_HOST, Child
 from mesh.state import MeshState
 from mesh.translate.gateways import tls_servers
+
+if TYPE_CHECKING:
+    from mesh.sidecars import SidecarSetup
 
 
 class MeshViews:
@@ -34,6 +37,7 @@ class MeshViews:
     admin_port: int
     listeners: Listeners
     traces_port: int | None
+    sidecar_setup: SidecarSetup | None
 
     @property
     def generation(self) -> Generation | None:
@@ -110,6 +114,11 @@ class MeshViews:
                 return list(child.tail)
         raise KeyError(name)
 
+    def sidecar_admin_urls(self) -> dict[str, str]:
+        """Each sidecar's Envoy admin by process name (`mesh proxy-config PROXY`)."""
+        sidecars = self.sidecar_setup.sidecars if self.sidecar_setup else []
+        return {s.name: s.admin_url for s in sidecars}
+
     def dead(self) -> list[Child]:
         """Processes that exited and wait for their restart."""
         return [c for c in self.children if not c.alive]
@@ -127,5 +136,6 @@ class MeshViews:
             traces_url=self.traces_url,
             config=self.config_status(),
             stats_urls=self.envoy_admin_urls(),
+            proxy_admin_urls=self.sidecar_admin_urls(),
             **self.kubelet.state(),
         )

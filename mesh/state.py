@@ -53,6 +53,9 @@ class MeshState:
     # the admin of every Envoy: the shared one, then each sidecar's (`mesh rollout` sums
     # their stats)
     stats_urls: list[str] = field(default_factory=list)
+    # each sidecar's Envoy admin by process name (`backend-v1-0.sidecar`), for
+    # `mesh proxy-config PROXY`; empty without --sidecars
+    proxy_admin_urls: dict[str, str] = field(default_factory=dict)
 
     def write(self, state_dir: Path) -> Path:
         state_dir.mkdir(parents=True, exist_ok=True)

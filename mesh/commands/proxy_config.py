@@ -1,0 +1,170 @@
+"""`mesh proxy-config clusters|listeners|routes|endpoints [PROXY]`: istioctl's
+proxy-config on the local mesh's live Envoy.
+
+On a cluster, `istioctl proxy-config clusters deploy/frontend` shows what istiod gave
+one Envoy; here the same tables (mesh/proxy_config, following istioctl's writers) come
+from the shared Envoy's admin (the ingress gateway, and every sidecar's outbound side)
+or, with `mesh up --sidecars`, from one replica's sidecar, so the lesson works with no
+cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mesh.cli import CliError
+from mesh.proxy_config import dump, tabwriter
+from mesh.proxy_config.listeners import ListenerFilter, listeners_table
+from mesh.proxy_config.writers import (
+    ClusterFilter,
+    EndpointFilter,
+    Table,
+    clusters_table,
+    endpoints_table,
+    routes_table,
+    selected_statuses,
+    sorted_clusters,
+    sorted_routes,
+)
+from mesh.state import DEFAULT_STATE_DIR, MeshState, read_state
+
+HELP = "istioctl proxy-config: the clusters, listeners, routes or endpoints of a live Envoy"
+SIDECAR = ".sidecar"
+OUTPUTS = ("short", "json", "yaml")
+DIRECTIONS = ("inbound", "outbound")
+# envoy.config.core.v3.HealthStatus names, what --status is compared with
+HEALTH = ("UNKNOWN", "HEALTHY", "UNHEALTHY", "DRAINING", "TIMEOUT", "DEGRADED")
+LISTENER_TYPES = ("HTTP", "TCP", "HTTP+TCP", "UNKNOWN")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "proxy",
+        nargs="?",
+        default="",
+        metavar="PROXY",
+        help="a replica's sidecar (backend-v1-0, with `mesh up --sidecars`); "
+        "default: the shared Envoy",
+    )
+    parser.add_argument("-o", "--output", default="short", help="one of short|json|yaml")
+    parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR, metavar="DIR")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
+    p = sub.add_parser("clusters", help="the clusters (services, subsets) Envoy knows")
+    _common(p)
+    p.add_argument("--fqdn", default="", help="clusters whose name holds this FQDN")
+    p.add_argument("--port", type=int, default=0, help="clusters of this port")
+    p.add_argument("--subset", default="", help="clusters whose name holds this subset")
+    p.add_argument("--direction", default="", help="inbound or outbound")
+    p = sub.add_parser("listeners", help="the listeners and where each filter chain goes")
+    _common(p)
+    p.add_argument("--port", type=int, default=0, help="listeners on this port")
+    p.add_argument("--address", default="", help="listeners on this address")
+    p.add_argument("--type", default="", help="HTTP, TCP, HTTP+TCP or UNKNOWN")
+    p = sub.add_parser("routes", help="the route tables: virtual hosts, matches")
+    _common(p)
+    p.add_argument("--name", default="", help="the route table of this name")
+    p = sub.add_parser("endpoints", help="each cluster's endpoints with their health")
+    _common(p)
+    p.add_argument("--cluster", default="", help="endpoints of this cluster")
+    p.add_argument("--status", default="", help="HEALTHY, UNHEALTHY, DRAINING, ...")
+    p.add_argument("--port", type=int, default=0, help="endpoints on this port")
+    p.add_argument("--address", default="", help="endpoints on this address")
+
+
+def _one_of(flag: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value and value.lower() not in {a.lower() for a in allowed}:
+        raise CliError(f"{flag} {value!r}: expected one of {', '.join(allowed)}")
+
+
+def validate(args: argparse.Namespace) -> None:
+    """Refuse a value istioctl would only silently match nothing with."""
+    _one_of("-o/--output", args.output, OUTPUTS)
+    _one_of("--direction", getattr(args, "direction", ""), DIRECTIONS)
+    _one_of("--status", getattr(args, "status", ""), HEALTH)
+    _one_of("--type", getattr(args, "type", ""), LISTENER_TYPES)
+    if getattr(args, "port", 0) < 0:
+        raise CliError(f"--port {args.port}: not a port")
+
+
+def admin_url(state: MeshState, proxy: str) -> str:
+    """The admin of PROXY: none is the shared Envoy; `backend-v1-0` or
+    `backend-v1-0.sidecar` that replica's sidecar."""
+    if not proxy or proxy == "envoy":
+        return state.admin_url
+    sidecars = state.proxy_admin_urls
+    name = proxy if proxy.endswith(SIDECAR) else proxy + SIDECAR
+    if name in sidecars:
+        return sidecars[name]
+    if not sidecars:
+        raise CliError(
+            f"unknown proxy {proxy!r}: this mesh runs no sidecars (start it with "
+            "`mesh up --sidecars`); leave PROXY out for the shared Envoy"
+        )
+    known = ", ".join(sorted(n.removesuffix(SIDECAR) for n in sidecars))
+    raise CliError(f"unknown proxy {proxy!r} (known: {known}; none for the shared Envoy)")
+
+
+def table(args: argparse.Namespace, url: str) -> Table:
+    """The summary table of KIND, as istioctl's Print*Summary."""
+    if args.kind == "endpoints":
+        flt = EndpointFilter(args.address, args.port, args.cluster, args.status)
+        return endpoints_table(dump.cluster_statuses(url), flt)
+    config = dump.fetch(url)
+    if args.kind == "clusters":
+        _found("clusters", config.clusters)
+        flt_c = ClusterFilter(args.fqdn, args.port, args.subset, args.direction)
+        return clusters_table(config.clusters, flt_c)
+    if args.kind == "listeners":
+        _found("listeners", config.listeners)
+        return listeners_table(config.listeners, ListenerFilter(args.address, args.port, args.type))
+    _found("routes", config.routes)
+    return routes_table(config.routes, args.name)
+
+
+def _found(kind: str, entries: list[dict[str, Any]]) -> None:
+    if not entries:  # as retrieveSorted*Slice: "no clusters found"
+        raise CliError(f"no {kind} found")
+
+
+def selected(args: argparse.Namespace, url: str) -> list[dict[str, Any]]:
+    """The raw entries -o json|yaml prints, as istioctl's Print*Dump: the selected
+    clusters, listeners or route tables, or the /clusters entries of the selected
+    endpoints."""
+    if args.kind == "endpoints":
+        flt = EndpointFilter(args.address, args.port, args.cluster, args.status)
+        return selected_statuses(dump.cluster_statuses(url), flt)
+    config = dump.fetch(url)
+    if args.kind == "clusters":
+        _found("clusters", config.clusters)
+        flt_c = ClusterFilter(args.fqdn, args.port, args.subset, args.direction)
+        return [c for c in sorted_clusters(config.clusters) if flt_c.verify(str(c.get("name", "")))]
+    if args.kind == "listeners":
+        _found("listeners", config.listeners)
+        flt_l = ListenerFilter(args.address, args.port, args.type)
+        return [ln for ln in config.listeners if flt_l.verify(ln)]
+    _found("routes", config.routes)
+    return [r for r in sorted_routes(config.routes) if not args.name or r.get("name") == args.name]
+
+
+def run(args: argparse.Namespace) -> int:
+    validate(args)
+    state = read_state(Path(args.state_dir))
+    url = admin_url(state, args.proxy)
+    output = args.output.lower()
+    if output == "short":
+        rows, padding = table(args, url)
+        sys.stdout.write(tabwriter.render(rows, padding))
+    elif output == "json":
+        print(json.dumps(selected(args, url), indent=4))
+    else:
+        print(yaml.safe_dump(selected(args, url), sort_keys=True, default_flow_style=False), end="")
+    return 0

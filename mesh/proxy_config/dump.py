@@ -1,0 +1,91 @@
+"""What a live Envoy's admin API says it runs: /config_dump and /clusters?format=json.
+
+As istioctl's configdump.Wrapper, a kind's entries are the dynamic ones (xDS: the shared
+Envoy reads LDS/CDS/RDS from files, mesh/translate/xds.py) followed by the static ones
+(the bootstrap's), so the same command reads either kind of Envoy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from mesh.errors import StateError
+
+TIMEOUT = 5.0  # seconds; the admin answers at once or is down
+ADMIN_DUMP = "type.googleapis.com/envoy.admin.v3."
+
+
+@dataclass
+class Dump:
+    """The config of one Envoy, by kind, each entry a raw Envoy resource (dict)."""
+
+    clusters: list[dict[str, Any]]
+    listeners: list[dict[str, Any]]
+    routes: list[dict[str, Any]]
+
+
+def get_json(url: str) -> Any:
+    """GET URL as JSON, or StateError naming the Envoy that does not answer."""
+    try:
+        with httpx.Client(timeout=TIMEOUT) as client:
+            response = client.get(url)
+            response.raise_for_status()
+            return response.json()
+    except httpx.HTTPStatusError as exc:
+        raise StateError(f"Envoy admin {url} answered {exc.response.status_code}") from exc
+    except httpx.TransportError as exc:
+        raise StateError(f"Envoy admin {url} does not answer ({type(exc).__name__})") from exc
+    except ValueError as exc:
+        raise StateError(f"Envoy admin {url}: not JSON ({exc})") from exc
+
+
+def _section(data: dict[str, Any], kind: str) -> dict[str, Any]:
+    for config in data.get("configs") or []:
+        if config.get("@type") == ADMIN_DUMP + kind:
+            return dict(config)
+    return {}
+
+
+def _resource(entry: Any) -> dict[str, Any]:
+    """The resource itself, without the Any's @type (istioctl prints the message)."""
+    return {k: v for k, v in (entry or {}).items() if k != "@type"}
+
+
+def parse(data: dict[str, Any]) -> Dump:
+    """A /config_dump body as a Dump: dynamic entries first, then static ones, as
+    retrieveSorted{Cluster,Listener,Route}Slice collect them."""
+    cds = _section(data, "ClustersConfigDump")
+    lds = _section(data, "ListenersConfigDump")
+    rds = _section(data, "RoutesConfigDump")
+    clusters = [
+        _resource(e.get("cluster"))
+        for e in (cds.get("dynamic_active_clusters") or []) + (cds.get("static_clusters") or [])
+        if e.get("cluster")
+    ]
+    listeners = [
+        _resource((e.get("active_state") or {}).get("listener"))
+        for e in lds.get("dynamic_listeners") or []
+        if (e.get("active_state") or {}).get("listener")
+    ] + [
+        _resource(e.get("listener")) for e in lds.get("static_listeners") or [] if e.get("listener")
+    ]
+    routes = [
+        _resource(e.get("route_config"))
+        for e in (rds.get("dynamic_route_configs") or []) + (rds.get("static_route_configs") or [])
+        if e.get("route_config")
+    ]
+    return Dump(clusters, listeners, routes)
+
+
+def fetch(admin_url: str) -> Dump:
+    return parse(get_json(f"{admin_url}/config_dump"))
+
+
+def cluster_statuses(admin_url: str) -> list[dict[str, Any]]:
+    """/clusters?format=json's cluster_statuses: every cluster's hosts with health, what
+    `istioctl proxy-config endpoints` reads (it asks the same admin path)."""
+    data = get_json(f"{admin_url}/clusters?format=json")
+    return list(data.get("cluster_statuses") or [])
