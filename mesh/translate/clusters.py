@@ -13,6 +13,7 @@ from typing import Any
 from mesh.errors import TranslationError
 from mesh.manifests import DestinationRule, Manifests, Service, ServicePort
 from mesh.translate.fields import Node, spec
+from mesh.translate.metadata import cluster_metadata
 from mesh.translate.placement import Placement
 from mesh.translate.policy import (
     MAX_U32,
@@ -114,6 +115,7 @@ def build_clusters(manifests: Manifests, placement: Placement) -> list[dict[str,
             clusters.append(_cluster(manifests, placement, service, port, protocol, "", {}, top))
             if tcp:
                 as_tcp_cluster(clusters[-1])
+            clusters[-1]["metadata"] = _metadata(service, dr, "")
             for subset in root.items("subsets") if root else []:
                 blocks = subset_blocks(top, subset, port.port)
                 labels = {str(k): str(v) for k, v in (subset.at("labels").value or {}).items()}
@@ -123,7 +125,12 @@ def build_clusters(manifests: Manifests, placement: Placement) -> list[dict[str,
                 )
                 if tcp:
                     as_tcp_cluster(clusters[-1])
+                clusters[-1]["metadata"] = _metadata(service, dr, name)
     return clusters
+
+
+def _metadata(service: Service, dr: DestinationRule | None, subset: str) -> dict[str, Any]:
+    return cluster_metadata(service.fqdn, service.name, service.namespace, dr, subset)
 
 
 def _cluster(

@@ -22,6 +22,7 @@ from mesh.translate.cors import CORS_FILTER, cors_policy
 from mesh.translate.fault import FAULT_FILTER, fault_config
 from mesh.translate.fields import Node, spec
 from mesh.translate.matches import route_match
+from mesh.translate.metadata import config_metadata
 from mesh.translate.rewrites import apply_rewrite, redirect_action
 
 PREVIOUS_HOSTS = "envoy.retry_host_predicates.previous_hosts"
@@ -135,6 +136,7 @@ def _route(rule: Node, match: Node | None, ctx: RouteContext) -> dict[str, Any]:
     if name:
         route["name"] = name
     route["match"] = route_match(match)
+    route["metadata"] = config_metadata(rule.obj)  # route.go translateRoute
     single: Node | None = None
     if rule.has("redirect"):
         for other in ("route", "fault", "rewrite", "directResponse"):  # virtualservice.go

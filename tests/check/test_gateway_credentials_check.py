@@ -65,8 +65,14 @@ def test_an_own_gateway_deployment_reads_its_own_namespace(tmp_path: Path) -> No
     """getGatewayNamespace: the namespace of the pod the selector matches."""
     gw = https_gateway({"app": "edge"})
     edge = deployment("edge", {"app": "edge"}, namespace="edge")
-    assert lines(tmp_path / "a", gw, edge, secret("edge", pair())) == []
-    [missing] = lines(tmp_path / "b", gw, edge, secret("istio-system", pair()))
+    exposed = {  # the gateway's own Service (IST0162 without it)
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "edge", "namespace": "edge"},
+        "spec": {"selector": {"app": "edge"}, "ports": [{"name": "https", "port": 443}]},
+    }
+    assert lines(tmp_path / "a", gw, edge, exposed, secret("edge", pair())) == []
+    [missing] = lines(tmp_path / "b", gw, edge, exposed, secret("istio-system", pair()))
     assert "not found: 'cred' in namespace edge" in missing
 
 
