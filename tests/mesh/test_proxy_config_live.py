@@ -1,0 +1,213 @@
+"""`mesh proxy-config` on a running k8s/ mesh: the real CLI reads the real Envoy's admin,
+and every expected row comes from the manifests and the running mesh (its replicas'
+ports, its gateway and Service listeners), not from a copy of the output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mesh.manifests import Manifests, Service
+from mesh.runner import LocalMesh
+from tests.mesh.conftest import MeshFactory
+from tests.mesh.support import K8S
+from tests.mesh.traffic import poll
+from tests.support.mesh import new_mesh
+
+pytestmark = pytest.mark.integration
+
+MESH = str(Path(sys.executable).parent / "mesh")
+
+
+@pytest.fixture(scope="module", name="mesh")
+def _mesh(start_mesh: MeshFactory) -> LocalMesh:
+    return start_mesh(K8S)
+
+
+def proxy_config(
+    mesh: LocalMesh | None, *args: str, state_dir: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    directory = state_dir or (mesh.state_dir if mesh else Path("."))
+    return subprocess.run(
+        [MESH, "proxy-config", *args, "--state-dir", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+# istioctl's column names per table (configdump/*.go, clusters/clusters.go)
+HEADERS = {
+    "clusters": ["SERVICE FQDN", "PORT", "SUBSET", "DIRECTION", "TYPE", "DESTINATION RULE"],
+    "listeners": ["ADDRESSES", "PORT", "MATCH", "DESTINATION"],
+    "routes": ["NAME", "VHOST NAME", "DOMAINS", "MATCH", "VIRTUAL SERVICE"],
+    "endpoints": ["ENDPOINT", "STATUS", "OUTLIER CHECK", "CLUSTER"],
+}
+
+
+def table(mesh: LocalMesh, kind: str, *args: str) -> list[list[str]]:
+    """The rows of a short table, each cut at the offsets of the header's columns."""
+    done = proxy_config(mesh, kind, *args)
+    assert done.returncode == 0, done.stderr
+    header, *lines = done.stdout.splitlines()
+    assert header.split() == " ".join(HEADERS[kind]).split()
+    starts = [header.index(name) for name in HEADERS[kind]]
+    ends = [*starts[1:], None]
+    return [[line[a:b].strip() for a, b in zip(starts, ends, strict=True)] for line in lines]
+
+
+def manifests(mesh: LocalMesh) -> Manifests:
+    assert mesh.manifests is not None
+    return mesh.manifests
+
+
+def backend(mesh: LocalMesh) -> Service:
+    return next(s for s in manifests(mesh).services if s.name == "backend-service")
+
+
+def test_clusters_are_the_destination_rule_subsets(mesh: LocalMesh) -> None:
+    service = backend(mesh)
+    rule = next(r for r in manifests(mesh).destination_rules if r.spec["host"] == service.name)
+    subsets = [s["name"] for s in rule.spec["subsets"]]
+    rows = table(mesh, "clusters", "--fqdn", service.fqdn)
+    port = str(service.ports[0].port)
+    assert rows == [
+        [service.fqdn, port, subset or "-", "outbound", "EDS", f"{rule.name}.{rule.namespace}"]
+        for subset in ["", *sorted(subsets)]
+    ]
+    only_v2 = table(mesh, "clusters", "--fqdn", service.fqdn, "--subset", subsets[-1])
+    assert [r[2] for r in only_v2] == [subsets[-1]]
+    assert table(mesh, "clusters", "--direction", "inbound") == []  # the shared Envoy has none
+
+
+def _subset_ports(mesh: LocalMesh, service: Service, labels: dict[str, str]) -> set[str]:
+    """The endpoint ports of the running replicas a subset of SERVICE selects."""
+    wanted = {**service.selector, **labels}
+    deployments = {
+        d.name
+        for d in manifests(mesh).deployments
+        if all(d.template_labels.get(k) == v for k, v in wanted.items())
+    }
+    return {f"127.0.0.1:{p.endpoint_port}" for p in mesh.workloads if p.deployment in deployments}
+
+
+def test_endpoints_are_the_running_replicas(mesh: LocalMesh) -> None:
+    service = backend(mesh)
+    rule = next(r for r in manifests(mesh).destination_rules if r.spec["host"] == service.name)
+    port = service.ports[0].port
+    for subset in rule.spec["subsets"]:
+        cluster = f"outbound|{port}|{subset['name']}|{service.fqdn}"
+        expected = _subset_ports(mesh, service, subset["labels"])
+        assert expected  # k8s/ runs replicas of both versions
+
+        def listed(cluster: str = cluster, expected: set[str] = expected) -> bool:
+            rows = table(mesh, "endpoints", "--cluster", cluster)
+            return {r[0] for r in rows} == expected and all(
+                r[1:] == ["HEALTHY", "OK", cluster] for r in rows
+            )
+
+        poll(listed, timeout=30, what=f"the endpoints of {cluster}")
+    everything = {
+        r[0] for r in table(mesh, "endpoints", "--cluster", f"outbound|{port}||{service.fqdn}")
+    }
+    assert everything == _subset_ports(mesh, service, {})
+    assert table(mesh, "endpoints", "--status", "unhealthy") == []
+
+
+def test_listeners_are_the_gateway_and_service_ports(mesh: LocalMesh) -> None:
+    rows = table(mesh, "listeners")
+    expected = [
+        ["127.0.0.1", str(local), "ALL", f"Route: http.{number}"]
+        for number, local in mesh.gateway_ports.items()
+    ] + [
+        ["127.0.0.1", str(local), "ALL", f"Route: {_fqdn(mesh, name)}:{number}"]
+        for (name, number), local in mesh.listeners.items()
+    ]
+    assert rows == sorted(expected, key=lambda r: int(r[1]))
+    gateway = next(iter(mesh.gateway_ports.values()))
+    assert [r[1] for r in table(mesh, "listeners", "--port", str(gateway))] == [str(gateway)]
+
+
+def _fqdn(mesh: LocalMesh, name: str) -> str:
+    return next(s.fqdn for s in manifests(mesh).services if s.name == name)
+
+
+def test_routes_name_their_virtual_service(mesh: LocalMesh) -> None:
+    service = backend(mesh)
+    route_table = f"{service.fqdn}:{service.ports[0].port}"
+    vs = next(v for v in manifests(mesh).virtual_services if service.name in v.spec["hosts"])
+    rows = table(mesh, "routes", "--name", route_table)
+    # one Envoy route per match of each VirtualService rule (one for a rule without)
+    assert len(rows) == sum(max(1, len(rule.get("match") or [])) for rule in vs.spec["http"])
+    assert {r[0] for r in rows} == {route_table}
+    assert {r[4] for r in rows} == {f"{vs.name}.{vs.namespace}"}
+    gateway_vs = next(v for v in manifests(mesh).virtual_services if v.spec.get("gateways"))
+    for number in mesh.gateway_ports:
+        gateway_rows = table(mesh, "routes", "--name", f"http.{number}")
+        assert gateway_rows and {r[4] for r in gateway_rows} == {
+            f"{gateway_vs.name}.{gateway_vs.namespace}"
+        }
+
+
+def test_json_and_yaml_print_the_selected_raw_entries(mesh: LocalMesh) -> None:
+    service = backend(mesh)
+    done = proxy_config(mesh, "clusters", "--fqdn", service.fqdn, "-o", "json")
+    names = [c["name"] for c in json.loads(done.stdout)]
+    assert names and all(service.fqdn in n for n in names)
+    gateway_table = f"http.{next(iter(mesh.gateway_ports))}"
+    done = proxy_config(mesh, "routes", "--name", gateway_table, "-o", "yaml")
+    assert [r["name"] for r in yaml.safe_load(done.stdout)] == [gateway_table]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["clusters", "frontend-0"], "unknown proxy 'frontend-0': this mesh runs no sidecars"),
+        (["clusters", "--direction", "sideways"], "--direction 'sideways': expected one of"),
+        (["endpoints", "-o", "wide"], "-o/--output 'wide': expected one of"),
+    ],
+)
+def test_mistakes_get_one_line_and_exit_2(mesh: LocalMesh, args: list[str], message: str) -> None:
+    done = proxy_config(mesh, *args)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [done.stderr.strip()]
+    assert message in done.stderr
+
+
+def test_no_running_mesh(tmp_path: Path) -> None:
+    done = proxy_config(None, "clusters", state_dir=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"mesh proxy-config: no running mesh ({tmp_path / 'mesh.json'} not found; "
+        "start one with `mesh up`)"
+    )
+
+
+@pytest.fixture(scope="module", name="sidecar_mesh")
+def _sidecar_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
+    mesh = new_mesh(K8S, tmp_path_factory.mktemp("proxy-config-sidecars"), sidecars=True)
+    with mesh:
+        yield mesh
+
+
+def test_a_sidecar_by_instance_name(sidecar_mesh: LocalMesh) -> None:
+    setup = sidecar_mesh.sidecar_setup
+    assert setup is not None
+    sidecar = next(s for s in setup.sidecars if s.deployment.name == "frontend")
+    inbound = table(sidecar_mesh, "clusters", sidecar.instance, "--direction", "inbound")
+    assert inbound == [["", str(sidecar.container_port), "-", "inbound", "STATIC", ""]]
+    app = sidecar_mesh.pod(sidecar.instance).port
+    rows = table(sidecar_mesh, "endpoints", f"{sidecar.name}", "--cluster", sidecar.inbound_cluster)
+    assert rows == [[f"127.0.0.1:{app}", "HEALTHY", "OK", sidecar.inbound_cluster]]
+    ports = {r[1] for r in table(sidecar_mesh, "listeners", sidecar.instance)}
+    assert {str(p) for p in sidecar.outbound.values()} | {str(sidecar.inbound_port)} == ports
+    done = proxy_config(sidecar_mesh, "routes", "nope")
+    known = ", ".join(sorted(s.instance for s in setup.sidecars))
+    assert done.returncode == 2 and f"(known: {known};" in done.stderr
