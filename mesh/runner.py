@@ -249,6 +249,7 @@ class LocalMesh(MeshViews):
             service_ports=self.service_port_overrides,
             admin_port=self.admin_port,
             traces_port=self.traces_port,
+            running_gateway_ports=self.gateway_ports,
         )
         listeners = placement.service_ports
         if self.control.generation is None:

@@ -66,10 +66,20 @@ def _gateway_numbers(manifests: Manifests) -> list[int]:
 
 
 def default_gateway_ports(
-    manifests: Manifests, first: int = DEFAULT_GATEWAY_PORT
+    manifests: Manifests, first: int = DEFAULT_GATEWAY_PORT, keep: dict[int, int] | None = None
 ) -> dict[int, int]:
-    """Gateway server ports in order of appearance -> FIRST, FIRST+1, ..."""
-    return {n: first + i for i, n in enumerate(_gateway_numbers(manifests))}
+    """Gateway server ports in order of appearance -> FIRST, FIRST+1, ...; a number KEEP
+    maps (the running mesh's) keeps its port, so a later generation that reorders or adds
+    servers moves no listener: a new number takes the lowest free port from FIRST."""
+    keep = keep or {}
+    numbers = _gateway_numbers(manifests)
+    out = {n: keep[n] for n in numbers if n in keep}
+    taken = set(keep.values())
+    for n in numbers:
+        if n not in out:
+            out[n] = next(p for p in range(first, 65536) if p not in taken)
+            taken.add(out[n])
+    return {n: out[n] for n in numbers}
 
 
 def default_service_ports(manifests: Manifests) -> dict[tuple[str, int], int]:
@@ -97,10 +107,12 @@ def local_placement(
     service_ports: dict[str, int] | None = None,
     admin_port: int = DEFAULT_ADMIN_PORT,
     traces_port: int | None = None,
+    running_gateway_ports: dict[int, int] | None = None,
 ) -> Placement:
     """Placement for processes on loopback. SERVICE_PORTS maps a Service name to the port
     of its outbound listener (only for one-port Services); the others keep their number.
-    TRACES_PORT: the local trace receiver's port (Envoy traces only when it is given)."""
+    TRACES_PORT: the local trace receiver's port (Envoy traces only when it is given).
+    RUNNING_GATEWAY_PORTS: the running mesh's gateway ports, kept (default_gateway_ports)."""
     ports = default_service_ports(manifests)
     for name, port in (service_ports or {}).items():
         keys = [k for k in ports if k[0] == name]
@@ -117,7 +129,7 @@ def local_placement(
         listen_address="127.0.0.1",
         admin_address="127.0.0.1",
         admin_port=admin_port,
-        gateway_ports=default_gateway_ports(manifests, gateway_port),
+        gateway_ports=default_gateway_ports(manifests, gateway_port, running_gateway_ports),
         service_ports=ports,
         instances={name: ("127.0.0.1", port) for name, port in instance_ports.items()},
         traces=("127.0.0.1", traces_port) if traces_port is not None else None,

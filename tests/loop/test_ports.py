@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import yaml
 
 from mesh.loop.generation import Refused
 from mesh.loop.ports import check_new_gateway_ports, check_new_listeners
+from mesh.manifests import Manifests, load
 from mesh.processes import free_port
+from mesh.translate.placement import default_gateway_ports
 
 
 @pytest.fixture(name="taken")
@@ -50,3 +54,28 @@ def test_a_taken_gateway_port_refuses_the_generation_naming_the_gateway_port(tak
     [finding] = caught.value.findings
     assert (caught.value.step, finding.kind, finding.field) == ("ports", "Gateway", "spec.servers")
     assert f"port {taken} (gateway port 443) is in use" in finding.message
+
+
+def _gateways(where: Path, *numbers: int) -> Manifests:
+    servers = [
+        {"port": {"number": n, "name": f"http-{n}", "protocol": "HTTP"}, "hosts": ["*"]}
+        for n in numbers
+    ]
+    doc = {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+           "metadata": {"name": "gw"}, "spec": {"servers": servers}}  # fmt: skip
+    where.mkdir()
+    (where / "gateway.yaml").write_text(yaml.safe_dump(doc))
+    (where / "kustomization.yaml").write_text("resources: [gateway.yaml]\n")
+    return load(where)
+
+
+def test_a_later_generation_keeps_each_gateway_ports_local_port(tmp_path: Path) -> None:
+    """In order of appearance at the first start; then a number the running mesh has
+    keeps its port whatever the order, and a new one takes the lowest free port."""
+    first = default_gateway_ports(_gateways(tmp_path / "a", 80, 443), 18080)
+    assert first == {80: 18080, 443: 18081}
+    swapped = _gateways(tmp_path / "b", 443, 80)
+    assert default_gateway_ports(swapped, 18080) == {443: 18080, 80: 18081}
+    assert default_gateway_ports(swapped, 18080, first) == {443: 18081, 80: 18080}
+    again = default_gateway_ports(_gateways(tmp_path / "c", 8443, 443), 18080, first)
+    assert again == {8443: 18082, 443: 18081}  # 80 gone: its port stays reserved for it

@@ -166,6 +166,26 @@ def test_a_gateway_port_added_by_a_live_apply_is_served_and_shown(tmp_path: Path
 # --- changes applied live -------------------------------------------------------------
 
 
+def test_reordered_gateway_servers_keep_their_local_ports(tmp_path: Path) -> None:
+    """Ports 80 and 443 listen at the gateway port and the next one, in order of
+    appearance at the start; a generation listing 443 first moves neither."""
+    tree = secure_tree(tmp_path)
+    with secure_mesh(tree, tmp_path / "state") as mesh:
+        before = dict(mesh.gateway_urls)
+        edit_yaml(tree / "app" / "gateway.yaml", lambda doc: doc["spec"]["servers"].reverse())
+        outcome = mesh.apply(tree)
+        assert outcome["result"] == "applied", outcome
+        assert mesh.gateway_urls == before
+        conn = http.client.HTTPConnection("127.0.0.1", int(before[80].rsplit(":", 1)[1]))
+        try:
+            conn.request("GET", "/api/tasks")
+            assert conn.getresponse().status == 200
+        finally:
+            conn.close()
+        tls = tls_connect(https_port(mesh), ca=tree / "credential" / "ca.crt")
+        assert https_get(tls, "/api/tasks")[0] == 200
+
+
 def test_a_new_certificate_and_mutual_tls_are_applied_live(tmp_path: Path) -> None:
     tree = secure_tree(tmp_path)
     credential = tree / "credential"
