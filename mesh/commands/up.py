@@ -119,7 +119,8 @@ def banner(mesh: Any, seconds: float) -> str:
         f"mesh up: {len(mesh.workloads)} workloads and {proxies} ready in {seconds:.1f}s",
         f"  gateway   {url}/",
         *tls_lines,
-        f"  admin     {mesh.admin_url}/   (mesh status, mesh fault WORKLOAD --status 503)",
+        f"  admin     {mesh.admin_url}/   (mesh status, mesh proxy-config clusters, "
+        "mesh fault WORKLOAD --status 503)",
     ]
     if getattr(mesh, "traces_url", None):
         lines.append(f"  traces    {mesh.traces_url}/   (mesh traces [TRACE_ID])")
