@@ -90,9 +90,17 @@ def default_route(manifests: Manifests, service: str) -> tuple[Obj, int, Shape]:
     obj, shape = owner(manifests, service)
     index = default_index(obj, shape)
     if index is None:
+        rules = obj.spec.get(shape.rules) or []
+        delegated = [i for i, r in enumerate(rules) if isinstance(r, dict) and r.get("delegate")]
+        why = (
+            f" (http[{delegated[0]}] delegates its routes: a rollout owns a default route of "
+            "the root VirtualService, so write the catch-all rule there)"
+            if delegated
+            else ""
+        )
         raise TranslationError(
             f"{obj.where()}: spec.{shape.rules}: no default route (a rule without "
-            f"{shape.match}) for a rollout to own"
+            f"{shape.match}) for a rollout to own{why}"
         )
     return obj, index, shape
 

@@ -95,8 +95,11 @@ def check_virtual_services(manifests: Manifests) -> None:
         for entry in root.items("exportTo"):
             if entry.str() not in ("*", ".", vs.namespace):
                 raise entry.error("is not supported by the local mesh")
-        if not root.items("hosts"):
-            raise root.at("hosts").error("is required")
+        if not root.items("hosts"):  # a delegate (mesh/translate/delegation.py)
+            if root.has("gateways"):
+                raise root.at("gateways").error(
+                    "must not be set on a delegate VirtualService (one without hosts)"
+                )
         for i, name in enumerate(vs_gateways(vs)):
             if name != "mesh" and name not in gateways:
                 raise root.at("gateways").at(i).error(f"names no Gateway of {manifests.root}")

@@ -19,6 +19,7 @@ from mesh.gatewayapi.semantics import apply_gateway_semantics, gateway_semantics
 from mesh.manifests import Manifests, Service, VirtualService
 from mesh.translate.clusters import cluster_name, resolve_host
 from mesh.translate.cors import CORS_FILTER, cors_policy
+from mesh.translate.delegation import delegated_rules
 from mesh.translate.fault import FAULT_FILTER, fault_config
 from mesh.translate.fields import Node, spec
 from mesh.translate.matches import route_match
@@ -100,15 +101,23 @@ def default_route(service: Service, port: int) -> dict[str, Any]:
 
 
 def vs_routes(vs: VirtualService, ctx: RouteContext) -> list[dict[str, Any]]:
-    """Envoy routes of VS that apply to the proxy CTX describes."""
-    routes = []
+    """Envoy routes of VS that apply to the proxy CTX describes (a rule with
+    ``delegate``: the delegate's rules, merged with it, in its place)."""
+    rules = []
     for rule in spec(vs).items("http"):
+        if rule.has("delegate"):
+            rule.only(*RULE_FIELDS, "delegate")
+            rules += delegated_rules(ctx.manifests, rule)
+        else:
+            rules.append(rule)
+    routes = []
+    for rule in rules:
         rule.only(*RULE_FIELDS)
         matches = rule.items("match") or [None]
         for match in matches:
             if match is not None and not _match_applies(match, ctx):
                 continue
-            routes.append(_route(rule, match, ctx))
+            routes.append(_route(rule, match, ctx, vs))
     return routes
 
 
@@ -127,7 +136,7 @@ def _gateway_key(name: str, namespace: str) -> str:
     return name if name == "mesh" or "/" in name else f"{namespace}/{name}"
 
 
-def _route(rule: Node, match: Node | None, ctx: RouteContext) -> dict[str, Any]:
+def _route(rule: Node, match: Node | None, ctx: RouteContext, vs: VirtualService) -> dict[str, Any]:
     # route.go: the rule's name, plus "." and the match's name when it has one
     name = rule.at("name").str() if rule.has("name") else ""
     if match is not None and match.has("name"):
@@ -136,7 +145,7 @@ def _route(rule: Node, match: Node | None, ctx: RouteContext) -> dict[str, Any]:
     if name:
         route["name"] = name
     route["match"] = route_match(match)
-    route["metadata"] = config_metadata(rule.obj)  # route.go translateRoute
+    route["metadata"] = config_metadata(vs)  # route.go translateRoute: the (root) VS
     single: Node | None = None
     if rule.has("redirect"):
         for other in ("route", "fault", "rewrite", "directResponse"):  # virtualservice.go

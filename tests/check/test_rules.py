@@ -32,6 +32,7 @@ CASES: dict[str, tuple[str, Severity, str]] = {
     "vs-unreachable": ("IST0130", Severity.WARNING, "VirtualService/backend"),
     "vs-duplicate-match": ("IST0131", Severity.INFO, "VirtualService/backend"),
     "vs-conflicting-hosts": ("IST0109", Severity.ERROR, "VirtualService/backend-beta"),
+    "vs-delegate": ("IST0101", Severity.ERROR, "VirtualService/backend"),
     "gateway-selector": ("IST0101", Severity.ERROR, "Gateway/taskmesh-gateway"),
     "gateway-host": ("IST0132", Severity.WARNING, "VirtualService/frontend"),
     "gateway-conflict": ("IST0145", Severity.ERROR, "Gateway/admin-gateway"),

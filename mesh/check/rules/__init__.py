@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from mesh.check.findings import Finding
 from mesh.check.index import Index
 from mesh.check.rules import (
+    delegation,
     deployments,
     destinations,
     gateway_api,
@@ -28,6 +29,7 @@ Rule = Callable[[Index], Iterator[Finding]]
 
 ALL_RULES: tuple[Rule, ...] = (
     routing.check,
+    delegation.check,
     destinations.check,
     workloads.check,
     istio_annotations.check,
