@@ -95,22 +95,45 @@ def validate(args: argparse.Namespace) -> None:
         raise CliError(f"--port {args.port}: not a port")
 
 
+GATEWAY = "istio-ingressgateway"  # what the shared Envoy plays at the edge
+KINDS = ("deploy/", "deployment/", "deployments/", "pod/", "pods/")
+
+
 def admin_url(state: MeshState, proxy: str) -> str:
-    """The admin of PROXY: none is the shared Envoy; `backend-v1-0` or
-    `backend-v1-0.sidecar` that replica's sidecar."""
-    if not proxy or proxy == "envoy":
+    """The admin of PROXY, named as istioctl names a target: nothing or `envoy` is the
+    shared Envoy, and so is the ingress gateway (`deploy/istio-ingressgateway`); a
+    replica (`frontend-0`, `pod/frontend-0`, `frontend-0.default`) or a Deployment
+    (`deploy/frontend`: its first replica) is that replica's sidecar under
+    `mesh up --sidecars`, else the shared Envoy, which plays every sidecar's outbound side
+    (said on stderr)."""
+    name = proxy.removesuffix(SIDECAR)
+    kind = next((k for k in KINDS if name.startswith(k)), "")
+    name = name.removeprefix(kind)
+    name = name.split(".", 1)[0]  # POD.NAMESPACE, as istioctl takes it
+    if not name or name == "envoy" or name.startswith(GATEWAY):
         return state.admin_url
-    sidecars = state.proxy_admin_urls
-    name = proxy if proxy.endswith(SIDECAR) else proxy + SIDECAR
-    if name in sidecars:
-        return sidecars[name]
-    if not sidecars:
+    instances = sorted(i.name for i in state.instances)
+    if kind.startswith("deploy"):
+        found = [i.name for i in state.instances if i.deployment == name]
+        instance = min(found) if found else ""
+    else:
+        instance = name if name in instances else ""
+    if not instance:
+        deployments = sorted({i.deployment for i in state.instances})
         raise CliError(
-            f"unknown proxy {proxy!r}: this mesh runs no sidecars (start it with "
-            "`mesh up --sidecars`); leave PROXY out for the shared Envoy"
+            f"unknown proxy {proxy!r} (replicas: {', '.join(instances) or 'none'}; "
+            f"deployments: {', '.join(f'deploy/{d}' for d in deployments) or 'none'}; "
+            "nothing for the shared Envoy)"
         )
-    known = ", ".join(sorted(n.removesuffix(SIDECAR) for n in sidecars))
-    raise CliError(f"unknown proxy {proxy!r} (known: {known}; none for the shared Envoy)")
+    sidecars = state.proxy_admin_urls
+    if not sidecars:
+        print(
+            f"mesh proxy-config: no sidecars (mesh up --sidecars adds them): the shared Envoy "
+            f"plays {instance}'s",
+            file=sys.stderr,
+        )
+        return state.admin_url
+    return sidecars[instance + SIDECAR]
 
 
 def table(args: argparse.Namespace, url: str) -> Table:

@@ -24,7 +24,7 @@ from mesh.proxy_config.writers import (
     routes_table,
     selected_statuses,
 )
-from mesh.state import MeshState
+from mesh.state import InstanceState, MeshState
 
 DR = "/apis/networking.istio.io/v1/namespaces/default/destination-rule/backend"
 VS = "/apis/networking.istio.io/v1/namespaces/shop/virtual-service/cart"
@@ -287,18 +287,47 @@ def test_endpoints_sorted_with_outlier_check_and_filters() -> None:
 
 
 def _state(sidecars: dict[str, str]) -> MeshState:
-    return MeshState(1, "k8s", "http://127.0.0.1:1", [], {}, 0, proxy_admin_urls=sidecars)
+    instances = [
+        InstanceState(name, deployment, "img", 0, 0)
+        for name, deployment in (("backend-v1-0", "backend-v1"), ("backend-v1-1", "backend-v1"),
+                                 ("frontend-0", "frontend"))
+    ]  # fmt: skip
+    return MeshState(1, "k8s", "http://127.0.0.1:1", [], {}, 0, instances=instances,
+                     proxy_admin_urls=sidecars)  # fmt: skip
 
 
-def test_proxy_names_a_sidecar_or_the_shared_envoy() -> None:
-    state = _state({"backend-v1-0.sidecar": "http://127.0.0.1:2"})
-    assert admin_url(state, "") == "http://127.0.0.1:1"
-    assert admin_url(state, "backend-v1-0") == "http://127.0.0.1:2"
-    assert admin_url(state, "backend-v1-0.sidecar") == "http://127.0.0.1:2"
-    with pytest.raises(CliError, match=r"unknown proxy 'frontend-0' \(known: backend-v1-0;"):
-        admin_url(state, "frontend-0")
-    with pytest.raises(CliError, match="runs no sidecars"):
-        admin_url(_state({}), "frontend-0")
+SIDECARS = {f"{n}.sidecar": f"http://127.0.0.1:{p}"
+            for n, p in (("backend-v1-0", 2), ("backend-v1-1", 3), ("frontend-0", 4))}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("proxy", "url"),
+    [
+        ("", 1), ("envoy", 1), ("deploy/istio-ingressgateway", 1),
+        ("istio-ingressgateway-5d8b7c6f9-x2kq", 1),
+        ("backend-v1-1", 3), ("backend-v1-1.sidecar", 3), ("pod/backend-v1-1", 3),
+        ("backend-v1-1.default", 3), ("deploy/backend-v1", 2), ("deployment/frontend", 4),
+    ],
+)  # fmt: skip
+def test_proxy_is_named_as_istioctl_names_a_target(proxy: str, url: int) -> None:
+    assert admin_url(_state(SIDECARS), proxy) == f"http://127.0.0.1:{url}"
+
+
+def test_without_sidecars_a_workload_is_played_by_the_shared_envoy(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert admin_url(_state({}), "deploy/frontend") == "http://127.0.0.1:1"
+    assert "the shared Envoy plays frontend-0's" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("proxy", ["frontend-9", "deploy/payments", "reviews-v1-0"])
+def test_an_unknown_proxy_names_the_known_ones(proxy: str) -> None:
+    with pytest.raises(CliError) as caught:
+        admin_url(_state(SIDECARS), proxy)
+    assert str(caught.value) == (
+        f"unknown proxy {proxy!r} (replicas: backend-v1-0, backend-v1-1, frontend-0; "
+        "deployments: deploy/backend-v1, deploy/frontend; nothing for the shared Envoy)"
+    )
 
 
 @pytest.mark.parametrize(

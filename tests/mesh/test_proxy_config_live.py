@@ -168,7 +168,7 @@ def test_json_and_yaml_print_the_selected_raw_entries(mesh: LocalMesh) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["clusters", "frontend-0"], "unknown proxy 'frontend-0': this mesh runs no sidecars"),
+        (["clusters", "frontend-7"], "unknown proxy 'frontend-7' (replicas: backend-v1-0,"),
         (["clusters", "--direction", "sideways"], "--direction 'sideways': expected one of"),
         (["endpoints", "-o", "wide"], "-o/--output 'wide': expected one of"),
     ],
@@ -210,4 +210,7 @@ def test_a_sidecar_by_instance_name(sidecar_mesh: LocalMesh) -> None:
     assert {str(p) for p in sidecar.outbound.values()} | {str(sidecar.inbound_port)} == ports
     done = proxy_config(sidecar_mesh, "routes", "nope")
     known = ", ".join(sorted(s.instance for s in setup.sidecars))
-    assert done.returncode == 2 and f"(known: {known};" in done.stderr
+    assert done.returncode == 2 and f"(replicas: {known};" in done.stderr
+    # istioctl's own target form: the Deployment's first replica's sidecar
+    by_deployment = table(sidecar_mesh, "listeners", "deploy/frontend")
+    assert by_deployment == table(sidecar_mesh, "listeners", "frontend-0")
