@@ -136,46 +136,51 @@ def admin_url(state: MeshState, proxy: str) -> str:
     return sidecars[instance + SIDECAR]
 
 
-def table(args: argparse.Namespace, url: str) -> Table:
-    """The summary table of KIND, as istioctl's Print*Summary."""
+Filter = ClusterFilter | ListenerFilter | EndpointFilter | str
+
+
+def fetched(args: argparse.Namespace, url: str) -> tuple[list[dict[str, Any]], Filter]:
+    """KIND's entries from the Envoy at URL (its /clusters statuses for endpoints) and the
+    filter the flags make (a route table's name for routes); "no KIND found" as
+    istioctl's retrieveSorted*Slice says it."""
     if args.kind == "endpoints":
         flt = EndpointFilter(args.address, args.port, args.cluster, args.status)
-        return endpoints_table(dump.cluster_statuses(url), flt)
+        return dump.cluster_statuses(url), flt
     config = dump.fetch(url)
+    entries: list[dict[str, Any]] = getattr(config, args.kind)
+    if not entries:
+        raise CliError(f"no {args.kind} found")
     if args.kind == "clusters":
-        _found("clusters", config.clusters)
-        flt_c = ClusterFilter(args.fqdn, args.port, args.subset, args.direction)
-        return clusters_table(config.clusters, flt_c)
+        return entries, ClusterFilter(args.fqdn, args.port, args.subset, args.direction)
     if args.kind == "listeners":
-        _found("listeners", config.listeners)
-        return listeners_table(config.listeners, ListenerFilter(args.address, args.port, args.type))
-    _found("routes", config.routes)
-    return routes_table(config.routes, args.name)
+        return entries, ListenerFilter(args.address, args.port, args.type)
+    return entries, args.name
 
 
-def _found(kind: str, entries: list[dict[str, Any]]) -> None:
-    if not entries:  # as retrieveSorted*Slice: "no clusters found"
-        raise CliError(f"no {kind} found")
+def table(args: argparse.Namespace, url: str) -> Table:
+    """The summary table of KIND, as istioctl's Print*Summary."""
+    entries, flt = fetched(args, url)
+    if isinstance(flt, EndpointFilter):
+        return endpoints_table(entries, flt)
+    if isinstance(flt, ClusterFilter):
+        return clusters_table(entries, flt)
+    if isinstance(flt, ListenerFilter):
+        return listeners_table(entries, flt)
+    return routes_table(entries, flt)
 
 
 def selected(args: argparse.Namespace, url: str) -> list[dict[str, Any]]:
     """The raw entries -o json|yaml prints, as istioctl's Print*Dump: the selected
     clusters, listeners or route tables, or the /clusters entries of the selected
     endpoints."""
-    if args.kind == "endpoints":
-        flt = EndpointFilter(args.address, args.port, args.cluster, args.status)
-        return selected_statuses(dump.cluster_statuses(url), flt)
-    config = dump.fetch(url)
-    if args.kind == "clusters":
-        _found("clusters", config.clusters)
-        flt_c = ClusterFilter(args.fqdn, args.port, args.subset, args.direction)
-        return [c for c in sorted_clusters(config.clusters) if flt_c.verify(str(c.get("name", "")))]
-    if args.kind == "listeners":
-        _found("listeners", config.listeners)
-        flt_l = ListenerFilter(args.address, args.port, args.type)
-        return [ln for ln in config.listeners if flt_l.verify(ln)]
-    _found("routes", config.routes)
-    return [r for r in sorted_routes(config.routes) if not args.name or r.get("name") == args.name]
+    entries, flt = fetched(args, url)
+    if isinstance(flt, EndpointFilter):
+        return selected_statuses(entries, flt)
+    if isinstance(flt, ClusterFilter):
+        return [c for c in sorted_clusters(entries) if flt.verify(str(c.get("name", "")))]
+    if isinstance(flt, ListenerFilter):
+        return [ln for ln in entries if flt.verify(ln)]
+    return [r for r in sorted_routes(entries) if not flt or r.get("name") == flt]
 
 
 def run(args: argparse.Namespace) -> int:
