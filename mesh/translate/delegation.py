@@ -64,7 +64,8 @@ def find_delegate(manifests: Manifests, rule: Node) -> VirtualService:
     namespace = ref.at("namespace").str() if ref.has("namespace") else rule.obj.namespace
     for vs in manifests.virtual_services:
         if (vs.name, vs.namespace) == (name, namespace) and is_delegate(vs):
-            if _exported_to(vs, rule.obj.namespace):
+            if exported_to([e.str() for e in spec(vs).items("exportTo")], vs.namespace,
+                           rule.obj.namespace):  # fmt: skip
                 return vs
             raise ref.error(
                 f"names VirtualService {namespace}/{name}, which is not exported to "
@@ -76,11 +77,12 @@ def find_delegate(manifests: Manifests, rule: Node) -> VirtualService:
     )
 
 
-def _exported_to(vs: VirtualService, namespace: str) -> bool:
-    entries = [e.str() for e in spec(vs).items("exportTo")]
-    if not entries:
+def exported_to(export_to: list[str], owner: str, namespace: str) -> bool:
+    """Whether an object of namespace OWNER with EXPORT_TO is visible to NAMESPACE (no
+    exportTo: everywhere, the mesh's default)."""
+    if not export_to:
         return True
-    return "*" in entries or namespace in entries or ("." in entries and vs.namespace == namespace)
+    return "*" in export_to or namespace in export_to or ("." in export_to and owner == namespace)
 
 
 def delegated_rules(manifests: Manifests, rule: Node) -> list[Node]:

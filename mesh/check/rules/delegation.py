@@ -18,6 +18,7 @@ from mesh.check.findings import Finding, Severity
 from mesh.check.index import Index
 from mesh.check.loader import Resource
 from mesh.check.rules._access import as_dict, as_list, as_str, dicts
+from mesh.translate.delegation import exported_to
 
 
 def check(index: Index) -> Iterator[Finding]:
@@ -62,13 +63,7 @@ def _root_rule(
         )
         return
     exported = [as_str(e) for e in as_list(target.spec.get("exportTo"))]
-    visible = (
-        not exported
-        or "*" in exported
-        or vs.namespace in exported
-        or ("." in exported and target.namespace == vs.namespace)
-    )
-    if not visible:
+    if not exported_to(exported, target.namespace, vs.namespace):
         yield vs.finding(
             "IST0101",
             Severity.ERROR,
