@@ -169,7 +169,10 @@ def _tls_hints(mesh: Any) -> tuple[list[str], list[str]]:
         secret = find_secret(mesh.manifests, *credential_ref(server.credential))
         if secret is not None:
             beside = Path(secret.source.file).parent / "ca.crt"
-            data = secret_data(secret.raw)
+            try:
+                data = secret_data(secret.raw)
+            except ValueError:
+                data = {}  # translated, so readable; the hint just goes without the CA
             pem = next((data[k] for k in CA_KEYS if data.get(k)), None)
             if pem and beside.is_file() and beside.read_bytes() == pem:
                 ca, note = f"--cacert {beside}", ""

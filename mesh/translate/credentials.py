@@ -50,8 +50,11 @@ def secret_data(doc: dict[str, Any]) -> dict[str, bytes]:
     """A Secret's data as the API server stores it: ``data`` decoded (line breaks
     allowed, as kustomize's generators write them and Go's decoder skips them),
     ``stringData`` over it (kubectl apply writes stringData into data); ValueError names
-    a key that is not base64."""
+    a key that is not base64, or a ``data`` or ``stringData`` that is no mapping."""
     out: dict[str, bytes] = {}
+    for field in ("data", "stringData"):
+        if not isinstance(doc.get(field) or {}, dict):
+            raise ValueError(f"{field} is not a mapping of keys to values")
     for key, value in (doc.get("data") or {}).items():
         try:
             out[str(key)] = base64.b64decode("".join(str(value).split()), validate=True)

@@ -333,6 +333,12 @@ def test_refused_credentials(tmp_path: Path) -> None:
             tmp_path / str(i), http_server(), https_server(credentialName="broken"), extra=[cred]
         )
         assert "spec.servers[1].tls.credentialName" in message and expected in message, message
+    # a Secret whose data is not a mapping (hypothesis found it: it was a traceback)
+    cred = {**secret("broken", good), "stringData": 7}
+    message = refused(
+        tmp_path / "shape", http_server(), https_server(credentialName="broken"), extra=[cred]
+    )
+    assert "stringData is not a mapping of keys to values" in message, message
 
 
 def test_mutual_tls_without_a_ca_is_refused(tmp_path: Path) -> None:
