@@ -161,6 +161,7 @@ def sidecar_placement(
         service_ports=dict(sidecar.outbound),
         instances={s.instance: ("127.0.0.1", s.inbound_port) for s in sidecars},
         traces=traces,
+        caller=(sidecar.deployment.template_labels, sidecar.deployment.namespace),
     )
 
 

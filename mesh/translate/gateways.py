@@ -161,7 +161,9 @@ def _gateway_route_config(
                 continue
             key = (server.key, f"{vs.namespace}/{vs.name}")
             if key not in built:
-                built[key] = vs_routes(vs, RouteContext(manifests, (server.key,), number))
+                source = gateway_workload(manifests, server.gateway)
+                ctx = RouteContext(manifests, (server.key,), number, source=source)
+                built[key] = vs_routes(vs, ctx)
             attached.add(f"{vs.namespace}/{vs.name}")
             for host in (h.lower() for h in shared):
                 vhosts.setdefault(host, []).extend(built[key])
@@ -189,6 +191,29 @@ def _gateway_route_config(
             vhost["require_tls"] = "ALL"
         merged[key] = vhost
     return route_config(name, sorted(merged.values(), key=lambda v: v["name"]))
+
+
+#: Istio's gateways' pods: labels (manifests/charts/gateways/istio-*/values.yaml) and namespace
+ISTIO_GATEWAY_PODS = (
+    ({"app": "istio-ingressgateway", "istio": "ingressgateway"}, GATEWAY_NAMESPACE),
+    ({"app": "istio-egressgateway", "istio": "egressgateway"}, GATEWAY_NAMESPACE),
+)
+
+
+def gateway_workload(manifests: Manifests, gw: Gateway) -> tuple[dict[str, str], str]:
+    """The labels and namespace of the pods GW's selector picks (what a bound
+    VirtualService's match.sourceLabels / sourceNamespace select): a Deployment of the set
+    it selects, else Istio's own gateway whose labels include it, else the selector itself
+    in the Gateway's namespace."""
+    raw = gw.spec.get("selector")
+    selector = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+    for d in manifests.deployments:
+        if selector and all(d.template_labels.get(k) == v for k, v in selector.items()):
+            return d.template_labels, d.namespace
+    for labels, namespace in ISTIO_GATEWAY_PODS:
+        if selector and all(labels.get(k) == v for k, v in selector.items()):
+            return labels, namespace
+    return selector, gw.namespace
 
 
 def gateway_listeners(manifests: Manifests, placement: Placement) -> list[dict[str, Any]]:

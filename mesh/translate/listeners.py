@@ -149,7 +149,7 @@ def outbound_listeners(manifests: Manifests, placement: Placement) -> list[dict[
             if is_tcp(port):  # bytes, not requests: tcp_proxy (mesh/translate/tcp.py)
                 listeners.append(outbound_tcp_listener(manifests, placement, service, port))
                 continue
-            ctx = RouteContext(manifests, ("mesh",), port.port, service)
+            ctx = RouteContext(manifests, ("mesh",), port.port, service, placement.caller)
             routes = vs_routes(vs, ctx) if vs else [default_route(service, port.port)]
             name = f"{service.fqdn}:{port.port}"
             route_config = _route_config(name, [virtual_host(name, ["*"], routes)])

@@ -40,6 +40,9 @@ class Placement:
     instances: dict[str, tuple[str, int | None]] = field(default_factory=dict)
     # (host, port) of the trace receiver Envoy reports spans to; None: no tracing
     traces: tuple[str, int] | None = None
+    # the labels and namespace of the workload whose outbound listeners these are (a
+    # sidecar's); None: the shared Envoy's, which every app calls (match.sourceLabels)
+    caller: tuple[dict[str, str], str] | None = None
 
     @property
     def dns(self) -> bool:
@@ -108,11 +111,13 @@ def local_placement(
     admin_port: int = DEFAULT_ADMIN_PORT,
     traces_port: int | None = None,
     running_gateway_ports: dict[int, int] | None = None,
+    caller: tuple[dict[str, str], str] | None = None,
 ) -> Placement:
     """Placement for processes on loopback. SERVICE_PORTS maps a Service name to the port
     of its outbound listener (only for one-port Services); the others keep their number.
     TRACES_PORT: the local trace receiver's port (Envoy traces only when it is given).
-    RUNNING_GATEWAY_PORTS: the running mesh's gateway ports, kept (default_gateway_ports)."""
+    RUNNING_GATEWAY_PORTS: the running mesh's gateway ports, kept (default_gateway_ports).
+    CALLER: the workload the Service listeners serve, when one does (Placement.caller)."""
     ports = default_service_ports(manifests)
     for name, port in (service_ports or {}).items():
         keys = [k for k in ports if k[0] == name]
@@ -133,6 +138,7 @@ def local_placement(
         service_ports=ports,
         instances={name: ("127.0.0.1", port) for name, port in instance_ports.items()},
         traces=("127.0.0.1", traces_port) if traces_port is not None else None,
+        caller=caller,
     )
 
 

@@ -21,7 +21,7 @@ from mesh.translate.clusters import cluster_name, resolve_host
 from mesh.translate.cors import CORS_FILTER, cors_policy
 from mesh.translate.delegation import delegated_rules
 from mesh.translate.fault import FAULT_FILTER, fault_config
-from mesh.translate.fields import Node, spec
+from mesh.translate.fields import NOT_SUPPORTED, Node, spec
 from mesh.translate.matches import route_match
 from mesh.translate.metadata import config_metadata
 from mesh.translate.rewrites import apply_rewrite, redirect_action
@@ -61,6 +61,8 @@ MATCH_FIELDS = (
     "ignoreUriCase",
     "port",
     "gateways",
+    "sourceLabels",
+    "sourceNamespace",
 )
 
 
@@ -73,6 +75,9 @@ class RouteContext:
     gateways: tuple[str, ...]  # ("mesh",) or the "ns/name" of each gateway on this port
     port: int
     service: Service | None = None
+    # the labels and namespace of the proxy's workload, which match.sourceLabels and
+    # sourceNamespace select (None: the shared Envoy's Service listeners, every caller's)
+    source: tuple[dict[str, str], str] | None = None
 
 
 def default_retry_policy(num_retries: int = DEFAULT_RETRIES) -> dict[str, Any]:
@@ -126,10 +131,25 @@ def _match_applies(match: Node, ctx: RouteContext) -> bool:
     match.only(*MATCH_FIELDS)
     if match.has("port") and match.at("port").int(1, 65535) != ctx.port:
         return False
-    if match.has("gateways"):
+    if match.has("gateways"):  # then the source is not looked at (sourceMatchHTTP)
         names = {_gateway_key(g.str(), match.obj.namespace) for g in match.items("gateways")}
         return bool(names & set(ctx.gateways))
-    return True
+    labels = match.get("sourceLabels")
+    namespace = match.get("sourceNamespace")
+    if labels is None and namespace is None:
+        return True
+    if ctx.source is None:
+        raise (labels or namespace).error(  # type: ignore[union-attr]
+            f"{NOT_SUPPORTED} without `mesh up --sidecars`: the shared Envoy plays every "
+            "caller's sidecar, so it cannot tell whose request it is"
+        )
+    own, own_namespace = ctx.source
+    if labels is not None and not isinstance(labels.value, dict):
+        raise labels.error("must be a mapping of labels")
+    wanted = {str(k): str(v) for k, v in (labels.value if labels else {}).items()}
+    if any(own.get(k) != v for k, v in wanted.items()):
+        return False
+    return namespace is None or namespace.str() == own_namespace
 
 
 def _gateway_key(name: str, namespace: str) -> str:

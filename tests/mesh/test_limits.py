@@ -116,18 +116,15 @@ def test_check_reports_every_field_mesh_up_refuses(tmp_path: Path) -> None:
     patches = [
         vs_patch(
             "backend",
-            [{"route": [{"destination": backend}], "retries": {"retryRemoteLocalities": True}}],
-        ),
-        dr_patch("backend", {"trafficPolicy": {"loadBalancer": {"consistentHash": {}}}}),
-        vs_patch(
-            "frontend",
             [
                 {
-                    "route": [{"destination": {"host": "frontend-service"}}],
-                    "match": [{"sourceNamespace": "default"}],
+                    "route": [{"destination": backend}],
+                    "retries": {"retryRemoteLocalities": True},
+                    "match": [{"sourceNamespace": "default"}],  # the shared Envoy: any caller
                 }
             ],
         ),
+        dr_patch("backend", {"trafficPolicy": {"loadBalancer": {"consistentHash": {}}}}),
     ]
     tree = overlay(tmp_path / "o", patches=patches)
     with pytest.raises(TranslationError) as first:
@@ -136,9 +133,10 @@ def test_check_reports_every_field_mesh_up_refuses(tmp_path: Path) -> None:
     assert found == [
         "DestinationRule/backend: spec.trafficPolicy.loadBalancer.consistentHash is not "
         "supported by the local mesh",
+        "VirtualService/backend: spec.http[0].match[0].sourceNamespace is not supported by "
+        "the local mesh without `mesh up --sidecars`: the shared Envoy plays every caller's "
+        "sidecar, so it cannot tell whose request it is",
         "VirtualService/backend: spec.http[0].retries.retryRemoteLocalities is not supported by "
-        "the local mesh",
-        "VirtualService/frontend: spec.http[0].match[0].sourceNamespace is not supported by "
         "the local mesh",
     ]
     assert any(first.value.detail in line for line in found)
