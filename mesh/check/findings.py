@@ -45,6 +45,7 @@ CODES: dict[str, str] = {
     "IST0138": "one certificate in several Gateways (HTTP/2 connection reuse gives 404s)",
     "IST0144": "workload runs as UID 1337, the sidecar proxy's",
     "IST0145": "conflicting Gateways",
+    "IST0149": "routing on a JWT claim at a gateway no RequestAuthentication selects",
     "IST0150": "ExternalName Service port without a protocol name",
     "IST0157": "Telemetry access-log entry with empty providers (no default provider)",
     "IST0160": "more than one Telemetry without a workload selector in a namespace",

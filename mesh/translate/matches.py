@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mesh.translate.fields import Node
+from mesh.translate.fields import NOT_SUPPORTED, Node
 
 
 def string_match(
@@ -59,7 +59,25 @@ def check_regex(node: Node, value: str) -> None:
         raise node.error(f"uses look-around or a back-reference, which RE2 lacks: {value!r}")
 
 
+JWT_CLAIM = "@request.auth.claims"  # pkg/jwt/routing.go HeaderJWTClaim
+
+
+def is_jwt_claim(name: str) -> bool:
+    """routing.go ToRoutingClaim(...).Match: `@request.auth.claims.groups` or `...[a][b]`."""
+    if not name.lower().startswith(JWT_CLAIM):
+        return False
+    rest = name[len(JWT_CLAIM) :]
+    return (rest.startswith(".") and len(rest) > 1) or (
+        rest.startswith("[") and rest.endswith("]") and len(rest) > 2
+    )
+
+
 def _header_matcher(name: str, node: Node, invert: bool = False) -> dict[str, Any]:
+    if is_jwt_claim(name):  # istiod matches the JWT's claims, which only a
+        raise node.error(  # RequestAuthentication validates: not run locally
+            f"{NOT_SUPPORTED}: routing on a JWT claim needs a RequestAuthentication to "
+            "validate the token, which the local mesh does not run"
+        )
     matcher: dict[str, Any] = {"name": name.lower()}
     sm = string_match(node, star_is_present=invert)
     if sm is None:

@@ -17,6 +17,7 @@ from mesh.check.rules import (
     gateway_ports,
     injection,
     istio_annotations,
+    jwt_routes,
     local_mesh,
     progressive,
     routing,
@@ -30,6 +31,7 @@ Rule = Callable[[Index], Iterator[Finding]]
 ALL_RULES: tuple[Rule, ...] = (
     routing.check,
     delegation.check,
+    jwt_routes.check,
     destinations.check,
     workloads.check,
     istio_annotations.check,
