@@ -24,8 +24,10 @@ PRINCIPAL = re.compile(r"^(?:spiffe://)?[^/]+/ns/(?P<ns>[^/]+)/sa/(?P<sa>[^/]+)$
 
 
 def check(index: Index) -> Iterator[Finding]:
+    # istiod's pods for the Gateway API Gateways (selecting them is IST0166, gateway_api.py)
+    gateway_pods = gateway_pod_labels(index.resources)
     for policy in index.of_kind("AuthorizationPolicy", istio=True):
-        yield from _no_matching_workloads(index, policy)
+        yield from _no_matching_workloads(index, policy, gateway_pods)
         for i, rule in enumerate(dicts(policy.spec.get("rules"))):
             for j, source in enumerate(dicts(rule.get("from"))):
                 src = as_dict(source.get("source"))
@@ -38,7 +40,9 @@ def check(index: Index) -> Iterator[Finding]:
                     yield from _account(index, policy, f"{where}.serviceAccounts", ns, sa)
 
 
-def _no_matching_workloads(index: Index, policy: Resource) -> Iterator[Finding]:
+def _no_matching_workloads(
+    index: Index, policy: Resource, gateway_pods: list[tuple[Resource, dict[str, str]]]
+) -> Iterator[Finding]:
     """IST0127 as analyzers/authz/authorizationpolicies.go decides: a root-namespace
     policy's selector is looked up mesh-wide (without one it is mesh-wide, nothing to
     check); a namespace policy without a selector needs a pod in its namespace; with
@@ -62,11 +66,8 @@ def _no_matching_workloads(index: Index, policy: Resource) -> Iterator[Finding]:
                 "namespace-wide policy",
             )
         return
-    gateway_pods = [
-        pod for gw, pod in gateway_pod_labels(index.resources) if gw.namespace == policy.namespace
-    ]  # istiod's pods for a Gateway API Gateway: selecting them is IST0166 (gateway_api.py)
     if not index.workloads_matching(selector, policy.namespace) and not any(
-        selects(selector, pod) for pod in gateway_pods
+        gw.namespace == policy.namespace and selects(selector, pod) for gw, pod in gateway_pods
     ):
         yield policy.finding(
             "IST0127", Severity.WARNING, f"selector {shown} matches no workload in this set"
