@@ -50,6 +50,7 @@ from mesh.loop.ports import check_fixed_ports, check_new_gateway_ports, check_ne
 from mesh.loop.push import Pusher
 from mesh.loop.rollout import Rollout, StuckRollout, strategy
 from mesh.loop.rotation import Rotation
+from mesh.loop.sidecar_pods import SidecarPods
 from mesh.loop.sidecars import LiveSidecars
 from mesh.loop.startup import (
     start_sidecars,
@@ -119,8 +120,10 @@ class LocalMesh(MeshViews):
         self.events = Events()  # in memory until start() owns the state dir
         self.endpoints = Endpoints()
         self.kubelet = Kubelet(
-            self.endpoints, self.events, self.state_dir / "logs", echo, self._write_state
-        )
+            self.endpoints, self.events, self.state_dir / "logs", echo, self._write_state,
+            on_deleted=lambda pod: self.sidecar_pods and self.sidecar_pods.deleted(pod),
+        )  # fmt: skip
+        self.sidecar_pods: SidecarPods | None = None  # with sidecars, once started
         self.pusher = Pusher(self.admin_url)
         self.rotation = Rotation(self.kubelet, self.endpoints, self.envoy_admin_urls, ready_timeout)
         self.rollout = Rollout(
@@ -130,6 +133,7 @@ class LocalMesh(MeshViews):
             self.rotation.available,
             self.rotation.drained,
             ready_timeout,
+            name_taken=lambda name: bool(self.sidecar_pods and self.sidecar_pods.taken(name)),
         )
         self.control = ControlPlane(
             state_dir=self.state_dir,
@@ -185,6 +189,9 @@ class LocalMesh(MeshViews):
             live = LiveSidecars(self.sidecar_setup, self.state_dir, self._system_up)
             eds.update(live.first())  # their xDS files, each sidecar's bootstrap in place
             self.control.sidecars, self.control.secure = live, self._secure
+            self.sidecar_pods = SidecarPods(
+                live, self.kubelet, self.control, free_port, self.state_dir, self.ready_timeout
+            )
         self.endpoints.set_clusters(eds, generation.deployment_of)  # the files exist first
         self.pusher.first(generation.xds, "1")
         bootstrap = envoy.runtime_settings(generation.xds.bootstrap)
@@ -262,16 +269,17 @@ class LocalMesh(MeshViews):
 
     def _secure(self, config: dict[str, Any], manifests: Manifests) -> None:
         if self.sidecar_setup is not None:  # the sidecars' mTLS modes as MANIFESTS set them
-            secure_gateway(config, self.sidecar_setup.replanned(manifests))
+            secure_gateway(config, self.sidecar_setup, manifests)
 
     def _new_pod(self, bp: Blueprint, name: str) -> Pod:
         """Replica NAME of BP, not started: generation 1's planned port, else a free one.
         With sidecars it calls its own sidecar and is reached through it."""
+        if self.sidecar_pods is not None:  # its own sidecar, started first if new
+            s = self.sidecar_pods.for_replica(bp, name)
+            env = bp.pod_env(name, s.app_port, dict(s.outbound))
+            return Pod(name, bp.template, env, s.app_port, s.inbound_port)
         port = self._ports.pop(name, None) or free_port()
-        setup = self.sidecar_setup
-        own = setup.app_listeners().get(name) if setup else None
-        endpoint_port = setup.inbound_ports().get(name, port) if setup else port
-        return Pod(name, bp.template, bp.pod_env(name, port, own), port, endpoint_port)
+        return Pod(name, bp.template, bp.pod_env(name, port), port, port)
 
     def _wait_ready(self, started: float) -> None:
         probes = {p.name: startup_url(p) for p in self.workloads}

@@ -148,6 +148,12 @@ class ControlPlane:
         self.on_change()
         return _result(number, "applied", changes=generation.changes, problems=problems)
 
+    def refresh_eds(self) -> None:
+        """Publish the EDS files again: a sidecar started or stopped with its replica."""
+        if self.generation is not None:
+            files = self._eds(self.generation, None)
+            self.endpoints.set_clusters(files, self.generation.deployment_of)
+
     def _build_sidecars(self, previous: Generation, new: Generation) -> SidecarConfigs | None:
         """NEW's config of the sidecars (None without sidecars); Refused as `build`."""
         if self.sidecars is None:

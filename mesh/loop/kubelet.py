@@ -73,8 +73,11 @@ class Kubelet:
         log_dir: Path,
         echo: Echo | None,
         on_change: Callable[[], None] = lambda: None,
+        on_deleted: Callable[[Pod], None] = lambda pod: None,
     ) -> None:
+        """ON_DELETED(pod): a replica stopped for good is gone (its sidecar goes next)."""
         self.endpoints = endpoints
+        self.on_deleted = on_deleted
         self.events = events
         self.log_dir = log_dir
         self.echo = echo
@@ -205,6 +208,7 @@ class Kubelet:
                 self.pods.remove(pod)
         self.events.normal("Deleted", pod.name, f"stopped ({describe_exit(self._code(pod))})")
         self._changed(publish=False)
+        self.on_deleted(pod)
 
     def restart_in_place(self, pod: Pod, drained: Callable[[Pod], None] | None = None) -> None:
         """Stop POD's process and start it again on the same port (a sidecar's inbound
@@ -237,6 +241,14 @@ class Kubelet:
                 proc.name, proc.argv, proc.env, self.log_dir, self.echo, on_eof=self._wake.set
             )
             proc.started_at = time.monotonic()
+        self._changed(publish=False)
+
+    def stop_system(self, name: str) -> None:
+        """Stop system process NAME for good (a sidecar whose replica is gone)."""
+        with self.cond:
+            procs = [p for p in self.system if p.name == name]
+            self.system[:] = [p for p in self.system if p.name != name]
+        stop_children([p.child for p in procs if p.child is not None])
         self._changed(publish=False)
 
     # -- the loop

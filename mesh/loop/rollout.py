@@ -19,6 +19,7 @@ an old one is stopped only while enough others are available (maxUnavailable).
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from collections.abc import Callable
@@ -107,10 +108,13 @@ class Rollout:
         available: Callable[[Pod, float], bool],
         drained: Callable[[Pod], None],
         timeout: float,
+        name_taken: Callable[[str], bool] = lambda name: False,
     ) -> None:
         """NEW_POD(blueprint, name): a Pod not started yet (its own port). AVAILABLE(pod,
         timeout): wait until POD is ready and listed by every Envoy; DRAINED(pod): wait
-        until no Envoy lists it."""
+        until no Envoy lists it. NAME_TAKEN(name): a new replica may not take NAME (with
+        sidecars, a replica being replaced still has its sidecar of that name)."""
+        self.name_taken = name_taken
         self.kubelet = kubelet
         self.events = events
         self.new_pod = new_pod
@@ -165,11 +169,10 @@ class Rollout:
             return
         taken = {index_of(p) for p in live}
         started = []
-        for i in range(d.replicas):
-            if len(live) + len(started) >= d.replicas:
-                break
-            if i not in taken:
-                started.append(self._start(bp, f"{d.name}-{i}"))
+        while len(live) + len(started) < d.replicas:
+            index = self._free_index(d.name, taken)
+            taken.add(index)
+            started.append(self._start(bp, f"{d.name}-{index}"))
         for pod in started:
             self._wait_available(pod)
 
@@ -198,8 +201,7 @@ class Rollout:
         confirmed: set[int] = {p.uid for p in new if p.ready}  # available: ready and listed
         while old or len(new) < want:
             while len(new) < want and len(old) + len(new) < want + plan.max_surge:
-                taken = {index_of(p) for p in new}
-                index = next(i for i in range(want + len(old) + 1) if i not in taken)
+                index = self._free_index(d.name, {index_of(p) for p in new})
                 new.append(self._start(bp, f"{d.name}-{index}"))
             # old replicas that serve nothing go at once; ready ones while enough others
             # stay available (maxUnavailable)
@@ -231,6 +233,14 @@ class Rollout:
                 raise StuckRollout(f"{pod.name} not ready {self.timeout:.0f}s after a restart")
 
     # -- helpers
+    def _free_index(self, deployment: str, taken: set[int]) -> int:
+        """The lowest index not in TAKEN whose name is not taken otherwise."""
+        return next(
+            i
+            for i in itertools.count()
+            if i not in taken and not self.name_taken(f"{deployment}-{i}")
+        )
+
     def _start(self, bp: Blueprint, name: str) -> Pod:
         pod = self.new_pod(bp, name)
         self.kubelet.run_pod(pod)

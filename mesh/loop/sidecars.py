@@ -7,15 +7,20 @@ so a changed VirtualService, DestinationRule, AuthorizationPolicy, Gateway, Tele
 or PeerAuthentication (a sidecar's mTLS mode, and how the others call it) reaches the
 sidecars without a restart.
 
-What a generation may not change while sidecars run: anything else (a Deployment,
-Service, ServiceAccount, ...). Those set which sidecars exist, their identity,
-certificate or ports, fixed when `mesh up --sidecars` started; such a generation is
-refused, saying so, and the one in force keeps serving.
+A Deployment may change too: a replica the rollout starts gets its own sidecar first
+(`add`: ports, certificate, config of the generation in force), and a replica stopped
+for good takes its sidecar with it (`remove`), as the containers of one pod
+(mesh/loop/sidecar_pods.py). What a generation may not change while sidecars run: a
+Deployment's service account (the identity every other sidecar verifies), and any
+other kind (a Service, ServiceAccount, ...), which sets every sidecar's listeners and
+every app's env, fixed when `mesh up --sidecars` started; such a generation is refused,
+saying so, and the one in force keeps serving.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +33,9 @@ from mesh.errors import MeshError
 from mesh.loop.generation import Finding, Refused, changes, finding_from_error
 from mesh.loop.push import Pusher, PushError
 from mesh.manifests import Manifests
-from mesh.sidecars import Sidecar, SidecarSetup, validate_all
+from mesh.sidecars import CONFIG_DIR, Sidecar, SidecarSetup, validate_all
 from mesh.sidecars.peer import check_peer_authentications
+from mesh.sidecars.plan import service_account
 from mesh.sidecars.rbac import check_authorization_policies
 from mesh.translate.eds import use_eds
 from mesh.translate.tcp import refuse_with_sidecars
@@ -40,7 +46,7 @@ from mesh.translate.xds import XdsConfig, split
 #: starts, as a pod does: a changed Secret restarts nothing, in a cluster or here).
 LIVE_KINDS = frozenset(
     {"VirtualService", "DestinationRule", "Gateway", "AuthorizationPolicy",
-     "PeerAuthentication", "Telemetry", "HTTPRoute", "Secret"}
+     "PeerAuthentication", "Telemetry", "HTTPRoute", "Secret", "Deployment"}
 )  # fmt: skip
 EDS_DIR = "eds"
 XDS_DIR = "sidecars/xds"
@@ -57,8 +63,17 @@ class SidecarConfigs:
 
 
 def workload_changes(previous: Manifests, manifests: Manifests) -> list[str]:
-    """`Deployment/backend-v1 changed`, ...: the changes sidecars cannot follow live."""
-    return [c for c in changes(previous, manifests) if c.split("/", 1)[0] not in LIVE_KINDS]
+    """`Service/backend-service changed`, ...: the changes sidecars cannot follow live."""
+    moved = [c for c in changes(previous, manifests) if c.split("/", 1)[0] not in LIVE_KINDS]
+    accounts = {d.name: service_account(d) for d in previous.deployments}
+    for d in manifests.deployments:
+        if accounts.get(d.name, service_account(d)) != service_account(d):
+            moved.append(
+                f"Deployment/{d.name}: spec.template.spec.serviceAccountName changed "
+                f"({accounts[d.name]} -> {service_account(d)}), the identity its sidecars "
+                "were issued"
+            )
+    return moved
 
 
 class LiveSidecars:
@@ -72,6 +87,7 @@ class LiveSidecars:
         self.alive = alive
         self.pushers = {s.name: Pusher(s.admin_url) for s in setup.sidecars}
         self.current: SidecarConfigs | None = None
+        self._lock = threading.Lock()  # replicas start and stop on several threads
 
     def first(self) -> dict[Path, dict[str, Any]]:
         """Generation 1: each sidecar's static config (written by `prepare`, validated) as
@@ -132,6 +148,61 @@ class LiveSidecars:
             self.pushers[s.name].push(configs.xds[s.name], version, envoy_up=self.alive(s.name))
         self.current = configs
         self.setup.sidecars[:] = configs.sidecars  # in place: the runner shares the list
+
+    def add(self, manifests: Manifests, sidecar: Sidecar, version: str) -> None:
+        """SIDECAR, of a replica about to start: its certificate, and its config for
+        MANIFESTS (the generation in force, VERSION) validated by Envoy and written as its
+        xDS files and bootstrap (`setup.configs`); the caller starts its Envoy. MeshError
+        (nothing kept) if Envoy refuses the config."""
+        with self._lock:
+            setup = self.setup
+            setup.certs[sidecar.name] = setup.ca.issue(sidecar.identity, sidecar.instance)
+            setup.sidecars.append(sidecar)
+            try:
+                config = setup.static_config(manifests, sidecar)
+                path = self.state_dir / CONFIG_DIR / f"{sidecar.instance}.yaml"
+                path.write_text(yaml.safe_dump(config, sort_keys=False))
+                envoy.validate(path, envoy.envoy_binary())
+            except MeshError:
+                self._forget(sidecar.name)
+                raise
+            eds = use_eds(config, self.state_dir / EDS_DIR / sidecar.name)
+            xds = split(config, self.state_dir / XDS_DIR / sidecar.instance)
+            self.pushers[sidecar.name] = Pusher(sidecar.admin_url)
+            self.pushers[sidecar.name].first(xds, version)
+            path.write_text(yaml.safe_dump(xds.bootstrap, sort_keys=False))
+            setup.configs[sidecar.name] = path
+            if self.current is not None:
+                self.current.xds[sidecar.name] = xds
+                self.current.eds_files.update(eds)
+                self.current.sidecars.append(sidecar)
+
+    def remove(self, name: str) -> bool:
+        """Forget sidecar NAME (its replica was stopped for good): False if unknown."""
+        with self._lock:
+            return self._forget(name)
+
+    def instances(self) -> set[str]:
+        """The replicas that have a sidecar now (a name a new replica may not take)."""
+        with self._lock:
+            return {s.instance for s in self.setup.sidecars}
+
+    def _forget(self, name: str) -> bool:
+        setup = self.setup
+        if not any(s.name == name for s in setup.sidecars):
+            return False
+        setup.sidecars[:] = [s for s in setup.sidecars if s.name != name]
+        setup.configs.pop(name, None)
+        setup.certs.pop(name, None)
+        self.pushers.pop(name, None)
+        if self.current is not None:
+            own = (self.state_dir / EDS_DIR / name).resolve()
+            self.current.xds.pop(name, None)
+            self.current.eds_files = {
+                p: a for p, a in self.current.eds_files.items() if p.parent != own
+            }
+            self.current.sidecars = [s for s in self.current.sidecars if s.name != name]
+        return True
 
     def restore(self, version: str) -> None:
         """Push the generation in force again (after a failed push), as far as it goes."""

@@ -23,7 +23,7 @@ from mesh.ca import CertPair, LocalCA
 from mesh.manifests import Manifests
 from mesh.sidecars.bootstrap import secure_clusters, sidecar_bootstrap
 from mesh.sidecars.peer import check_peer_authentications, mtls_mode
-from mesh.sidecars.plan import GATEWAY_IDENTITY, Sidecar, plan_sidecars
+from mesh.sidecars.plan import GATEWAY_IDENTITY, Sidecar, plan_sidecars, stand_in
 from mesh.sidecars.rbac import check_authorization_policies
 from mesh.translate.tcp import refuse_with_sidecars
 
@@ -70,20 +70,29 @@ class SidecarSetup:
             sidecars.append(replace(s, deployment=deployment, mode=mode))
         return replace(self, sidecars=sidecars)
 
+    def peers(self, manifests: Manifests) -> list[Sidecar]:
+        """Every replica a proxy may call under MANIFESTS: the running sidecars (as
+        `replanned`), then a stand-in for each replica MANIFESTS ask for whose sidecar
+        has not started yet (it starts with its replica: mesh/loop/sidecar_pods.py)."""
+        running = self.replanned(manifests).sidecars
+        known = {s.instance for s in running}
+        return running + [
+            stand_in(manifests, d, instance)
+            for d in manifests.deployments
+            for instance in d.instance_names()
+            if instance not in known
+        ]
+
     def static_config(self, manifests: Manifests, sidecar: Sidecar) -> dict[str, Any]:
         """SIDECAR's whole static Envoy config for MANIFESTS (its own certificate)."""
         return sidecar_bootstrap(
-            manifests, sidecar, self.sidecars, self.certs[sidecar.name],
+            manifests, sidecar, self.peers(manifests), self.certs[sidecar.name],
             self.ca.root_cert_path, self.traces,
         )  # fmt: skip
 
     def inbound_ports(self) -> dict[str, int]:
         """instance -> its sidecar's inbound port (where the mesh sends its traffic)."""
         return {s.instance: s.inbound_port for s in self.sidecars}
-
-    def app_listeners(self) -> dict[str, dict[tuple[str, int], int]]:
-        """instance -> the outbound listeners of its own sidecar (its Service URLs)."""
-        return {s.instance: dict(s.outbound) for s in self.sidecars}
 
 
 def prepare(
@@ -112,10 +121,12 @@ def prepare(
     return setup
 
 
-def secure_gateway(config: dict[str, Any], setup: SidecarSetup) -> None:
-    """The shared Envoy (ingress gateway) calls the sidecars over mTLS with its own identity."""
+def secure_gateway(config: dict[str, Any], setup: SidecarSetup, manifests: Manifests) -> None:
+    """The shared Envoy (ingress gateway) calls the sidecars over mTLS with its own
+    identity, in the mTLS modes MANIFESTS set."""
     clusters = config["static_resources"]["clusters"]
-    secure_clusters(clusters, setup.sidecars, setup.gateway_certs, setup.ca.root_cert_path)
+    peers = setup.peers(manifests)
+    secure_clusters(clusters, peers, setup.gateway_certs, setup.ca.root_cert_path)
 
 
 def validate_all(paths: list[Path], binary: Path) -> None:

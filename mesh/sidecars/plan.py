@@ -16,6 +16,7 @@ from mesh.sidecars.peer import Mode, mtls_mode
 
 GATEWAY_IDENTITY = "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
 SIDECAR_SUFFIX = ".sidecar"
+STAND_IN_PORT = 1  # never dialled: the endpoints come over EDS from the replicas
 
 
 def service_account(deployment: Deployment) -> str:
@@ -66,26 +67,46 @@ class Sidecar:
         raise KeyError(service)
 
 
+def plan_sidecar(
+    manifests: Manifests,
+    d: Deployment,
+    instance: str,
+    app_port: int,
+    new_port: Callable[[], int],
+) -> Sidecar:
+    """The sidecar of replica INSTANCE of D (its app on APP_PORT), each port from NEW_PORT."""
+    return Sidecar(
+        instance=instance,
+        deployment=d,
+        identity=workload_identity(d.namespace, service_account(d)),
+        mode=mtls_mode(manifests, d),
+        app_port=app_port,
+        inbound_port=new_port(),
+        admin_port=new_port(),
+        outbound={(s.name, p.port): new_port() for s in manifests.services for p in s.ports},
+    )
+
+
+def stand_in(manifests: Manifests, d: Deployment, instance: str) -> Sidecar:
+    """What the others know of a replica of D whose sidecar has not started yet: its
+    identity and mTLS mode (how to call it); its address comes over EDS when it runs."""
+    return Sidecar(
+        instance=instance,
+        deployment=d,
+        identity=workload_identity(d.namespace, service_account(d)),
+        mode=mtls_mode(manifests, d),
+        app_port=0,
+        inbound_port=STAND_IN_PORT,
+        admin_port=0,
+    )
+
+
 def plan_sidecars(
     manifests: Manifests, app_ports: dict[str, int], new_port: Callable[[], int]
 ) -> list[Sidecar]:
     """A sidecar for every replica of every Deployment, each port from NEW_PORT."""
-    service_ports = [(s.name, p.port) for s in manifests.services for p in s.ports]
-    sidecars = []
-    for d in manifests.deployments:
-        identity = workload_identity(d.namespace, service_account(d))
-        mode = mtls_mode(manifests, d)
-        for instance in d.instance_names():
-            sidecars.append(
-                Sidecar(
-                    instance=instance,
-                    deployment=d,
-                    identity=identity,
-                    mode=mode,
-                    app_port=app_ports[instance],
-                    inbound_port=new_port(),
-                    admin_port=new_port(),
-                    outbound={key: new_port() for key in service_ports},
-                )
-            )
-    return sidecars
+    return [
+        plan_sidecar(manifests, d, instance, app_ports[instance], new_port)
+        for d in manifests.deployments
+        for instance in d.instance_names()
+    ]

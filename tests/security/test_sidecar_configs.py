@@ -113,7 +113,7 @@ def test_the_gateway_calls_the_frontend_sidecar_with_its_own_identity(
 ) -> None:
     manifests, setup = k8s
     config = translate(manifests, local_placement(manifests, setup.inbound_ports()))
-    secure_gateway(config, setup)
+    secure_gateway(config, setup, manifests)
     cluster = _by_name(
         config["static_resources"]["clusters"],
         "outbound|8000||frontend-service.default.svc.cluster.local",
@@ -166,7 +166,7 @@ def test_envoy_accepts_every_generated_config(tmp_path: Path) -> None:
     for name, manifests in (("k8s", load(K8S)), ("permissive", _permissive_overlay(tmp_path))):
         setup = _prepare(manifests, tmp_path / name)
         gateway = translate(manifests, local_placement(manifests, setup.inbound_ports()))
-        secure_gateway(gateway, setup)
+        secure_gateway(gateway, setup, manifests)
         path = tmp_path / name / "envoy.yaml"
         path.write_text(yaml.safe_dump(gateway, sort_keys=False))
         paths += [path, *setup.configs.values()]

@@ -1,5 +1,5 @@
 """`mesh up --sidecars` follows a changed policy or route live, as istiod pushes to every
-proxy; a change to a workload is refused and the mesh keeps serving (mesh/loop/sidecars.py).
+proxy; a change to a Service is refused and the mesh keeps serving (mesh/loop/sidecars.py).
 
 One mesh of a copy of k8s/ with a sidecar per instance, on real Envoy; each test edits
 the copy, applies it (`LocalMesh.apply`, what a save or `mesh apply` does) and puts the
@@ -16,7 +16,7 @@ import pytest
 
 from mesh.runner import LocalMesh
 from mesh.sidecars import GATEWAY_IDENTITY, Sidecar
-from tests.loop.support import copy_k8s, edit_yaml, set_replicas
+from tests.loop.support import copy_k8s, edit_yaml
 from tests.mesh.traffic import poll, versions
 from tests.support.mesh import new_mesh
 
@@ -112,21 +112,23 @@ def test_a_route_change_reaches_the_frontends_own_sidecar(mesh: LocalMesh, tree:
     assert versions(url, 20) == {"v1": 20}
 
 
-def test_a_workload_change_is_refused_and_the_mesh_keeps_serving(
+def test_a_service_change_is_refused_and_the_mesh_keeps_serving(
     mesh: LocalMesh, tree: Path
 ) -> None:
-    deployment = tree / "deployments" / "backend-v1.yaml"
-    original = deployment.read_text()
+    """A Service sets every sidecar's outbound listeners and every app's env: refused (a
+    Deployment's replicas follow live: test_sidecars_workloads_live.py)."""
+    service = tree / "services" / "backend-service.yaml"
+    original = service.read_text()
     in_force = mesh.generation
     assert in_force is not None
     try:
-        set_replicas(tree, "backend-v1", 3)
+        edit_yaml(service, lambda doc: doc["metadata"].setdefault("labels", {}).update(tier="x"))
         outcome = mesh.apply()
     finally:
-        deployment.write_text(original)
+        service.write_text(original)
     assert outcome["result"] == "refused", outcome
     message = outcome["findings"][0]["message"]
-    assert message.startswith("Deployment/backend-v1 changed: a mesh started with --sidecars")
+    assert message.startswith("Service/backend-service changed: a mesh started with --sidecars")
     assert "restart `mesh up --sidecars`" in message
     assert mesh.generation is in_force
     assert len(mesh.kubelet.pods_of("backend-v1")) == 2
