@@ -368,10 +368,7 @@ class LocalMesh(MeshViews):
                 f"{plan.max_surge}, maxUnavailable {plan.max_unavailable})"
             )
             try:
-                if self.sidecars:  # a sidecar's inbound cluster names the replica's port
-                    self.rollout.restart_in_place(deployment, say)
-                else:
-                    self.rollout.roll(bp, force=True)
+                self.rollout.roll(bp, force=True)  # with sidecars: new ones, new names
             except StuckRollout as exc:
                 raise RunnerError(str(exc)) from exc
             self._settle()

@@ -1,9 +1,10 @@
 """`mesh restart DEPLOYMENT`: a rolling restart of a running local mesh's replicas.
 
 As `kubectl rollout restart`: every replica is replaced by the Deployment's strategy (a
-surge replica starts on a new port and is in Envoy's rotation before an old one
-drains), so no request fails. The `mesh up` process owns the replicas and does it
-(`LocalMesh.restart`); this command asks it through the state dir (mesh/control.py).
+surge replica starts on a new port, with `--sidecars` under a new name behind a new
+sidecar, and is in Envoy's rotation before an old one drains), so no request fails.
+The `mesh up` process owns the replicas and does it (`LocalMesh.restart`); this command
+asks it through the state dir (mesh/control.py).
 """
 
 from __future__ import annotations

@@ -210,25 +210,6 @@ class Kubelet:
         self._changed(publish=False)
         self.on_deleted(pod)
 
-    def restart_in_place(self, pod: Pod, drained: Callable[[Pod], None] | None = None) -> None:
-        """Stop POD's process and start it again on the same port (a sidecar's inbound
-        cluster names that port): out of the endpoints, DRAINED, SIGTERM, start."""
-        with self.cond:
-            pod.terminating = True
-            pod.ready = False
-            pod.state = TERMINATING
-        self._changed()
-        if drained is not None:
-            with contextlib.suppress(Exception):
-                drained(pod)
-        if pod.child is not None:
-            stop_children([pod.child], timeout=pod.template.grace_s)
-        with self.cond:
-            pod.terminating = False
-            self._spawn(pod, first=False)
-        self.events.normal("Restarted", pod.name, f"rollout restart in place (pid {pod.pid})")
-        self._changed()
-
     @staticmethod
     def _code(pod: Pod | SystemProcess) -> int | None:
         return pod.child.popen.returncode if pod.child is not None else None

@@ -222,16 +222,6 @@ class Rollout:
             confirmed.add(waiting[0].uid)
         self._join()
 
-    def restart_in_place(self, deployment: str, say: Callable[[str], None]) -> None:
-        """Restart DEPLOYMENT's replicas one at a time on their own ports (with sidecars,
-        whose inbound clusters name them): out of the endpoints, drained, SIGTERM,
-        started again, back in rotation."""
-        for pod in sorted(self.kubelet.pods_of(deployment), key=lambda p: p.name):
-            say(f"{pod.name}: out of the endpoints; waiting until Envoy stops sending it requests")
-            self.kubelet.restart_in_place(pod, self.drained)
-            if not self.available(pod, self.timeout):
-                raise StuckRollout(f"{pod.name} not ready {self.timeout:.0f}s after a restart")
-
     # -- helpers
     def _free_index(self, deployment: str, taken: set[int]) -> int:
         """The lowest index not in TAKEN whose name is not taken otherwise."""

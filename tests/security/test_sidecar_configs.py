@@ -198,3 +198,32 @@ def test_sidecars_left_by_a_killed_mesh_are_stopped(tmp_path: Path) -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_a_replica_without_a_sidecar_yet_is_called_as_its_deployments_identity(
+    k8s: tuple[Manifests, SidecarSetup], tmp_path: Path
+) -> None:
+    """A generation that adds replicas (backend-v1 to 3) or a Deployment with its own
+    service account (backend-v3): the running sidecars call them over mTLS, verifying
+    the identity their sidecars will be issued when they start (mesh/loop/sidecar_pods)."""
+    _, setup = k8s
+    v3 = yaml.safe_load((K8S / "deployments" / "backend-v2.yaml").read_text())
+    v3["metadata"]["name"] = "backend-v3"
+    v3["spec"]["template"]["spec"]["serviceAccountName"] = "backend-next"
+    scaled = {"apiVersion": "apps/v1", "kind": "Deployment",
+              "metadata": {"name": "backend-v1"}, "spec": {"replicas": 3}}  # fmt: skip
+    manifests = load(overlay(tmp_path, patches=[scaled], extra=[v3]))
+    peers = {s.instance: s for s in setup.peers(manifests)}
+    running = {s.instance for s in setup.sidecars}
+    assert set(peers) - running == {"backend-v1-2", "backend-v3-0"}
+    assert peers["backend-v1-2"].identity == peers["backend-v1-0"].identity
+    assert peers["backend-v3-0"].identity == "cluster.local/ns/default/sa/backend-next"
+    frontend = next(s for s in setup.sidecars if s.instance == "frontend-0")
+    clusters = setup.static_config(manifests, frontend)["static_resources"]["clusters"]
+    sans = _tls(_by_name(clusters, f"outbound|5000||{BACKEND}"))["common_tls_context"][
+        "validation_context"
+    ]["match_typed_subject_alt_names"]
+    assert [m["matcher"]["exact"] for m in sans] == [
+        "spiffe://cluster.local/ns/default/sa/backend",
+        "spiffe://cluster.local/ns/default/sa/backend-next",
+    ]

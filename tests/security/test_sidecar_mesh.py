@@ -203,8 +203,9 @@ def test_private_keys_stay_private(mesh: LocalMesh) -> None:
 
 
 def test_a_rolling_restart_behind_sidecars_fails_no_request(mesh: LocalMesh) -> None:
-    """Last in this module: the frontend's sidecar stops sending to a replica (its own
-    health check) before the replica gets SIGTERM."""
+    """Last in this module: as `kubectl rollout restart`, new replicas surge on new names,
+    each behind a new sidecar, and the old ones drain out of every sidecar's endpoints
+    before SIGTERM, taking their sidecars along."""
     url = f"{mesh.gateway_url}/api/tasks"
     statuses: collections.Counter[int] = collections.Counter()
     done = threading.Event()
@@ -224,3 +225,10 @@ def test_a_rolling_restart_behind_sidecars_fails_no_request(mesh: LocalMesh) -> 
     assert restarted == ["backend-v1-0", "backend-v1-1"]
     assert set(statuses) == {200}, statuses
     assert statuses[200] > 0
+    # new replicas on new names, each behind a sidecar of its own; the old ones' are gone
+    now = sorted(p.name for p in mesh.kubelet.pods_of("backend-v1") if not p.terminating)
+    assert len(now) == 2 and not set(now) & set(restarted), now
+    with mesh.kubelet.cond:
+        running = {p.name for p in mesh.kubelet.system}
+    assert {f"{n}.sidecar" for n in now} <= running
+    assert not {f"{n}.sidecar" for n in restarted} & running
