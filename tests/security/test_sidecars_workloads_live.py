@@ -163,3 +163,47 @@ def test_a_service_account_change_is_refused_and_the_mesh_keeps_serving(
     assert "restart `mesh up --sidecars`" in message
     assert mesh.generation is in_force
     assert _served_by(mesh, 5) <= {"backend-v1-0", "backend-v1-1"}
+
+
+def test_a_new_deployment_with_its_own_account_is_called_over_mtls_and_removed_with_it(
+    mesh: LocalMesh, tree: Path, restore: None
+) -> None:
+    """backend-v1-next (label version v1, service account backend-next): the running
+    sidecars verify its identity before its own sidecar exists (the stand-in's SANs),
+    then call it; removing it stops the replica and its sidecar."""
+
+    def extra(doc: dict) -> None:
+        doc["metadata"]["name"] = "backend-v1-next"
+        doc["spec"]["replicas"] = 1
+        doc["spec"]["template"]["spec"]["serviceAccountName"] = "backend-next"
+
+    source = tree / "deployments" / "backend-v1.yaml"
+    target = tree / "deployments" / "backend-v1-next.yaml"
+    target.write_text(source.read_text())
+    edit_yaml(target, extra)
+    kustomization = tree / "kustomization.yaml"
+    text = kustomization.read_text()
+    kustomization.write_text(
+        text.replace("  - deployments/backend-v1.yaml\n", "  - deployments/backend-v1.yaml\n"
+                     "  - deployments/backend-v1-next.yaml\n")
+    )  # fmt: skip
+    try:
+        outcome = mesh.apply()
+        assert outcome["result"] == "applied" and not outcome["problems"], outcome
+        new = _sidecar(mesh, "backend-v1-next-0")
+        assert new is not None
+        assert new.identity == "cluster.local/ns/default/sa/backend-next"
+        poll(
+            lambda: "backend-v1-next-0" in _served_by(mesh, 10),
+            DEADLINE_S,
+            "the frontend's sidecar calling backend-v1-next-0 over mTLS",
+        )
+    finally:
+        kustomization.write_text(text)
+        target.unlink()
+    outcome = mesh.apply()
+    assert outcome["result"] == "applied", outcome
+    assert outcome["changes"] == ["Deployment/backend-v1-next removed"]
+    assert _sidecar(mesh, "backend-v1-next-0") is None
+    assert "backend-v1-next-0.sidecar" not in _running(mesh)
+    assert _served_by(mesh, 10) <= {"backend-v1-0", "backend-v1-1"}
