@@ -9,6 +9,8 @@ import httpx
 
 from mesh.errors import StateError
 
+TIMEOUT_S = 5.0  # the admin answers at once or is down
+
 # counters per cluster shown by `mesh status` (Envoy cluster_stats.rst)
 CLUSTER_STATS = (
     "upstream_rq_total",
@@ -36,24 +38,32 @@ class ClusterStatus:
     stats: dict[str, int] = field(default_factory=dict)
 
 
-def _get(client: httpx.Client, url: str) -> httpx.Response:
+def get_json(
+    url: str, client: httpx.Client | None = None, params: dict[str, str] | None = None
+) -> Any:
+    """GET an Envoy admin URL as JSON (with CLIENT, or a client of its own): the one reader
+    of Envoy's admin, so every command says alike which Envoy failed and how (StateError:
+    no answer, an error status, or not JSON)."""
+    own = client is None
+    client = client or httpx.Client(timeout=TIMEOUT_S)
     try:
-        response = client.get(url)
+        response = client.get(url, params=params)
+        response.raise_for_status()
+        return response.json()
+    except httpx.HTTPStatusError as exc:
+        raise StateError(f"Envoy admin {url} answered {exc.response.status_code}") from exc
     except httpx.TransportError as exc:
         raise StateError(f"Envoy admin {url} does not answer ({type(exc).__name__})") from exc
-    response.raise_for_status()
-    return response
+    except ValueError as exc:
+        raise StateError(f"Envoy admin {url}: not JSON ({exc})") from exc
+    finally:
+        if own:
+            client.close()
 
 
 def stats(admin_url: str, prefix: str = "", client: httpx.Client | None = None) -> dict[str, int]:
     """Counters and gauges whose name starts with PREFIX (e.g. `cluster.outbound|5000|v1|...`)."""
-    own = client is None
-    client = client or httpx.Client(timeout=5.0)
-    try:
-        data = _get(client, f"{admin_url}/stats?format=json").json()
-    finally:
-        if own:
-            client.close()
+    data = get_json(f"{admin_url}/stats?format=json", client)
     out: dict[str, int] = {}
     for entry in data.get("stats", []):
         name, value = entry.get("name"), entry.get("value")
@@ -88,8 +98,8 @@ def _host(entry: dict[str, Any]) -> HostStatus:
 
 def clusters(admin_url: str, prefix: str = "outbound|") -> list[ClusterStatus]:
     """Every cluster named PREFIX... with its hosts and CLUSTER_STATS."""
-    with httpx.Client(timeout=5.0) as client:
-        data = _get(client, f"{admin_url}/clusters?format=json").json()
+    with httpx.Client(timeout=TIMEOUT_S) as client:
+        data = get_json(f"{admin_url}/clusters?format=json", client)
         counters = stats(admin_url, "cluster.", client)
     out = []
     for entry in data.get("cluster_statuses", []):

@@ -10,11 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+from mesh import admin
 
-from mesh.errors import StateError
-
-TIMEOUT = 5.0  # seconds; the admin answers at once or is down
 ADMIN_DUMP = "type.googleapis.com/envoy.admin.v3."
 
 
@@ -25,21 +22,6 @@ class Dump:
     clusters: list[dict[str, Any]]
     listeners: list[dict[str, Any]]
     routes: list[dict[str, Any]]
-
-
-def get_json(url: str) -> Any:
-    """GET URL as JSON, or StateError naming the Envoy that does not answer."""
-    try:
-        with httpx.Client(timeout=TIMEOUT) as client:
-            response = client.get(url)
-            response.raise_for_status()
-            return response.json()
-    except httpx.HTTPStatusError as exc:
-        raise StateError(f"Envoy admin {url} answered {exc.response.status_code}") from exc
-    except httpx.TransportError as exc:
-        raise StateError(f"Envoy admin {url} does not answer ({type(exc).__name__})") from exc
-    except ValueError as exc:
-        raise StateError(f"Envoy admin {url}: not JSON ({exc})") from exc
 
 
 def _section(data: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -81,11 +63,11 @@ def parse(data: dict[str, Any]) -> Dump:
 
 
 def fetch(admin_url: str) -> Dump:
-    return parse(get_json(f"{admin_url}/config_dump"))
+    return parse(admin.get_json(f"{admin_url}/config_dump"))
 
 
 def cluster_statuses(admin_url: str) -> list[dict[str, Any]]:
     """/clusters?format=json's cluster_statuses: every cluster's hosts with health, what
     `istioctl proxy-config endpoints` reads (it asks the same admin path)."""
-    data = get_json(f"{admin_url}/clusters?format=json")
+    data = admin.get_json(f"{admin_url}/clusters?format=json")
     return list(data.get("cluster_statuses") or [])

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from mesh.errors import StateError
+from mesh import admin
 from mesh.rollout.judge import SubsetMetrics
 
 NAMESPACE = "default"
@@ -109,12 +109,8 @@ def read(admin_urls: str | Sequence[str], service: str, client: httpx.Client) ->
     params = {"format": "json", "histogram_buckets": "detailed", "filter": _filter(service)}
     out: Snapshot = {}
     for admin_url in urls:
-        try:
-            response = client.get(f"{admin_url}/stats", params=params)
-            response.raise_for_status()
-        except httpx.HTTPError as exc:
-            raise StateError(f"Envoy admin {admin_url}/stats: {type(exc).__name__}: {exc}") from exc
-        for name, totals in parse_stats(response.json(), service).items():
+        data = admin.get_json(f"{admin_url}/stats", client, params)
+        for name, totals in parse_stats(data, service).items():
             summed = out.setdefault(name, SubsetTotals())
             for stat, value in totals.counters.items():
                 summed.counters[stat] = summed.counters.get(stat, 0) + value

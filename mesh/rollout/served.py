@@ -12,23 +12,13 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import httpx
 
-from mesh.errors import StateError
+from mesh import admin
 from mesh.rollout.metrics import fqdn, target_name
 
 POLL_S = 0.1
-
-
-def _get(client: httpx.Client, url: str, params: dict[str, str] | None = None) -> Any:
-    try:
-        response = client.get(url, params=params)
-        response.raise_for_status()
-    except httpx.HTTPError as exc:
-        raise StateError(f"Envoy admin {url}: {type(exc).__name__}: {exc}") from exc
-    return response.json()
 
 
 def _name(cluster: str, service: str) -> str:
@@ -38,7 +28,7 @@ def _name(cluster: str, service: str) -> str:
 
 def served_weights(admin_url: str, service: str, client: httpx.Client) -> dict[str, int]:
     """{subset: weight} of SERVICE's default route as Envoy serves it ({} if none)."""
-    dump = _get(client, f"{admin_url}/config_dump", {"resource": "dynamic_route_configs"})
+    dump = admin.get_json(f"{admin_url}/config_dump", client, {"resource": "dynamic_route_configs"})
     prefix = f"{fqdn(service)}:"
     for entry in dump.get("configs", []):
         config = entry.get("route_config") or {}
@@ -60,7 +50,7 @@ def subsets(
 ) -> list[str]:
     """The subsets of SERVICE that Envoy has a cluster for, sorted; with NAMES (the
     backendRef Services of an HTTPRoute), those of NAMES that Envoy has a cluster for."""
-    data = _get(client, f"{admin_url}/clusters", {"format": "json"})
+    data = admin.get_json(f"{admin_url}/clusters", client, {"format": "json"})
     clusters = [c.get("name", "") for c in data.get("cluster_statuses", [])]
     found = {target_name(c, service) for c in clusters}
     if names is not None:
