@@ -12,12 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mesh.translate.metadata import ISTIO_KEY, render_config
+
 Row = list[str]
 Table = tuple[list[Row], int]  # rows (header first), tabwriter padding
 
 HCM = "envoy.filters.network.http_connection_manager"  # wellknown.HTTPConnectionManager
 PASSTHROUGH = "PassthroughCluster"  # util.PassthroughCluster
-ISTIO_METADATA = "istio"  # util.IstioMetadataKey
 
 
 def parse_subset_key(name: str) -> tuple[str, str, str, int]:
@@ -49,19 +50,10 @@ def _sort_key(name: str) -> tuple[str, str, int, str]:
     return host, subset, port, direction
 
 
-def render_config(path: str) -> str:
-    """route.go renderConfig: `/apis/networking.istio.io/v1/namespaces/default/
-    destination-rule/backend` -> `backend.default`."""
-    if path.startswith("/apis/networking.istio.io/"):
-        pieces = path.split("/")
-        return f"{pieces[7]}.{pieces[5]}" if len(pieces) == 8 else ""
-    return "<unknown>"
-
-
 def describe_management(metadata: dict[str, Any] | None) -> str:
     """route.go describeManagement: the Istio config that wrote a cluster or a route,
     from its `istio` filter metadata; empty when there is none."""
-    istio = ((metadata or {}).get("filter_metadata") or {}).get(ISTIO_METADATA)
+    istio = ((metadata or {}).get("filter_metadata") or {}).get(ISTIO_KEY)
     if not isinstance(istio, dict) or "config" not in istio:
         return ""
     return render_config(str(istio["config"]))

@@ -40,6 +40,16 @@ def config_path(obj: Obj) -> str:
     )
 
 
+def render_config(path: str) -> str:
+    """What istioctl shows of a `config` path (`configdump/route.go` renderConfig), the
+    reverse of `config_path`: `/apis/networking.istio.io/v1/namespaces/default/
+    destination-rule/backend` -> `backend.default`."""
+    if path.startswith("/apis/networking.istio.io/"):
+        pieces = path.split("/")
+        return f"{pieces[7]}.{pieces[5]}" if len(pieces) == 8 else ""
+    return "<unknown>"
+
+
 def config_metadata(obj: Obj) -> dict[str, Any]:
     """A route's metadata: the VirtualService OBJ that wrote it."""
     return {"filter_metadata": {ISTIO_KEY: {"config": config_path(obj)}}}

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from mesh.manifests import load
+from mesh.translate.metadata import config_path, render_config
 from tests.mesh.support import K8S, VARIANTS, local_config, overlay
 
 API = "/apis/networking.istio.io/v1/namespaces"
@@ -76,3 +77,14 @@ def test_each_route_names_the_virtual_service_that_wrote_it() -> None:
             assert istio(route) == {"config": f"{API}/default/virtual-service/{name}"}
             seen.add(name)
     assert seen == {vs.name for vs in manifests.virtual_services}
+
+
+def test_proxy_config_reads_back_the_config_path_the_translation_writes() -> None:
+    """`config_path` and istioctl's renderConfig are each other's reverse, for every
+    VirtualService and DestinationRule of k8s/ (mesh proxy-config's columns)."""
+    manifests = load(K8S)
+    objects = [*manifests.virtual_services, *manifests.destination_rules]
+    assert len(objects) >= 3
+    for obj in objects:
+        assert render_config(config_path(obj)) == f"{obj.name}.{obj.namespace}"
+    assert render_config("/apis/other.io/v1/namespaces/default/thing/x") == "<unknown>"
