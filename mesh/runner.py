@@ -72,7 +72,7 @@ from mesh.state import (
 )
 from mesh.traces.launch import trace_env, traces_command
 from mesh.translate import Placement, local_placement
-from mesh.translate.gateways import ISTIO_GATEWAY_PODS
+from mesh.translate.istio_gateways import INGRESS
 from mesh.translate.placement import DEFAULT_ADMIN_PORT, DEFAULT_GATEWAY_PORT
 
 READY_TIMEOUT_S = 30.0
@@ -260,7 +260,7 @@ class LocalMesh(MeshViews):
             running_gateway_ports=self.gateway_ports,
             # with sidecars the apps call their own; the Service listeners serve the host,
             # which calls as the ingress gateway (docs/security.md)
-            caller=ISTIO_GATEWAY_PODS[0] if self.sidecars else None,
+            caller=(INGRESS.labels, INGRESS.namespace) if self.sidecars else None,
         )
         listeners = placement.service_ports
         if self.control.generation is None:

@@ -33,6 +33,7 @@ from mesh.translate.hostnames import (
     more_specific_key,
     server_hosts,
 )
+from mesh.translate.istio_gateways import istio_gateways
 from mesh.translate.listeners import (
     connection_manager,
     http_listener,
@@ -193,13 +194,6 @@ def _gateway_route_config(
     return route_config(name, sorted(merged.values(), key=lambda v: v["name"]))
 
 
-#: Istio's gateways' pods: labels (manifests/charts/gateways/istio-*/values.yaml) and namespace
-ISTIO_GATEWAY_PODS = (
-    ({"app": "istio-ingressgateway", "istio": "ingressgateway"}, GATEWAY_NAMESPACE),
-    ({"app": "istio-egressgateway", "istio": "egressgateway"}, GATEWAY_NAMESPACE),
-)
-
-
 def gateway_workload(manifests: Manifests, gw: Gateway) -> tuple[dict[str, str], str]:
     """The labels and namespace of the pods GW's selector picks (what a bound
     VirtualService's match.sourceLabels / sourceNamespace select): a Deployment of the set
@@ -210,9 +204,8 @@ def gateway_workload(manifests: Manifests, gw: Gateway) -> tuple[dict[str, str],
     for d in manifests.deployments:
         if selector and all(d.template_labels.get(k) == v for k, v in selector.items()):
             return d.template_labels, d.namespace
-    for labels, namespace in ISTIO_GATEWAY_PODS:
-        if selector and all(labels.get(k) == v for k, v in selector.items()):
-            return labels, namespace
+    for istio in istio_gateways(selector):
+        return istio.labels, istio.namespace
     return selector, gw.namespace
 
 

@@ -330,3 +330,19 @@ def test_a_gateway_of_the_set_is_reached_through_its_own_services(tmp_path: Path
         "servers[3].port.number 7000",
         "servers[4].port.number 6000",
     ]
+
+
+def test_any_label_set_of_istios_gateway_pods_selects_it(tmp_path: Path) -> None:
+    """`app: istio-ingressgateway`, or both chart labels, pick Istio's gateway as well as
+    `istio: ingressgateway` does (its pods carry both: mesh/translate/istio_gateways.py):
+    no IST0101, and IST0162 knows its Service's ports; a label its pods lack picks none."""
+    by_app = gateway(80, 31400, selector={"istio": None, "app": "istio-ingressgateway"})
+    found = findings(tmp_path / "app", patches=[by_app])
+    assert on(found, "IST0101") == []
+    assert [f.message.split(":")[0] for f in found if f.code == "IST0162"] == [
+        "servers[1].port.number 31400"
+    ]
+    both = gateway(80, selector={"app": "istio-ingressgateway"})
+    assert on(findings(tmp_path / "both", patches=[both]), "IST0101") == []
+    other = gateway(80, selector={"version": "canary"})
+    assert on(findings(tmp_path / "other", patches=[other]), "IST0101") != []

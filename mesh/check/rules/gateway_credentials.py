@@ -23,9 +23,9 @@ from mesh.check.findings import Finding, Severity
 from mesh.check.index import Index
 from mesh.check.loader import Resource
 from mesh.check.rules._access import as_dict, dicts
-from mesh.check.rules.routing import ISTIO_GATEWAY_SELECTORS
 from mesh.translate.credentials import CA_SUFFIX, credential, elsewhere_hint, secret_data
 from mesh.translate.gateway_tls import GATEWAY_API_SECRET, credential_ref
+from mesh.translate.istio_gateways import istio_gateways
 from mesh.translate.telemetry import GATEWAY_NAMESPACE
 
 
@@ -100,7 +100,7 @@ def _selector_subset(x: dict[str, object], y: dict[str, object]) -> bool:
 def _workload_namespace(index: Index, gw: Resource) -> str | None:
     """secret.go getGatewayNamespace: the namespace of a pod the selector matches."""
     selector = {str(k): str(v) for k, v in as_dict(gw.spec.get("selector")).items()}
-    if selector in ISTIO_GATEWAY_SELECTORS:
+    if istio_gateways(selector):
         return GATEWAY_NAMESPACE
     found = index.workloads_matching(selector, namespace=None)
     return found[0].namespace if found else None

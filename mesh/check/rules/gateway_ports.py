@@ -25,12 +25,7 @@ from mesh.check.findings import Finding, Severity
 from mesh.check.index import Index, selects
 from mesh.check.loader import Resource
 from mesh.check.rules._access import as_dict, dicts
-
-#: Istio's own gateways, absent from the set: selector -> (Service port, targetPort) pairs
-ISTIO_GATEWAY_SERVICES: dict[tuple[tuple[str, str], ...], tuple[tuple[int, int], ...]] = {
-    (("istio", "ingressgateway"),): ((15021, 15021), (80, 8080), (443, 8443)),
-    (("istio", "egressgateway"),): ((80, 8080), (443, 8443)),
-}
+from mesh.translate.istio_gateways import istio_gateways
 
 
 def check(index: Index) -> Iterator[Finding]:
@@ -57,10 +52,10 @@ def _exposed_ports(index: Index, selector: dict[str, str]) -> set[int] | None:
     """The ports a server may name for the pods of SELECTOR: each TCP Service port's
     targetPort (its port when the targetPort is a name or unset) and the Service port
     itself; None when no pod matches."""
-    known = ISTIO_GATEWAY_SERVICES.get(tuple(sorted(selector.items())))
     pods = index.workloads_matching(selector, namespace=None) if selector else []
     if not pods:
-        return None if known is None else {p for pair in known for p in pair}
+        known = istio_gateways(selector)
+        return {p for g in known for pair in g.service_ports for p in pair} if known else None
     exposed: set[int] = set()
     for service in index.of_kind("Service", istio=False):
         service_selector = index.service_selector(service)

@@ -9,7 +9,7 @@ namespace whose selector matches it (IST0149, a warning); and as Istio's validat
 (``pkg/config/validation/validation.go`` ``ValidateVirtualService``) refuses it on a
 VirtualService for sidecars only (IST0106). Offline the gateway's pods are the
 Deployments of the set its selector picks, else Istio's own gateway's
-(mesh/translate/gateways.py ``ISTIO_GATEWAY_PODS``).
+(mesh/translate/istio_gateways.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from mesh.check.findings import Finding, Severity
 from mesh.check.index import Index, selects
 from mesh.check.loader import Resource
 from mesh.check.rules._access import as_dict, as_list, as_str, dicts
-from mesh.translate.gateways import ISTIO_GATEWAY_PODS
+from mesh.translate.istio_gateways import istio_gateways
 from mesh.translate.matches import is_jwt_claim
 
 ROOT_NAMESPACE = "istio-system"
@@ -85,11 +85,7 @@ def _gateway(
         (w.labels, w.namespace, w.resource.name) for w in index.workloads_matching(selector, None)
     ]
     if not pods:
-        pods = [
-            (labels, pod_ns, str(labels.get("app")))
-            for labels, pod_ns in ISTIO_GATEWAY_PODS
-            if selects(selector, labels)
-        ]
+        pods = [(g.labels, g.namespace, g.name) for g in istio_gateways(selector)]
     for labels, pod_ns, pod in pods:
         if not any(
             ns in (ROOT_NAMESPACE, pod_ns) and selects(wanted, labels) for ns, wanted in policies

@@ -12,11 +12,10 @@ from mesh.check.index import Index, fqdn, selects
 from mesh.check.loader import Resource
 from mesh.check.rules import reachability
 from mesh.check.rules._access import as_dict, as_list, as_str, dicts
+from mesh.translate.istio_gateways import istio_gateways
+
 
 # Istio installs these gateways itself; no workload in the app's manifests has them.
-ISTIO_GATEWAY_SELECTORS = ({"istio": "ingressgateway"}, {"istio": "egressgateway"})
-
-
 def check(index: Index) -> Iterator[Finding]:
     gateways = {(g.namespace, g.name): g for g in index.of_kind("Gateway", istio=True)}
     yield from _gateways(index, list(gateways.values()))
@@ -77,7 +76,7 @@ def _kubernetes_gateway_hosts(gateway: Resource) -> list[str]:
 def _gateways(index: Index, gateways: list[Resource]) -> Iterator[Finding]:
     for gw in gateways:
         selector = {str(k): str(v) for k, v in as_dict(gw.spec.get("selector")).items()}
-        if selector and selector not in ISTIO_GATEWAY_SELECTORS:
+        if selector and not istio_gateways(selector):
             if not index.workloads_matching(selector, namespace=None):
                 yield gw.finding(
                     "IST0101",
