@@ -27,6 +27,7 @@ CODE = "TM401"
 ISTIO_CLASSES = ("istio", "istio-remote", "istio-waypoint", "istio-east-west")
 GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 NAME_OVERRIDE = "gateway.istio.io/name-override"
+SERVICE_ACCOUNT = "gateway.istio.io/service-account"
 
 
 @cache
@@ -59,13 +60,17 @@ def check_schema(res: Resource) -> Iterator[Finding]:
 
 
 def gateway_accounts(resources: list[Resource]) -> set[tuple[str, str]]:
-    """(namespace, name) of the ServiceAccount istiod creates for each Gateway it deploys."""
+    """(namespace, name) of the ServiceAccount istiod creates for each Gateway it deploys:
+    `gateway.istio.io/service-account`, else `<name>-<class>`, as
+    pilot/pkg/config/kube/gatewaycommon/deploymentcontroller.go's TemplateInput names it
+    (the Deployment's own name follows `name-override` instead)."""
     out = set()
     for res in resources:
         if res.group == GROUP and res.kind == "Gateway":
             cls = res.spec.get("gatewayClassName")
             if cls in ISTIO_CLASSES:
-                out.add((res.namespace, f"{res.name}-{cls}"))
+                account = res.annotations.get(SERVICE_ACCOUNT) or f"{res.name}-{cls}"
+                out.add((res.namespace, account))
     return out
 
 

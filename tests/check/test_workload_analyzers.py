@@ -346,3 +346,29 @@ def test_any_label_set_of_istios_gateway_pods_selects_it(tmp_path: Path) -> None
     assert on(findings(tmp_path / "both", patches=[both]), "IST0101") == []
     other = gateway(80, selector={"version": "canary"})
     assert on(findings(tmp_path / "other", patches=[other]), "IST0101") != []
+
+
+def test_a_gateway_api_gateways_identity_follows_its_service_account_annotation(
+    tmp_path: Path,
+) -> None:
+    """deploymentcontroller.go: the ServiceAccount is `gateway.istio.io/service-account`,
+    else `<name>-<class>`; a principal of another name matches no workload (TM104)."""
+
+    def allowing(account: str) -> dict[str, Any]:
+        principal = f"cluster.local/ns/default/sa/{account}"
+        return policy(
+            "AuthorizationPolicy",
+            selector={"matchLabels": {"app": "backend"}},
+            rules=[{"from": [{"source": {"principals": [principal]}}]}],
+        )
+
+    def tm104(gw: dict[str, Any], account: str, where: str) -> list[str]:
+        return on(findings(tmp_path / where, gw, allowing(account)), "TM104")
+
+    assert tm104(edge(), "edge-istio", "default") == []
+    named = edge()
+    named["metadata"]["annotations"] = {"gateway.istio.io/service-account": "edge-sa"}
+    assert tm104(named, "edge-sa", "named") == []
+    assert tm104(named, "edge-istio", "not-default") == [
+        "AuthorizationPolicy/edge-authorizationpolicy"
+    ]
