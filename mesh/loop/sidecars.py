@@ -10,11 +10,12 @@ sidecars without a restart.
 A Deployment may change too: a replica the rollout starts gets its own sidecar first
 (`add`: ports, certificate, config of the generation in force), and a replica stopped
 for good takes its sidecar with it (`remove`), as the containers of one pod
-(mesh/loop/sidecar_pods.py). What a generation may not change while sidecars run: a
-Deployment's service account (the identity every other sidecar verifies), and any
-other kind (a Service, ServiceAccount, ...), which sets every sidecar's listeners and
-every app's env, fixed when `mesh up --sidecars` started; such a generation is refused,
-saying so, and the one in force keeps serving.
+(mesh/loop/sidecar_pods.py). A Service that keeps its ports is followed too (its
+selector or targetPort moves clusters and endpoints). What a generation may not change
+while sidecars run: a Deployment's service account (the identity every other sidecar
+verifies), the set of Service ports (each sidecar's outbound listeners and each app's
+env, fixed when its replica started), and kinds the local mesh does not run; such a
+generation is refused, saying so, and the one in force keeps serving.
 """
 
 from __future__ import annotations
@@ -43,10 +44,13 @@ from mesh.translate.xds import XdsConfig, split
 
 #: Kinds whose change only rewrites Envoy config: pushed to the running sidecars. A
 #: Secret is one: the gateway's certificates (a replica reads a secretKeyRef when it
-#: starts, as a pod does: a changed Secret restarts nothing, in a cluster or here).
+#: starts, as a pod does: a changed Secret restarts nothing, in a cluster or here). A
+#: Deployment's replicas bring their own sidecars; a ServiceAccount object sets nothing
+#: locally (an identity is the Deployment's serviceAccountName).
 LIVE_KINDS = frozenset(
     {"VirtualService", "DestinationRule", "Gateway", "AuthorizationPolicy",
-     "PeerAuthentication", "Telemetry", "HTTPRoute", "Secret", "Deployment"}
+     "PeerAuthentication", "Telemetry", "HTTPRoute", "Secret", "Deployment",
+     "ServiceAccount"}
 )  # fmt: skip
 EDS_DIR = "eds"
 XDS_DIR = "sidecars/xds"
@@ -62,9 +66,18 @@ class SidecarConfigs:
     sidecars: list[Sidecar]  # with the mTLS mode of the generation's PeerAuthentications
 
 
+def service_ports(manifests: Manifests) -> list[tuple[str, int]]:
+    """Every (Service, port): each sidecar has an outbound listener for each."""
+    return sorted((s.name, p.port) for s in manifests.services for p in s.ports)
+
+
 def workload_changes(previous: Manifests, manifests: Manifests) -> list[str]:
-    """`Service/backend-service changed`, ...: the changes sidecars cannot follow live."""
+    """`Service/backend-service changed`, ...: the changes sidecars cannot follow live. A
+    Service that keeps its ports (a selector, a targetPort, a label) only moves clusters
+    and endpoints, which are pushed: it is followed."""
     moved = [c for c in changes(previous, manifests) if c.split("/", 1)[0] not in LIVE_KINDS]
+    if service_ports(previous) == service_ports(manifests):
+        moved = [c for c in moved if not c.startswith("Service/")]
     accounts = {d.name: service_account(d) for d in previous.deployments}
     for d in manifests.deployments:
         if accounts.get(d.name, service_account(d)) != service_account(d):
@@ -114,8 +127,9 @@ class LiveSidecars:
             more = f" (+{len(moved) - 1} more)" if len(moved) > 1 else ""
             message = (
                 f"{moved[0]}{more}: a mesh started with --sidecars applies changes to "
-                f"{', '.join(sorted(LIVE_KINDS))} live; restart `mesh up --sidecars` "
-                "to run this one"
+                f"{', '.join(sorted(LIVE_KINDS))} live, and a Service's that keeps its "
+                "ports (each sidecar has a listener per Service port); restart "
+                "`mesh up --sidecars` to run this one"
             )
             raise Refused("sidecars", [Finding("", "", "", "", message)])
         try:

@@ -1,5 +1,5 @@
 """`mesh up --sidecars` follows a changed policy or route live, as istiod pushes to every
-proxy; a change to a Service is refused and the mesh keeps serving (mesh/loop/sidecars.py).
+proxy; a new Service port is refused and the mesh keeps serving (mesh/loop/sidecars.py).
 
 One mesh of a copy of k8s/ with a sidecar per instance, on real Envoy; each test edits
 the copy, applies it (`LocalMesh.apply`, what a save or `mesh apply` does) and puts the
@@ -112,27 +112,32 @@ def test_a_route_change_reaches_the_frontends_own_sidecar(mesh: LocalMesh, tree:
     assert versions(url, 20) == {"v1": 20}
 
 
-def test_a_service_change_is_refused_and_the_mesh_keeps_serving(
+def test_a_service_that_keeps_its_ports_is_followed_and_another_port_is_refused(
     mesh: LocalMesh, tree: Path
 ) -> None:
-    """A Service sets every sidecar's outbound listeners and every app's env: refused (a
-    Deployment's replicas follow live: test_sidecars_workloads_live.py)."""
+    """A label or selector change of a Service moves only clusters and endpoints: applied.
+    Another Service port would need an outbound listener in every sidecar and in every
+    app's env: refused (a Deployment's replicas follow live: test_sidecars_workloads_live.py)."""
     service = tree / "services" / "backend-service.yaml"
     original = service.read_text()
-    in_force = mesh.generation
-    assert in_force is not None
     try:
         edit_yaml(service, lambda doc: doc["metadata"].setdefault("labels", {}).update(tier="x"))
+        assert _applied(mesh)["changes"] == ["Service/backend-service changed"]
+        assert versions(mesh.gateway_url + "/api/tasks", 5) == {"v1": 5}
+        in_force = mesh.generation
+        edit_yaml(service, lambda doc: doc["spec"]["ports"][0].update(port=5001))
         outcome = mesh.apply()
     finally:
         service.write_text(original)
     assert outcome["result"] == "refused", outcome
     message = outcome["findings"][0]["message"]
     assert message.startswith("Service/backend-service changed: a mesh started with --sidecars")
+    assert "a Service's that keeps its ports" in message
     assert "restart `mesh up --sidecars`" in message
     assert mesh.generation is in_force
     assert len(mesh.kubelet.pods_of("backend-v1")) == 2
     assert versions(mesh.gateway_url + "/api/tasks", 5) == {"v1": 5}
+    _applied(mesh)  # the file as it was
 
 
 def _plain(sidecar: Sidecar) -> int | None:
