@@ -1,5 +1,5 @@
-"""`mesh proxy-config clusters|listeners|routes|endpoints [PROXY]`: istioctl's
-proxy-config on the local mesh's live Envoy.
+"""`mesh proxy-config clusters|listeners|routes|endpoints|secret|bootstrap [PROXY]`:
+istioctl's proxy-config on the local mesh's live Envoy.
 
 On a cluster, `istioctl proxy-config clusters deploy/frontend` shows what istiod gave
 one Envoy; here the same tables (mesh/proxy_config, following istioctl's writers) come
@@ -11,6 +11,7 @@ cluster.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ import yaml
 from mesh.cli import CliError
 from mesh.proxy_config import dump, tabwriter
 from mesh.proxy_config.listeners import ListenerFilter, listeners_table
+from mesh.proxy_config.secrets import certificates, secret_items, secrets_table
 from mesh.proxy_config.writers import (
     ClusterFilter,
     EndpointFilter,
@@ -34,7 +36,7 @@ from mesh.proxy_config.writers import (
 )
 from mesh.state import DEFAULT_STATE_DIR, MeshState, read_state
 
-HELP = "istioctl proxy-config: the clusters, listeners, routes or endpoints of a live Envoy"
+HELP = "istioctl proxy-config: what a live Envoy runs (clusters, listeners, routes, ...)"
 SIDECAR = ".sidecar"
 OUTPUTS = ("short", "json", "yaml")
 DIRECTIONS = ("inbound", "outbound")
@@ -43,7 +45,7 @@ HEALTH = ("UNKNOWN", "HEALTHY", "UNHEALTHY", "DRAINING", "TIMEOUT", "DEGRADED")
 LISTENER_TYPES = ("HTTP", "TCP", "HTTP+TCP", "UNKNOWN")
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, default_output: str = "short") -> None:
     parser.add_argument(
         "proxy",
         nargs="?",
@@ -52,7 +54,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="a replica's sidecar (backend-v1-0, with `mesh up --sidecars`); "
         "default: the shared Envoy",
     )
-    parser.add_argument("-o", "--output", default="short", help="one of short|json|yaml")
+    parser.add_argument("-o", "--output", default=default_output, help="one of short|json|yaml")
     parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR, metavar="DIR")
 
 
@@ -78,6 +80,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--status", default="", help="HEALTHY, UNHEALTHY, DRAINING, ...")
     p.add_argument("--port", type=int, default=0, help="endpoints on this port")
     p.add_argument("--address", default="", help="endpoints on this address")
+    p = sub.add_parser("secret", help="the certificates Envoy holds (identity, root CA)")
+    _common(p)
+    p = sub.add_parser("bootstrap", help="the bootstrap Envoy started from (-o short: version)")
+    _common(p, default_output="json")
 
 
 def _one_of(flag: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -183,16 +189,31 @@ def selected(args: argparse.Namespace, url: str) -> list[dict[str, Any]]:
     return [r for r in sorted_routes(entries) if not flt or r.get("name") == flt]
 
 
+def _print(output: str, rows: Table | None, data: Any) -> None:
+    if output == "short" and rows is not None:
+        sys.stdout.write(tabwriter.render(*rows))
+    elif output == "json":
+        print(json.dumps(data, indent=4))
+    else:
+        print(yaml.safe_dump(data, sort_keys=True, default_flow_style=False), end="")
+
+
 def run(args: argparse.Namespace) -> int:
     validate(args)
     state = read_state(Path(args.state_dir))
     url = admin_url(state, args.proxy)
     output = args.output.lower()
-    if output == "short":
-        rows, padding = table(args, url)
-        sys.stdout.write(tabwriter.render(rows, padding))
-    elif output == "json":
-        print(json.dumps(selected(args, url), indent=4))
+    if args.kind == "secret":  # writer.go: a table, or the items as JSON
+        items = secret_items(certificates(url), dt.datetime.now(dt.UTC))
+        if output == "short" and not items:
+            print("No secret items to show.")
+        else:
+            _print(output, secrets_table(items), items)
+    elif args.kind == "bootstrap":
+        found = dump.bootstrap(url)
+        _print(output, ([["Envoy Version:", dump.envoy_version(found)]], 1), found)
+    elif output == "short":
+        _print(output, table(args, url), None)
     else:
-        print(yaml.safe_dump(selected(args, url), sort_keys=True, default_flow_style=False), end="")
+        _print(output, None, selected(args, url))
     return 0

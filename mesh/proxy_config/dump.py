@@ -71,3 +71,26 @@ def cluster_statuses(admin_url: str) -> list[dict[str, Any]]:
     `istioctl proxy-config endpoints` reads (it asks the same admin path)."""
     data = admin.get_json(f"{admin_url}/clusters?format=json")
     return list(data.get("cluster_statuses") or [])
+
+
+def bootstrap(admin_url: str) -> dict[str, Any]:
+    """The BootstrapConfigDump (`bootstrap`, `last_updated`), what istioctl's
+    PrintBootstrapDump prints."""
+    return _resource(_section(admin.get_json(f"{admin_url}/config_dump"), "BootstrapConfigDump"))
+
+
+def envoy_version(bootstrap_dump: dict[str, Any]) -> str:
+    """configdump.go getUserAgentVersionInfo: `1.40.0-dev/Clean/RELEASE/BoringSSL`, from
+    the node's user_agent_build_version Envoy fills in."""
+    node = (bootstrap_dump.get("bootstrap") or {}).get("node") or {}
+    build = node.get("user_agent_build_version") or {}
+    version = build.get("version") or {}
+    text = "{}.{}.{}".format(
+        *(int(version.get(k, 0)) for k in ("major_number", "minor_number", "patch"))
+    )
+    metadata = build.get("metadata") or {}
+    for key, sep in (("build.label", "-"), ("revision.status", "/"), ("build.type", "/"),
+                     ("ssl.version", "/")):  # fmt: skip
+        if key in metadata:
+            text += f"{sep}{metadata[key]}"
+    return text

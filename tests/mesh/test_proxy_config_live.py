@@ -5,6 +5,7 @@ ports, its gateway and Service listeners), not from a copy of the output."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography import x509
 
+from mesh import envoy
 from mesh.manifests import Manifests, Service
 from mesh.runner import LocalMesh
 from tests.mesh.conftest import MeshFactory
@@ -48,7 +51,9 @@ HEADERS = {
     "listeners": ["ADDRESSES", "PORT", "MATCH", "DESTINATION"],
     "routes": ["NAME", "VHOST NAME", "DOMAINS", "MATCH", "VIRTUAL SERVICE"],
     "endpoints": ["ENDPOINT", "STATUS", "OUTLIER CHECK", "CLUSTER"],
-}
+    "secret": ["RESOURCE NAME", "TYPE", "STATUS", "VALID CERT", "SERIAL NUMBER", "NOT AFTER",
+               "NOT BEFORE"],  # compare/sds/writer.go
+}  # fmt: skip
 
 
 def table(mesh: LocalMesh, kind: str, *args: str) -> list[list[str]]:
@@ -214,3 +219,58 @@ def test_a_sidecar_by_instance_name(sidecar_mesh: LocalMesh) -> None:
     # istioctl's own target form: the Deployment's first replica's sidecar
     by_deployment = table(sidecar_mesh, "listeners", "deploy/frontend")
     assert by_deployment == table(sidecar_mesh, "listeners", "frontend-0")
+
+
+def _cert_row(path: Path, name: str, kind: str) -> list[str]:
+    """The row istioctl's secretMetaFromCert makes of the PEM at PATH, read here with
+    cryptography, not from Envoy."""
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    return [
+        name,
+        kind,
+        "ACTIVE",
+        "true",
+        f"{cert.serial_number:032x}",
+        cert.not_valid_after_utc.strftime(stamp),
+        cert.not_valid_before_utc.strftime(stamp),
+    ]
+
+
+def test_secret_shows_the_sidecars_identity_and_the_root(sidecar_mesh: LocalMesh) -> None:
+    setup = sidecar_mesh.sidecar_setup
+    assert setup is not None
+    sidecar = next(s for s in setup.sidecars if s.instance == "backend-v1-0")
+    assert table(sidecar_mesh, "secret", "deploy/backend-v1") == [
+        _cert_row(setup.certs[sidecar.name].cert, "default", "Cert Chain"),
+        _cert_row(setup.ca.root_cert_path, "ROOTCA", "CA"),
+    ]
+    items = json.loads(proxy_config(sidecar_mesh, "secret", "backend-v1-0", "-o", "json").stdout)
+    assert [(i["name"], i["trust_domain"]) for i in items] == [
+        ("default", "cluster.local"),
+        ("ROOTCA", ""),  # no SPIFFE URI in the root: no TRUST DOMAIN column, as istioctl
+    ]
+
+
+def test_secret_of_a_plain_gateway_has_nothing_to_show(mesh: LocalMesh) -> None:
+    done = proxy_config(mesh, "secret")
+    assert (done.returncode, done.stdout) == (0, "No secret items to show.\n"), done.stderr
+
+
+def test_bootstrap_is_the_one_the_envoy_started_from(sidecar_mesh: LocalMesh) -> None:
+    setup = sidecar_mesh.sidecar_setup
+    assert setup is not None
+    sidecar = next(s for s in setup.sidecars if s.instance == "frontend-0")
+    done = proxy_config(sidecar_mesh, "bootstrap", "frontend-0")
+    assert done.returncode == 0, done.stderr
+    node = json.loads(done.stdout)["bootstrap"]["node"]
+    assert node["id"].split("~")[2] == "frontend-0.default"
+    admin = json.loads(done.stdout)["bootstrap"]["admin"]["address"]["socket_address"]
+    assert admin["port_value"] == sidecar.admin_port
+    short = proxy_config(sidecar_mesh, "bootstrap", "frontend-0", "-o", "short").stdout
+    version = subprocess.run(
+        [str(envoy.envoy_binary()), "--version"], capture_output=True, text=True, timeout=60
+    ).stdout
+    number = re.search(r"/(\d+\.\d+\.\d+)", version)
+    assert number is not None, version
+    assert re.fullmatch(rf"Envoy Version: {re.escape(number.group(1))}\S*\n", short), short
