@@ -30,6 +30,8 @@ async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
     code = HTTP_ERROR_CODES.get(exc.status_code, "http_error")
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
+        # one Allow header: Starlette's names only the first route's methods ("Allow")
+        headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
         headers["allow"] = allowed_methods(request.app.router.routes, request.scope)
     return JSONResponse(
         error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers

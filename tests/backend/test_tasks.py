@@ -190,6 +190,7 @@ async def test_every_error_is_json(v1):
     assert r.status_code == 404 and r.json()["error"] == "not_found"
     r = await v1.put("/api/tasks")
     assert r.status_code == 405 and r.json()["error"] == "method_not_allowed"
+    assert r.headers.get_list("allow") == ["GET, POST"]  # one header, every method
 
 
 async def test_unexpected_exception_is_a_json_500(make_backend, monkeypatch):
