@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
@@ -24,9 +23,6 @@ from backend.admin_routes import add_admin_routes
 from backend.errors import install_error_handlers
 from backend.fault import FaultMiddleware, FaultState
 from backend.identity import IdentityHeadersMiddleware
-from backend.listing import ListingCache
-from backend.listing_fast_path import PATH as LISTING_PATH
-from backend.listing_fast_path import ListingFastPath
 from backend.probe_routes import add_probe_routes
 from backend.settings import BackendSettings
 from backend.state import BackendState
@@ -82,16 +78,11 @@ def create_app(
     app.state.backend = state
     app.state.tracing = tracing
     install_error_handlers(app, settings.version)
-    listing = ListingCache()
-    add_task_routes(app, state, doc, listing)
+    add_task_routes(app, state, doc)
     add_probe_routes(app, state, metrics, doc)
     add_admin_routes(app, state, doc)
 
-    # Innermost first: the cached listing, fault, body limit, identity headers; then
-    # telemetry outside.
-    app.add_middleware(
-        ListingFastPath, store=store, listing=listing, route=_route(app, LISTING_PATH, "GET")
-    )
+    # Innermost first: fault, body limit, identity headers; then telemetry outside.
     app.add_middleware(FaultMiddleware, state=fault, router=app.router)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(
@@ -99,11 +90,3 @@ def create_app(
     )
     instrument(app, tracing=tracing, metrics=metrics if settings.metrics_enabled else None)
     return app
-
-
-def _route(app: FastAPI, path: str, method: str) -> APIRoute:
-    """The route of APP that serves METHOD PATH."""
-    for route in app.router.routes:
-        if isinstance(route, APIRoute) and route.path == path and method in route.methods:
-            return route
-    raise LookupError(f"no route {method} {path}")

@@ -22,17 +22,30 @@ from backend.bodies import (
     parse_body,
 )
 from backend.errors import ApiError
-from backend.listing import ListingCache
 from backend.state import BackendState
 from backend.store import IdempotencyConflict, Task, request_fingerprint
 from backend.stores import IdempotencyInFlight
 
 
-def add_task_routes(
-    app: FastAPI, state: BackendState, doc: dict[str, dict[str, Any]], listing: ListingCache
-) -> None:
-    """The tasks API of STATE's version on APP; DOC: each route's OpenAPI (backend/openapi.py);
-    LISTING: where GET /api/tasks keeps its rendered body (backend/listing_fast_path.py)."""
+class ListingCache:
+    """The last rendered GET /api/tasks body and the store stamp it was read under."""
+
+    __slots__ = ("stamp", "body")
+
+    def __init__(self) -> None:
+        self.stamp: object | None = None
+        self.body = b""
+
+    def get(self, stamp: object | None) -> bytes | None:
+        return self.body if stamp is not None and stamp == self.stamp else None
+
+    def put(self, stamp: object | None, body: bytes) -> bytes:
+        self.stamp, self.body = stamp, body
+        return body
+
+
+def add_task_routes(app: FastAPI, state: BackendState, doc: dict[str, dict[str, Any]]) -> None:
+    """The tasks API of STATE's version on APP; DOC: each route's OpenAPI (backend/openapi.py)."""
     settings = state.settings
     v2 = settings.shows_priority
     create_model: type[TaskCreateV1] = TaskCreateV2 if v2 else TaskCreateV1
@@ -48,6 +61,8 @@ def add_task_routes(
 
     def not_found(task_id: int) -> ApiError:
         return ApiError(404, "not_found", f"task {task_id} not found")
+
+    listing = ListingCache()
 
     @app.get("/api/tasks", **doc["GET /api/tasks"])
     async def list_tasks() -> Response:
