@@ -7,12 +7,13 @@ import json
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from mesh.errors import StateError
 from mesh.loop.generation import finding_line
-from mesh.state import DEFAULT_STATE_DIR, read_state
+from mesh.state import DEFAULT_STATE_DIR, MeshState, read_state
 
 HELP = "workloads and Envoy cluster health of a running mesh"
 
@@ -61,6 +62,33 @@ def config_line(config: dict) -> list[str]:
     return lines
 
 
+def system_row(
+    proc: dict[str, Any], state: MeshState, envoy_ready: str, client: httpx.Client
+) -> tuple[str, str, str, str, str, str, str | None]:
+    """A row for one of the mesh's own processes: the shared Envoy, each sidecar (its
+    Envoy's /ready, and its admin URL for `mesh proxy-config`), the trace receiver."""
+    name = str(proc.get("name"))
+    pid = proc.get("pid")
+    sidecar_admin = state.proxy_admin_urls.get(name)
+    if name == "envoy":
+        status, where = envoy_ready, f"({state.admin_url})"
+    elif sidecar_admin:
+        status = _ready(client, f"{sidecar_admin}/ready") if pid else "restarting"
+        where = f"({sidecar_admin})"
+    else:
+        status, where = ("running" if pid else "restarting"), ""
+    last = proc.get("last_exit")
+    return (
+        name,
+        "",
+        "",
+        str(pid or "-"),
+        status,
+        str(proc.get("restarts", 0)),
+        f"{last} {where}".strip() if last else where or None,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from mesh import admin
 
@@ -91,22 +119,22 @@ def run(args: argparse.Namespace) -> int:
     print(f"mesh of {state.manifests}: gateway {', '.join(state.gateway_urls)}")
     for line in config_line(state.config):
         print(line)
+    rows = [
+        (i.name, i.deployment, str(i.port), str(i.pid), i.state, str(i.restarts), i.last_exit)
+        for i in state.instances
+    ]
+    with httpx.Client(timeout=2.0) as client:
+        rows += [system_row(p, state, envoy_ready, client) for p in state.system]
+    width = max([16, *(len(r[0]) + 2 for r in rows)])
     print(
-        f"{'WORKLOAD':<16}{'DEPLOYMENT':<14}{'PORT':<7}{'PID':<9}{'STATE':<13}{'RESTARTS':<10}"
-        "LAST EXIT"
+        f"{'WORKLOAD':<{width}}{'DEPLOYMENT':<14}{'PORT':<7}{'PID':<9}{'STATE':<13}"
+        f"{'RESTARTS':<10}LAST EXIT"
     )
-    for i in state.instances:
+    for name, deployment, port, pid, status, restarts, last in rows:
         print(
-            f"{i.name:<16}{i.deployment:<14}{i.port:<7}{i.pid:<9}{i.state:<13}{i.restarts:<10}"
-            f"{i.last_exit or '-'}"
+            f"{name:<{width}}{deployment:<14}{port:<7}{pid:<9}{status:<13}{restarts:<10}"
+            f"{last or '-'}"
         )
-    envoy_restarts = next(
-        (s.get("restarts", 0) for s in state.system if s.get("name") == "envoy"), 0
-    )
-    print(
-        f"{'envoy':<16}{'':<14}{'':<7}{state.envoy_pid:<9}{envoy_ready:<13}{envoy_restarts:<10}"
-        f"({state.admin_url})"
-    )
     for c in clusters:
         s = c.stats
         print(f"\n{c.name}")

@@ -6,6 +6,7 @@ with certificates from the mesh's own CA (or none)."""
 from __future__ import annotations
 
 import collections
+import re
 import socket
 import ssl
 import threading
@@ -232,3 +233,17 @@ def test_a_rolling_restart_behind_sidecars_fails_no_request(mesh: LocalMesh) -> 
         running = {p.name for p in mesh.kubelet.system}
     assert {f"{n}.sidecar" for n in now} <= running
     assert not {f"{n}.sidecar" for n in restarted} & running
+
+
+def test_status_lists_each_sidecar_with_its_admin(
+    mesh: LocalMesh, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mesh.cli import main as mesh_main
+
+    assert mesh_main(["status", "--state-dir", str(mesh.state_dir)]) == 0
+    out = capsys.readouterr().out
+    pids = {p.name: p.pid for p in mesh.kubelet.system}
+    for s in _setup(mesh).sidecars:
+        row = rf"^{re.escape(s.name)}\s+{pids[s.name]}\s+ready\s+0\s+\({re.escape(s.admin_url)}\)$"
+        assert re.search(row, out, re.M), (s.name, out)
+    assert re.search(rf"^envoy\s+{pids['envoy']}\s+ready\s", out, re.M), out
