@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from mesh import admin
+from mesh.errors import StateError
 from mesh.rollout.judge import SubsetMetrics
 
 NAMESPACE = "default"
@@ -102,47 +103,76 @@ def parse_stats(data: dict, service: str) -> Snapshot:
     return out
 
 
-def read(admin_urls: str | Sequence[str], service: str, client: httpx.Client) -> Snapshot:
-    """The totals per subset of one Envoy (ADMIN_URLS its admin) or of several, summed:
-    with `mesh up --sidecars` a caller's requests are counted by its own sidecar."""
+#: One read of every Envoy: each one's totals per subset, by its admin URL. Kept apart,
+#: not summed, so that an interval is the sum of each Envoy's own difference: a sidecar
+#: that starts mid-interval (a replica scaled up or rolled) counts from zero, one that
+#: restarted at the same address (its counters reset) counts from its restart, and one
+#: that is gone (its replica stopped) keeps what it counted until it was last read.
+Reading = dict[str, Snapshot]
+
+
+def read(admin_urls: str | Sequence[str], service: str, client: httpx.Client) -> Reading:
+    """The totals per subset of each Envoy of ADMIN_URLS (its admin, or several: with
+    `mesh up --sidecars` a caller's requests are counted by its own sidecar). The first
+    must answer (StateError); a later one that does not is left out: a sidecar stops
+    with its replica, before the mesh's state file stops naming it."""
     urls = [admin_urls] if isinstance(admin_urls, str) else list(admin_urls)
     params = {"format": "json", "histogram_buckets": "detailed", "filter": _filter(service)}
-    out: Snapshot = {}
-    for admin_url in urls:
-        data = admin.get_json(f"{admin_url}/stats", client, params)
-        for name, totals in parse_stats(data, service).items():
-            summed = out.setdefault(name, SubsetTotals())
-            for stat, value in totals.counters.items():
-                summed.counters[stat] = summed.counters.get(stat, 0) + value
-            for key, count in totals.bins.items():  # Envoy's bins are the same everywhere
-                summed.bins[key] = summed.bins.get(key, 0) + count
+    out: Reading = {}
+    for i, url in enumerate(urls):
+        try:
+            out[url] = parse_stats(admin.get_json(f"{url}/stats", client, params), service)
+        except StateError:
+            if i == 0:
+                raise
     return out
 
 
+def summed(reading: Reading, subset: str) -> SubsetTotals:
+    """SUBSET's totals over every Envoy of READING."""
+    out = SubsetTotals()
+    for snapshot in reading.values():
+        totals = snapshot.get(subset)
+        if totals is None:
+            continue
+        for stat, value in totals.counters.items():
+            out.counters[stat] = out.counters.get(stat, 0) + value
+        for key, count in totals.bins.items():  # Envoy's bins are the same everywhere
+            out.bins[key] = out.bins.get(key, 0) + count
+    return out
+
+
+def merged(last_seen: Reading, latest: Reading) -> Reading:
+    """LATEST, plus what LAST_SEEN had of Envoys LATEST no longer reads (stopped sidecars)."""
+    return {**{u: s for u, s in last_seen.items() if u not in latest}, **latest}
+
+
 def settled(
-    admin_url: str | Sequence[str],
+    admin_urls: str | Sequence[str],
     service: str,
     subset: str,
     client: httpx.Client,
     wait_s: float = FLUSH_WAIT_S,
-) -> Snapshot:
+) -> Reading:
     """Totals whose SUBSET histogram includes every request of SUBSET completed when it
     was called: counters read now, histograms read again until Envoy's next flush has
     merged them (at most WAIT_S)."""
-    first = read(admin_url, service, client)
-    done = first.get(subset, SubsetTotals()).counters.get("upstream_rq_completed", 0)
+    first = read(admin_urls, service, client)
+    done = summed(first, subset).counters.get("upstream_rq_completed", 0)
     deadline = time.monotonic() + wait_s
     latest = first
-    while latest.get(subset, SubsetTotals()).samples < done:
+    while summed(latest, subset).samples < done:
         if time.monotonic() > deadline:
             break
         time.sleep(POLL_S)  # Envoy merges histograms on its flush timer
-        latest = read(admin_url, service, client)
-    out: Snapshot = {}
-    for s in {*first, *latest}:
-        counters = first[s].counters if s in first else {}
-        bins = latest[s].bins if s in latest else first[s].bins
-        out[s] = SubsetTotals(counters, bins)
+        latest = read(admin_urls, service, client)
+    out: Reading = {}
+    for url, snapshot in first.items():
+        later = latest.get(url, {})
+        out[url] = {
+            s: SubsetTotals(t.counters, later[s].bins if s in later else t.bins)
+            for s, t in snapshot.items()
+        }
     return out
 
 
@@ -172,15 +202,28 @@ def quantile(bins: dict[Bin, int], q: float) -> float | None:
     return lower + width
 
 
-def interval(before: Snapshot, after: Snapshot, subset: str) -> SubsetMetrics:
-    """SUBSET's outcomes between two snapshots."""
-    b = before.get(subset, SubsetTotals())
-    a = after.get(subset, SubsetTotals())
+def own_delta(before: SubsetTotals | None, after: SubsetTotals) -> SubsetTotals:
+    """What one Envoy counted between two reads: all of AFTER if it was not read before or
+    has restarted since (a counter or the histogram went down: Envoy's stats start again
+    at zero; as Prometheus's `increase()`, a restart that counted past the old totals
+    already goes unseen)."""
+    if before is None or after.samples < before.samples:
+        return after
+    if any(v < before.counters.get(k, 0) for k, v in after.counters.items()):
+        return after
+    counters = {k: max(0, v - before.counters.get(k, 0)) for k, v in after.counters.items()}
+    return SubsetTotals(counters, bins_delta(before.bins, after.bins))
 
-    def counter(name: str) -> int:
-        return max(0, a.counters.get(name, 0) - b.counters.get(name, 0))
 
-    requests = counter("upstream_rq_total")
+def interval(before: Reading, after: Reading, subset: str) -> SubsetMetrics:
+    """SUBSET's outcomes between two readings: each Envoy's own difference, summed."""
+    deltas = {
+        url: {subset: own_delta(before.get(url, {}).get(subset), snapshot[subset])}
+        for url, snapshot in after.items()
+        if subset in snapshot
+    }
+    total = summed(deltas, subset)
+    requests = total.counters.get("upstream_rq_total", 0)
     # the histogram lags the counters by a flush: no requests, no latency to speak of
-    p99 = quantile(bins_delta(b.bins, a.bins), 0.99) if requests else None
-    return SubsetMetrics(requests, counter("upstream_rq_5xx"), p99)
+    p99 = quantile(total.bins, 0.99) if requests else None
+    return SubsetMetrics(requests, total.counters.get("upstream_rq_5xx", 0), p99)

@@ -48,6 +48,8 @@ class Rollout:
         self.client = httpx.Client(timeout=10.0)
         self.steps: list[Step] = []
         self.object = f"rollout/{plan.service}"
+        #: the last reading of every Envoy read so far, gone ones included (metrics.merged)
+        self.seen: metrics.Reading = {}
 
     # -- the whole rollout
     def run(self) -> Outcome:
@@ -65,7 +67,7 @@ class Rollout:
             with self._load():
                 self.console.header(p.canary, p.stable)
                 # the canary's latency histogram caught up before its traffic starts
-                previous = metrics.settled(self.target.stats_urls, p.service, p.canary, self.client)
+                previous = self._settled()
                 for step_no, percent in enumerate(p.steps, start=1):
                     try:
                         step, previous = self._step(step_no, percent, previous)
@@ -100,24 +102,26 @@ class Rollout:
 
     # -- one step
     def _step(
-        self, number: int, percent: int, previous: metrics.Snapshot
-    ) -> tuple[Step, metrics.Snapshot]:
+        self, number: int, percent: int, previous: metrics.Reading
+    ) -> tuple[Step, metrics.Reading]:
         p = self.plan
         weights = p.weights_at(percent)
         self._apply(weights)
-        admin, stats = self.target.admin_url, self.target.stats_urls
+        admin = self.target.admin_url
         # counters from now on; the latency histogram from the previous step's end (it
         # lags the counters by Envoy's flush), or from before the first step
-        start = metrics.read(stats, p.service, self.client)
-        for subset, totals in previous.items():
-            start.setdefault(subset, metrics.SubsetTotals()).bins = totals.bins
+        start = {url: dict(snapshot) for url, snapshot in self._read().items()}
+        for url, snapshot in previous.items():
+            for subset, totals in snapshot.items():
+                mine = start.setdefault(url, {}).get(subset, metrics.SubsetTotals())
+                start[url][subset] = metrics.SubsetTotals(mine.counters, totals.bins)
         served = served_weights(admin, p.service, self.client)
         self._measure(number, percent, start)
         self.console.progress(
             f"step {number}/{len(p.steps)} ({percent}%): measured; waiting for Envoy's next "
             "stats flush (latency histograms, at most 5s)"
         )
-        end = metrics.settled(stats, p.service, p.canary, self.client)
+        end = self._settled()
         canary = metrics.interval(start, end, p.canary)
         stable = metrics.interval(start, end, p.stable)
         reason = judge(p.canary, canary, p.thresholds)
@@ -138,7 +142,7 @@ class Rollout:
         if not wait_served(self.target.admin_url, p.service, want, self.client, SERVE_TIMEOUT_S):
             raise StepFailed(f"Envoy did not serve {want} within {SERVE_TIMEOUT_S:.0f}s")
 
-    def _measure(self, number: int, percent: int, start: metrics.Snapshot) -> None:
+    def _measure(self, number: int, percent: int, start: metrics.Reading) -> None:
         """One interval, with a progress line (live counters) on a terminal."""
         p = self.plan
         began = time.monotonic()
@@ -146,14 +150,24 @@ class Rollout:
         total = len(p.steps)
         while (now := time.monotonic()) < ends:
             if self.console.tty:
-                live = metrics.interval(
-                    start, metrics.read(self.target.stats_urls, p.service, self.client), p.canary
-                )
+                live = metrics.interval(start, self._read(), p.canary)
                 self.console.progress(
                     f"step {number}/{total} ({percent}%): {now - began:.0f}/{p.interval_s:g}s, "
                     f"{p.canary} {live.requests} requests, {live.errors} 5xx"
                 )
             time.sleep(min(PROGRESS_S, max(0.0, ends - time.monotonic())))  # the interval
+
+    # -- reading every Envoy: the shared one and each sidecar that runs now
+    def _read(self) -> metrics.Reading:
+        fresh = metrics.read(self.target.stats_urls(), self.plan.service, self.client)
+        self.seen = metrics.merged(self.seen, fresh)
+        return self.seen
+
+    def _settled(self) -> metrics.Reading:
+        p = self.plan
+        fresh = metrics.settled(self.target.stats_urls(), p.service, p.canary, self.client)
+        self.seen = metrics.merged(self.seen, fresh)
+        return self.seen
 
     # -- the ends
     def _promoted(self) -> Outcome:

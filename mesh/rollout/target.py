@@ -12,20 +12,24 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mesh.cli import CliError
+from mesh.errors import StateError
 
 ASK_TIMEOUT_S = 120.0  # an apply validates a config with Envoy: seconds on a busy machine
 
 
 class Target(Protocol):
     admin_url: str
-    #: every Envoy whose outbound stats a rollout sums: the shared one, and with
-    #: `mesh up --sidecars` each sidecar (a caller's requests are counted by its own)
-    stats_urls: list[str]
     gateway_url: str
     state_dir: Path
 
     @property
     def directory(self) -> str: ...
+
+    def stats_urls(self) -> list[str]:
+        """Every Envoy whose outbound stats a rollout sums, as of now: the shared one, and
+        with `mesh up --sidecars` each sidecar (a caller's requests are counted by its
+        own), which come and go with their replicas."""
+        ...
 
     def weights(self, service: str) -> dict[str, int]: ...
 
@@ -72,7 +76,6 @@ class RemoteMesh:
         self.timeout = timeout
         state = read_state(state_dir)
         self.admin_url = state.admin_url
-        self.stats_urls = list(state.stats_urls) or [state.admin_url]
         self.gateway_url = state.gateway_urls[0] if state.gateway_urls else ""
         self.directory = str(state.config.get("directory") or state.manifests)
 
@@ -83,6 +86,15 @@ class RemoteMesh:
         if not outcome.get("ok"):
             raise CliError(str(outcome.get("error", "the mesh refused the request")))
         return outcome
+
+    def stats_urls(self) -> list[str]:
+        from mesh.state import read_state
+
+        try:
+            state = read_state(self.state_dir)
+        except StateError:  # the mesh is stopping: its shared Envoy's admin is all there is
+            return [self.admin_url]
+        return list(state.stats_urls) or [state.admin_url]
 
     def weights(self, service: str) -> dict[str, int]:
         return {str(k): int(v) for k, v in self._ask({"route_weights": service})["weights"].items()}
@@ -111,12 +123,14 @@ class InProcessMesh:
         self.mesh = mesh
         self.state_dir = Path(mesh.state_dir)
         self.admin_url = mesh.admin_url
-        self.stats_urls = mesh.envoy_admin_urls()
         self.gateway_url = mesh.gateway_url
 
     @property
     def directory(self) -> str:
         return str(self.mesh.directory)
+
+    def stats_urls(self) -> list[str]:
+        return list(self.mesh.envoy_admin_urls())
 
     def weights(self, service: str) -> dict[str, int]:
         return dict(self.mesh.route_weights(service))

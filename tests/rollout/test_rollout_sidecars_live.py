@@ -5,6 +5,8 @@ A real `mesh up --sidecars` process, a real rollout, as tests/rollout/test_rollo
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -12,8 +14,17 @@ import pytest
 from mesh.state import read_state
 from tests.loop.support import copy_k8s
 from tests.mesh.traffic import versions
-from tests.rollout.support import FILES, SERVICE, Mesh, outcome_json, reset
+from tests.rollout.support import (
+    FILES,
+    ROLLOUT_TIMEOUT_S,
+    SERVICE,
+    Mesh,
+    outcome_json,
+    reset,
+    wait_served,
+)
 from tests.support.mesh_up import mesh_up
+from tests.support.procs import VENV_BIN
 
 pytestmark = pytest.mark.integration
 
@@ -48,3 +59,35 @@ def test_a_healthy_canary_is_promoted_on_the_sidecars_numbers(mesh: Mesh) -> Non
     assert versions(gateway + "/api/tasks", 20) == {"v2": 20}
     assert mesh.rollout(SERVICE, "--reset").returncode == 0
     assert mesh.served() == FILES
+
+
+def test_a_caller_replaced_mid_step_is_still_read(mesh: Mesh) -> None:
+    """`mesh restart frontend` during a step: the frontend's sidecar stops and a new
+    replica's starts on another admin port. The rollout reads the Envoys that run now
+    (the state file's list, read again at every read) and keeps what the stopped one
+    counted; reading only the Envoys of its start, it met a dead admin and rolled back."""
+    reset(mesh)
+    before = set(read_state(mesh.up.state_dir).stats_urls)
+    args = ("--to", "v2", "--steps", "100", "--interval", "20s", "--load", "40")
+    proc = subprocess.Popen(
+        mesh.argv(SERVICE, *args, "--min-requests", "5", "--json"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_served(mesh, {"v2": 100})  # the one step is under way
+        restart = [str(VENV_BIN / "mesh"), "restart", "frontend"]
+        subprocess.run([*restart, "--state-dir", str(mesh.up.state_dir)], check=True, timeout=120)
+        assert proc.poll() is None, "the step ended before the restart did: nothing tested"
+        out, err = proc.communicate(timeout=ROLLOUT_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    data = json.loads(out)
+    assert data["result"] == "promoted", data
+    assert data["steps"][0]["canary"]["requests"] >= 5
+    now = set(read_state(mesh.up.state_dir).stats_urls)
+    assert len(now - before) == 1 and len(before - now) == 1  # one sidecar replaced
+    assert mesh.rollout(SERVICE, "--reset").returncode == 0

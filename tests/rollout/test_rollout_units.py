@@ -12,12 +12,20 @@ import pytest
 
 from mesh.cli import CliError
 from mesh.rollout.judge import SubsetMetrics, Thresholds, judge
-from mesh.rollout.metrics import SubsetTotals, bins_delta, interval, parse_stats, quantile
+from mesh.rollout.metrics import (
+    SubsetTotals,
+    bins_delta,
+    interval,
+    merged,
+    parse_stats,
+    quantile,
+)
 from mesh.rollout.plan import Plan, RolloutLock, parse_duration, parse_steps, resolve
 
 LIMITS = Thresholds(max_error_rate=1.0, max_p99_ms=500.0, min_requests=20)
 V2 = "cluster.outbound|5000|v2|backend-service.default.svc.cluster.local"
 OTHER = "cluster.outbound|5000|v2|other.default.svc.cluster.local"
+ENVOY = "http://127.0.0.1:1/"  # an Envoy admin: readings are kept per Envoy
 
 
 # --------------------------------------------------------------------------- the judge
@@ -82,14 +90,58 @@ def test_an_interval_p99_ignores_the_slow_requests_of_an_earlier_interval() -> N
             {"upstream_rq_total": 150, "upstream_rq_5xx": 5}, {(800.0, 10.0): 100, (3.0, 0.1): 50}
         )
     }
-    m = interval(before, after, "v2")
+    m = interval({ENVOY: before}, {ENVOY: after}, "v2")
     assert (m.requests, m.errors) == (50, 5)
     assert m.p99_ms is not None and 3.0 <= m.p99_ms <= 3.1  # the totals' p99 is 800+
 
 
 def test_no_requests_in_an_interval_reports_no_latency() -> None:
     totals = {"v2": SubsetTotals({"upstream_rq_total": 7}, {(3.0, 0.1): 7})}
-    assert interval(totals, totals, "v2") == SubsetMetrics(0, 0, None)
+    assert interval({ENVOY: totals}, {ENVOY: totals}, "v2") == SubsetMetrics(0, 0, None)
+
+
+def _v2(total: int, errors: int, bins: dict[tuple[float, float], int]) -> dict[str, SubsetTotals]:
+    return {"v2": SubsetTotals({"upstream_rq_total": total, "upstream_rq_5xx": errors}, bins)}
+
+
+def test_an_interval_sums_each_envoys_own_difference_as_sidecars_come_and_go() -> None:
+    slow, fast = (800.0, 10.0), (3.0, 0.1)
+    before = {
+        ENVOY: _v2(100, 0, {slow: 100}),
+        "http://127.0.0.1:2/": _v2(50, 1, {fast: 50}),  # restarts during the interval
+        "http://127.0.0.1:3/": _v2(70, 0, {fast: 70}),  # stops during it, last read at 80
+    }
+    after = {
+        ENVOY: _v2(110, 2, {slow: 100, fast: 10}),  # 10 requests, 2 errors
+        "http://127.0.0.1:2/": _v2(4, 1, {fast: 4}),  # counters reset: 4 since its restart
+        "http://127.0.0.1:3/": _v2(80, 0, {fast: 80}),  # what it counted until last read
+        "http://127.0.0.1:4/": _v2(6, 3, {fast: 6}),  # a new replica's sidecar: all of it
+    }
+    m = interval(before, after, "v2")
+    assert (m.requests, m.errors) == (10 + 4 + 10 + 6, 2 + 1 + 0 + 3)
+    assert m.p99_ms is not None and 3.0 <= m.p99_ms <= 3.1  # none of the earlier slow ones
+    # a plain sum over the Envoys would have lost the restart's requests: 200 - 270 < 0
+    assert interval(before, {ENVOY: after[ENVOY]}, "v2").requests == 10
+
+
+def test_a_histogram_that_went_down_is_a_restart_too() -> None:
+    fast = (3.0, 0.1)
+    before = {ENVOY: _v2(5, 0, {fast: 5})}
+    after = {ENVOY: _v2(9, 0, {fast: 2})}  # restarted, 9 counted, 2 flushed so far
+    assert interval(before, after, "v2").requests == 9
+
+
+def test_a_counter_that_went_down_is_a_restart_before_any_histogram_flush() -> None:
+    before = {ENVOY: _v2(50, 3, {})}
+    after = {ENVOY: _v2(7, 1, {})}  # restarted; Envoy has not flushed a histogram yet
+    assert (interval(before, after, "v2").requests, interval(before, after, "v2").errors) == (7, 1)
+
+
+def test_merged_keeps_the_last_reading_of_an_envoy_that_stopped() -> None:
+    gone, stays = "http://127.0.0.1:3/", "http://127.0.0.1:4/"
+    seen = {ENVOY: _v2(1, 0, {}), gone: _v2(80, 0, {})}
+    latest = {ENVOY: _v2(5, 0, {}), stays: _v2(2, 0, {})}
+    assert merged(seen, latest) == {gone: seen[gone], ENVOY: latest[ENVOY], stays: latest[stays]}
 
 
 def test_parse_stats_reads_the_subset_counters_and_bins_but_not_the_external_copies() -> None:
