@@ -38,27 +38,39 @@ class ClusterStatus:
     stats: dict[str, int] = field(default_factory=dict)
 
 
-def get_json(
-    url: str, client: httpx.Client | None = None, params: dict[str, str] | None = None
-) -> Any:
-    """GET an Envoy admin URL as JSON (with CLIENT, or a client of its own): the one reader
-    of Envoy's admin, so every command says alike which Envoy failed and how (StateError:
-    no answer, an error status, or not JSON)."""
+def request(
+    method: str,
+    url: str,
+    client: httpx.Client | None = None,
+    params: dict[str, str] | None = None,
+) -> httpx.Response:
+    """One request to an Envoy admin URL (with CLIENT, or a client of its own): the one
+    caller of Envoy's admin, so every command says alike which Envoy failed and how
+    (StateError: no answer or an error status)."""
     own = client is None
     client = client or httpx.Client(timeout=TIMEOUT_S)
     try:
-        response = client.get(url, params=params)
+        response = client.request(method, url, params=params)
         response.raise_for_status()
-        return response.json()
+        return response
     except httpx.HTTPStatusError as exc:
         raise StateError(f"Envoy admin {url} answered {exc.response.status_code}") from exc
     except httpx.TransportError as exc:
         raise StateError(f"Envoy admin {url} does not answer ({type(exc).__name__})") from exc
-    except ValueError as exc:
-        raise StateError(f"Envoy admin {url}: not JSON ({exc})") from exc
     finally:
         if own:
             client.close()
+
+
+def get_json(
+    url: str, client: httpx.Client | None = None, params: dict[str, str] | None = None
+) -> Any:
+    """GET an Envoy admin URL as JSON (StateError also when it is not JSON)."""
+    response = request("GET", url, client, params)
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise StateError(f"Envoy admin {url}: not JSON ({exc})") from exc
 
 
 def stats(admin_url: str, prefix: str = "", client: httpx.Client | None = None) -> dict[str, int]:

@@ -28,7 +28,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "traces": ("mesh.commands.traces", "recent traces of a running mesh, as trees of spans"),
     "proxy-config": (
         "mesh.commands.proxy_config",
-        "istioctl proxy-config: clusters, listeners, routes, endpoints, secret, bootstrap",
+        "istioctl proxy-config: clusters, listeners, routes, endpoints, secret, bootstrap, log",
     ),
 }
 

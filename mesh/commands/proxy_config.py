@@ -1,4 +1,4 @@
-"""`mesh proxy-config clusters|listeners|routes|endpoints|secret|bootstrap [PROXY]`:
+"""`mesh proxy-config clusters|listeners|routes|endpoints|secret|bootstrap|log [PROXY]`:
 istioctl's proxy-config on the local mesh's live Envoy.
 
 On a cluster, `istioctl proxy-config clusters deploy/frontend` shows what istiod gave
@@ -22,6 +22,7 @@ import yaml
 from mesh.cli import CliError
 from mesh.proxy_config import dump, tabwriter
 from mesh.proxy_config.listeners import ListenerFilter, listeners_table
+from mesh.proxy_config.logging import LevelError, set_levels
 from mesh.proxy_config.secrets import certificates, secret_items, secrets_table
 from mesh.proxy_config.writers import (
     ClusterFilter,
@@ -84,6 +85,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(p)
     p = sub.add_parser("bootstrap", help="the bootstrap Envoy started from (-o short: version)")
     _common(p, default_output="json")
+    p = sub.add_parser("log", help="Envoy's logger levels; --level or -r sets them")
+    _common(p)
+    p.add_argument(
+        "--level",
+        default="",
+        help="LEVEL for every logger, or LOGGER:LEVEL,... (trace, debug, info, warning, "
+        "error, critical, off)",
+    )
+    p.add_argument("-r", "--reset", action="store_true", help="every logger back to warning")
 
 
 def _one_of(flag: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -99,6 +109,10 @@ def validate(args: argparse.Namespace) -> None:
     _one_of("--type", getattr(args, "type", ""), LISTENER_TYPES)
     if getattr(args, "port", 0) < 0:
         raise CliError(f"--port {args.port}: not a port")
+    if args.kind == "log" and args.reset and args.level:
+        raise CliError("--level cannot be combined with --reset")
+    if args.kind == "log" and args.output.lower() != "short":
+        raise CliError("--output is not applicable for this command")
 
 
 GATEWAY = "istio-ingressgateway"  # what the shared Envoy plays at the edge
@@ -140,6 +154,15 @@ def admin_url(state: MeshState, proxy: str) -> str:
         )
         return state.admin_url
     return sidecars[instance + SIDECAR]
+
+
+def proxy_label(state: MeshState, url: str) -> str:
+    """How istioctl names the proxy of URL (POD.NAMESPACE): a sidecar's replica, or the
+    shared Envoy as the ingress gateway it plays."""
+    for name, admin in state.proxy_admin_urls.items():
+        if admin == url:
+            return f"{name.removesuffix(SIDECAR)}.default"
+    return f"{GATEWAY}.istio-system"
 
 
 Filter = ClusterFilter | ListenerFilter | EndpointFilter | str
@@ -209,6 +232,12 @@ def run(args: argparse.Namespace) -> int:
             print("No secret items to show.")
         else:
             _print(output, secrets_table(items), items)
+    elif args.kind == "log":  # istioctl: "POD.NAMESPACE:" then Envoy's answer
+        try:
+            answer = set_levels(url, args.level, args.reset)
+        except LevelError as exc:
+            raise CliError(str(exc)) from None
+        sys.stdout.write(f"{proxy_label(state, url)}:\n{answer}")
     elif args.kind == "bootstrap":
         found = dump.bootstrap(url)
         _print(output, ([["Envoy Version:", dump.envoy_version(found)]], 1), found)

@@ -274,3 +274,51 @@ def test_bootstrap_is_the_one_the_envoy_started_from(sidecar_mesh: LocalMesh) ->
     number = re.search(r"/(\d+\.\d+\.\d+)", version)
     assert number is not None, version
     assert re.fullmatch(rf"Envoy Version: {re.escape(number.group(1))}\S*\n", short), short
+
+
+def loggers(text: str) -> dict[str, str]:
+    """Envoy's `active loggers:` answer as {logger: level}."""
+    lines = text.splitlines()
+    assert lines[0] == "active loggers:", text
+    return dict(line.strip().split(": ", 1) for line in lines[1:] if line.strip())
+
+
+def test_log_reads_and_sets_a_sidecars_logger_levels(sidecar_mesh: LocalMesh) -> None:
+    """istioctl proxy-config log: POD.NAMESPACE, then Envoy's active loggers."""
+    label, other = "backend-v2-0.default:", "frontend-0"
+    shown = proxy_config(sidecar_mesh, "log", "backend-v2-0")
+    assert shown.returncode == 0, shown.stderr
+    head, _, body = shown.stdout.partition("\n")
+    assert head == label
+    before = loggers(body)
+    assert before["router"] == "warning" and set(before.values()) == {"warning"}
+    done = proxy_config(sidecar_mesh, "log", "backend-v2-0", "--level", "info,router:debug")
+    assert done.returncode == 0, done.stderr
+    after = loggers(done.stdout.partition("\n")[2])
+    assert after["router"] == "debug" and after["http"] == "info"
+    assert set(after) == set(before)
+    # only that Envoy: the frontend's sidecar is untouched
+    untouched = loggers(proxy_config(sidecar_mesh, "log", other).stdout.partition("\n")[2])
+    assert set(untouched.values()) == {"warning"}
+    reset = proxy_config(sidecar_mesh, "log", "backend-v2-0", "-r")
+    assert reset.returncode == 0, reset.stderr
+    assert set(loggers(reset.stdout.partition("\n")[2]).values()) == {"warning"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--level", "loud"], "unrecognized logging level: loud"),
+        (["--level", "routr:debug"], "unrecognized logger name: routr"),
+        (["--level", "router:loud"], "unrecognized logging level: loud"),
+        (["--level", "debug", "-r"], "--level cannot be combined with --reset"),
+        (["-o", "json"], "--output is not applicable for this command"),
+    ],
+)
+def test_log_mistakes_change_nothing(mesh: LocalMesh, args: list[str], message: str) -> None:
+    before = proxy_config(mesh, "log").stdout
+    assert before.startswith("istio-ingressgateway.istio-system:\nactive loggers:\n")
+    done = proxy_config(mesh, "log", *args)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.strip() == f"mesh proxy-config: {message}"
+    assert proxy_config(mesh, "log").stdout == before
