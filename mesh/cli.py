@@ -26,6 +26,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "load": ("mesh.commands.load", "fortio-style load test with a status and version report"),
     "demo": ("mesh.commands.demo", "run one of Istio's traffic tasks on a throwaway local mesh"),
     "traces": ("mesh.commands.traces", "recent traces of a running mesh, as trees of spans"),
+    "proxy-status": (
+        "mesh.commands.proxy_status",
+        "istioctl proxy-status: is every Envoy running what the mesh last pushed?",
+    ),
     "proxy-config": (
         "mesh.commands.proxy_config",
         "istioctl proxy-config: clusters, listeners, routes, endpoints, secret, bootstrap, log",

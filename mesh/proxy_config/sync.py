@@ -1,0 +1,140 @@
+"""Is each Envoy running what the control loop last gave it? istioctl proxy-status's
+question (istioctl/pkg/writer/pilot/status.go), answered the local mesh's way.
+
+istiod compares, per Envoy and xDS type, the nonce it last sent with the one the Envoy
+last acknowledged: SYNCED, STALE (sent, not acknowledged: in flight or rejected) or
+NOT SENT. Here the control loop "sends" by writing xDS files (mesh/loop/push.py), so
+the sent version of a resource is its file's `version_info`, and the acknowledged one
+is what that Envoy reports: `cluster_manager.cds.version_text`,
+`listener_manager.lds.version_text`, each route table's `version_info` in
+`/config_dump`, and each EDS cluster's `cluster.NAME.version_text`. The files are found
+from the Envoy itself: its bootstrap names the CDS and LDS files, its listeners the RDS
+files, its clusters the EDS files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from mesh import admin
+from mesh.proxy_config.dump import envoy_version
+
+CDS, LDS, EDS, RDS, ECDS = "CDS", "LDS", "EDS", "RDS", "ECDS"
+#: the columns of `istioctl proxy-status -v 1`: the known xDS types in the order of their
+#: type URLs (cluster, core.TypedExtensionConfig, endpoint, listener, route)
+VERBOSE_TYPES = (CDS, ECDS, EDS, LDS, RDS)
+#: the order istioctl lists subscribed types in: CDS, LDS, EDS, RDS first
+CORE_ORDER = (CDS, LDS, EDS, RDS)
+SYNCED, STALE, NOT_SENT, IGNORED = "SYNCED", "STALE", "NOT SENT", "IGNORED"
+
+
+@dataclass
+class TypeSync:
+    """One xDS type of one Envoy: resource name -> (sent, acknowledged) versions."""
+
+    versions: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        if not self.versions or all(sent is None for sent, _ in self.versions.values()):
+            return NOT_SENT
+        if all(sent == acked for sent, acked in self.versions.values()):
+            return SYNCED
+        return STALE
+
+
+def file_version(path: str) -> str | None:
+    """The `version_info` of the xDS file at PATH; None when there is none (not sent)."""
+    try:
+        return str(json.loads(Path(path).read_text())["version_info"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _path(source: dict[str, Any] | None) -> str | None:
+    return ((source or {}).get("path_config_source") or {}).get("path")
+
+
+def _configs(dump: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    for config in dump.get("configs", []):
+        if str(config.get("@type", "")).endswith(f".{kind}"):  # not ScopedRoutesConfigDump
+            return [config]
+    return []
+
+
+def _rds_sources(listener: dict[str, Any]) -> Iterator[tuple[str, str | None]]:
+    for chain in listener.get("filter_chains") or []:
+        for flt in chain.get("filters") or []:
+            rds = (flt.get("typed_config") or {}).get("rds")
+            if rds:
+                yield rds["route_config_name"], _path(rds.get("config_source"))
+
+
+def sync_of(dump: dict[str, Any], version_texts: dict[str, str]) -> dict[str, TypeSync]:
+    """Each xDS type's versions in one Envoy's `/config_dump` DUMP and its `version_text`
+    stats VERSION_TEXTS (stat name -> value); a type it does not subscribe to is absent."""
+    out: dict[str, TypeSync] = {}
+    for boot in _configs(dump, "BootstrapConfigDump"):
+        dynamic = boot.get("bootstrap", {}).get("dynamic_resources") or {}
+        for kind, key, stat in (
+            (CDS, "cds_config", "cluster_manager.cds.version_text"),
+            (LDS, "lds_config", "listener_manager.lds.version_text"),
+        ):
+            path = _path(dynamic.get(key))
+            if path:
+                sent = file_version(path)
+                out[kind] = TypeSync({kind: (sent, version_texts.get(stat))})
+    for clusters in _configs(dump, "ClustersConfigDump"):
+        for entry in clusters.get("dynamic_active_clusters") or []:
+            cluster = entry.get("cluster") or {}
+            path = _path((cluster.get("eds_cluster_config") or {}).get("eds_config"))
+            if path:
+                name = cluster.get("name", "")
+                acked = version_texts.get(f"cluster.{name}.version_text")
+                out.setdefault(EDS, TypeSync()).versions[name] = (file_version(path), acked)
+    served = {}
+    for routes in _configs(dump, "RoutesConfigDump"):
+        for entry in routes.get("dynamic_route_configs") or []:
+            served[(entry.get("route_config") or {}).get("name")] = entry.get("version_info")
+    for listeners in _configs(dump, "ListenersConfigDump"):
+        for entry in listeners.get("dynamic_listeners") or []:
+            listener = (entry.get("active_state") or {}).get("listener") or {}
+            for name, path in _rds_sources(listener):
+                if path:
+                    rds = out.setdefault(RDS, TypeSync())
+                    rds.versions[name] = (file_version(path), served.get(name))
+    return out
+
+
+@dataclass
+class ProxySync:
+    types: dict[str, TypeSync]
+    version: str  # the proxy's release (istioctl: the Istio version), Envoy's here
+
+
+def read_sync(admin_url: str, client: httpx.Client | None = None) -> ProxySync:
+    """SYNC_OF the live Envoy of ADMIN_URL, and its version (StateError: no answer)."""
+    dump = admin.get_json(f"{admin_url}/config_dump", client)
+    params = {"format": "json", "filter": r"version_text$"}
+    stats = admin.get_json(f"{admin_url}/stats", client, params)
+    texts = {s["name"]: str(s["value"]) for s in stats.get("stats", []) if "name" in s}
+    boot = _configs(dump, "BootstrapConfigDump")
+    version = envoy_version(boot[0]).split("/", 1)[0] if boot else "-"
+    return ProxySync(sync_of(dump, texts), version)
+
+
+def subscribed(types: dict[str, TypeSync]) -> str:
+    """istioctl's SUBSCRIBED TYPES cell: `4 (CDS,LDS,EDS,RDS)`, or `0`."""
+    names = [t for t in CORE_ORDER if t in types] + sorted(set(types) - set(CORE_ORDER))
+    return f"{len(names)} ({','.join(names)})" if names else "0"
+
+
+def verbose_cells(types: dict[str, TypeSync]) -> list[str]:
+    """The per-type cells of `-v 1`, IGNORED for a type the Envoy does not subscribe to."""
+    return [types[t].status if t in types else IGNORED for t in VERBOSE_TYPES]

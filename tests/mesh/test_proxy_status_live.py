@@ -1,0 +1,137 @@
+"""`mesh proxy-status` against real Envoys: every one SYNCED once the mesh is up, and an
+xDS file Envoy refuses shows as STALE until a good one is back (istioctl proxy-status's
+SYNCED / STALE, from what was written and what the Envoy reports it runs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mesh import admin
+from mesh.loop.endpoints import write_atomically
+from mesh.runner import LocalMesh
+from tests.mesh.support import K8S
+from tests.mesh.traffic import poll
+from tests.support.mesh import new_mesh
+
+pytestmark = pytest.mark.integration
+
+MESH = str(Path(sys.executable).parent / "mesh")
+
+
+@pytest.fixture(scope="module", name="mesh")
+def _mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
+    mesh = new_mesh(K8S, tmp_path_factory.mktemp("proxy-status"), sidecars=True)
+    with mesh:
+        yield mesh
+
+
+def proxy_status(mesh: LocalMesh, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [MESH, "proxy-status", *args, "--state-dir", str(mesh.state_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def sidecar_admin(mesh: LocalMesh) -> str:
+    assert mesh.sidecar_setup is not None
+    return next(s.admin_url for s in mesh.sidecar_setup.sidecars if s.instance == "frontend-0")
+
+
+def rows(mesh: LocalMesh, *args: str) -> dict[str, list[str]]:
+    done = proxy_status(mesh, *args)
+    assert done.returncode == 0, done.stderr
+    header, *lines = done.stdout.splitlines()
+    return {line.split()[0]: line.split() for line in lines} | {"": header.split()}
+
+
+def test_every_envoy_is_listed_and_synced(mesh: LocalMesh) -> None:
+    assert mesh.sidecar_setup is not None
+    names = {f"{s.instance}.default" for s in mesh.sidecar_setup.sidecars}
+    plain = rows(mesh)
+    assert plain.pop("") == ["NAME", "CLUSTER", "ISTIOD", "VERSION", "SUBSCRIBED", "TYPES"]
+    assert set(plain) == names | {"istio-ingressgateway.istio-system"}
+    for cells in plain.values():
+        assert cells[1] == "Kubernetes" and cells[2] == f"mesh-up-{os.getpid()}", cells
+        assert re.fullmatch(r"\d+\.\d+\.\d+", cells[3]), cells
+        assert cells[4:] == ["4", "(CDS,LDS,EDS,RDS)"], cells
+    verbose = rows(mesh, "-v", "1")
+    header = ["NAME", "CLUSTER", "CDS", "ECDS", "EDS", "LDS", "RDS", "ISTIOD", "VERSION"]
+    assert verbose.pop("") == header
+    for cells in verbose.values():
+        assert cells[2:7] == ["SYNCED", "IGNORED", "SYNCED", "SYNCED", "SYNCED"], cells
+
+
+def test_a_refused_route_file_is_stale_until_a_good_one_is_back(mesh: LocalMesh) -> None:
+    done = proxy_status(mesh, "frontend-0", "-o", "json")
+    assert done.returncode == 0, done.stderr
+    (frontend,) = json.loads(done.stdout)
+    assert frontend["proxy"] == "frontend-0.default"
+    route, versions = next(iter(frontend["types"]["RDS"]["resources"].items()))
+    assert versions["sent"] == versions["acked"]
+    path = next(
+        p
+        for p in (mesh.state_dir / "sidecars" / "xds" / "frontend-0" / "rds").iterdir()
+        if json.loads(p.read_text())["resources"][0]["name"] == route
+    )
+    good = path.read_text()
+    bad = json.loads(good)
+    bad["version_info"] = "refused-1"
+    bad["resources"][0]["virtual_hosts"] = [{"name": "dup", "domains": ["*"]}] * 2
+
+    def refusals() -> int:
+        found = admin.stats(sidecar_admin(mesh), "http.")
+        return sum(
+            v
+            for k, v in found.items()
+            if k.endswith(".rds." + stat_name(route) + ".update_rejected")
+        )
+
+    def stale() -> bool:
+        return rows(mesh, "frontend-0", "-v", "1")["frontend-0.default"][6] == "STALE"
+
+    before = refusals()
+    try:
+        write_atomically(path, bad)  # two virtual hosts of one name: Envoy refuses it
+        poll(lambda: refusals() > before, 30.0, "Envoy to refuse the route file")
+        assert stale()
+        again = json.loads(proxy_status(mesh, "frontend-0", "-o", "json").stdout)[0]
+        seen = again["types"]["RDS"]["resources"][route]
+        assert seen == {"sent": "refused-1", "acked": versions["acked"]}
+        # the other Envoys are untouched
+        others = rows(mesh, "-v", "1")
+        assert all(
+            c[6] == "SYNCED" for n, c in others.items() if n not in ("", "frontend-0.default")
+        )
+    finally:
+        write_atomically(path, json.loads(good))
+    poll(lambda: not stale(), 30.0, "the good route file to be SYNCED again")
+
+
+def stat_name(route: str) -> str:
+    """How Envoy writes a route table's name in a stat name (`:` becomes `_`)."""
+    return route.replace(":", "_")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-o", "wide"], "-o/--output 'wide': expected one of table, json, yaml"),
+        (["-v", "2"], "-v/--verbosity 2: expected 0 or 1"),
+        (["frontend-9"], "unknown proxy 'frontend-9'"),
+    ],
+)
+def test_mistakes_get_one_line_and_exit_2(mesh: LocalMesh, args: list[str], message: str) -> None:
+    done = proxy_status(mesh, *args)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.startswith(f"mesh proxy-status: {message}")
+    assert len(done.stderr.splitlines()) == 1
