@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -68,6 +68,13 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # a crowded machine
         s.bind((LOCAL_HOST, 0))
         return int(s.getsockname()[1])
+
+
+def reserve_ports(ports: Iterable[int | None]) -> None:
+    """Never hand out PORTS: ports a server of this process will bind later (a command
+    line's --service-port, not listened on yet when the replicas' ports are picked)."""
+    with _picked_lock:
+        _picked.update(p for p in ports if p)
 
 
 def free_ports_from(count: int) -> int:

@@ -1,9 +1,7 @@
 """Run a manifest directory on loopback and keep it running: the local mesh's control loop.
 
-    with LocalMesh("k8s", gateway_port=8080) as mesh:
-        mesh.gateway_url, mesh.service_url("backend-service"), mesh.admin_url, ...
-        mesh.apply()                     # the directory again, as `kubectl apply -k`
-        mesh.restart("backend-v1")       # `kubectl rollout restart`
+    with LocalMesh("k8s", gateway_port=8080) as mesh:  # then mesh.gateway_url, ...
+        mesh.apply(); mesh.restart("backend-v1")  # `kubectl apply -k`, `rollout restart`
 
 The three loops of a cluster, each played by one part of mesh/loop/:
 - the kubelet (`Kubelet`) runs every replica, probes it and restarts it when it dies or
@@ -15,14 +13,10 @@ The three loops of a cluster, each played by one part of mesh/loop/:
 and the Deployment controller (`Rollout`) turns a generation's Deployments into replicas:
 scale, rolling update by strategy, removal.
 
-Start-up (generation 1): read and translate, check the fixed ports are free, validate,
-start every replica and Envoy, wait on every `/readyz`, Envoy's `/ready` and every
-replica in Envoy's rotation. A failure then stops everything started so far and raises
-RunnerError with the failing child's last lines; after that, the kubelet restarts.
-
-LocalMesh wires the parts and runs their lifecycle; what it shows its callers is
-mesh/mesh_views.py, the port checks mesh/loop/ports.py, the first start's steps
-mesh/loop/startup.py.
+Start-up (generation 1, mesh/loop/startup.py): read, translate, check the fixed ports
+(mesh/loop/ports.py), validate, start every replica and Envoy, wait until all are ready
+and in Envoy's rotation; a failure stops all and raises RunnerError with the failing
+child's last lines; after that, the kubelet restarts. Views: mesh/mesh_views.py.
 """
 
 from __future__ import annotations
@@ -46,7 +40,12 @@ from mesh.loop.generation import Generation, warm_up_checks
 from mesh.loop.istiod import ControlPlane
 from mesh.loop.kubelet import Kubelet, SystemProcess
 from mesh.loop.pods import Pod
-from mesh.loop.ports import check_fixed_ports, check_new_gateway_ports, check_new_listeners
+from mesh.loop.ports import (
+    check_fixed_ports,
+    check_new_gateway_ports,
+    check_new_listeners,
+    reserve_given_ports,
+)
 from mesh.loop.push import Pusher
 from mesh.loop.rollout import Rollout, StuckRollout, strategy
 from mesh.loop.rotation import Rotation
@@ -111,6 +110,7 @@ class LocalMesh(MeshViews):
         self.echo = echo
         self.ready_timeout = ready_timeout
         self.traces_port = traces_port
+        reserve_given_ports(gateway_port, admin_port, traces_port, self.service_port_overrides)
         self.sidecars = sidecars
         self.watch = watch
         self.sidecar_setup: SidecarSetup | None = None

@@ -12,9 +12,22 @@ from typing import TypeVar
 from mesh.errors import RunnerError
 from mesh.loop.generation import Finding, Refused
 from mesh.loop.workloads import Listeners
-from mesh.processes import check_port_free
+from mesh.processes import check_port_free, reserve_ports
 
 K = TypeVar("K")
+
+#: a Gateway's further servers listen on the gateway port + 1, + 2, ... (free_ports_from)
+GATEWAY_PORTS_RESERVED = 8
+
+
+def reserve_given_ports(
+    gateway_port: int, admin_port: int, traces_port: int | None, service_ports: dict[str, int]
+) -> None:
+    """Keep this process's free_port() off the ports a mesh was given: they are bound only
+    after the replicas' ports are picked (a test's --service-port, taken by a replica,
+    failed its start with "address already in use")."""
+    gateway = range(gateway_port, gateway_port + GATEWAY_PORTS_RESERVED)
+    reserve_ports([*gateway, admin_port, traces_port, *service_ports.values()])
 
 
 def check_fixed_ports(

@@ -79,3 +79,32 @@ def test_a_later_generation_keeps_each_gateway_ports_local_port(tmp_path: Path) 
     assert default_gateway_ports(swapped, 18080, first) == {443: 18081, 80: 18080}
     again = default_gateway_ports(_gateways(tmp_path / "c", 8443, 443), 18080, first)
     assert again == {8443: 18082, 443: 18081}  # 80 gone: its port stays reserved for it
+
+
+def _unpicked_free_ports(count: int) -> list[int]:
+    """COUNT ports this process's free_port() has not handed out and nothing listens on."""
+    from mesh import processes
+
+    found = []
+    for port in range(processes.SERVER_PORTS[0], processes.SERVER_PORTS[1]):
+        if port not in processes._picked and processes._bindable(port):
+            found.append(port)
+            if len(found) == count:
+                return found
+    raise AssertionError("no free ports")
+
+
+def test_ports_given_to_a_mesh_are_never_picked_for_a_replica(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A replica's port is picked before the given ports are bound: a test's
+    --service-port once went to a replica too ("address already in use")."""
+    from mesh import processes
+    from mesh.loop.ports import GATEWAY_PORTS_RESERVED, reserve_given_ports
+
+    service, admin, spare = _unpicked_free_ports(3)
+    gateway = processes.SERVER_PORTS[1] - GATEWAY_PORTS_RESERVED  # its window: 8 ports
+    reserve_given_ports(gateway, admin, None, {"frontend-service": service})
+    offered = iter([service, admin, gateway + GATEWAY_PORTS_RESERVED - 1, spare])
+    monkeypatch.setattr(processes.random, "choice", lambda _: next(offered))
+    assert free_port() == spare
