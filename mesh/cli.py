@@ -32,7 +32,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "proxy-config": (
         "mesh.commands.proxy_config",
-        "istioctl proxy-config: clusters, listeners, routes, endpoints, secret, bootstrap, log",
+        "istioctl proxy-config: clusters, listeners, routes, endpoints, secret, all, log, ...",
     ),
 }
 

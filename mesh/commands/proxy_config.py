@@ -1,4 +1,4 @@
-"""`mesh proxy-config clusters|listeners|routes|endpoints|secret|bootstrap|log [PROXY]`:
+"""`mesh proxy-config clusters|listeners|routes|endpoints|secret|bootstrap|all|log [PROXY]`:
 istioctl's proxy-config on the local mesh's live Envoy.
 
 On a cluster, `istioctl proxy-config clusters deploy/frontend` shows what istiod gave
@@ -19,11 +19,13 @@ from typing import Any
 
 import yaml
 
+from mesh import admin
 from mesh.cli import CliError
 from mesh.proxy_config import dump, tabwriter
 from mesh.proxy_config.listeners import ListenerFilter, listeners_table
 from mesh.proxy_config.logging import LevelError, set_levels
 from mesh.proxy_config.secrets import certificates, secret_items, secrets_table
+from mesh.proxy_config.summary import NothingFound, full_summary
 from mesh.proxy_config.writers import (
     ClusterFilter,
     EndpointFilter,
@@ -85,6 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(p)
     p = sub.add_parser("bootstrap", help="the bootstrap Envoy started from (-o short: version)")
     _common(p, default_output="json")
+    p = sub.add_parser("all", help="every table above in one summary (-o json: the dump)")
+    _common(p)
+    p.add_argument("--with-headers", action="store_true", help="a header before each table")
     p = sub.add_parser("log", help="Envoy's logger levels; --level or -r sets them")
     _common(p)
     p.add_argument(
@@ -159,8 +164,8 @@ def admin_url(state: MeshState, proxy: str) -> str:
 def proxy_label(state: MeshState, url: str) -> str:
     """How istioctl names the proxy of URL (POD.NAMESPACE): a sidecar's replica, or the
     shared Envoy as the ingress gateway it plays."""
-    for name, admin in state.proxy_admin_urls.items():
-        if admin == url:
+    for name, sidecar_admin in state.proxy_admin_urls.items():
+        if sidecar_admin == url:
             return f"{name.removesuffix(SIDECAR)}.default"
     return f"{GATEWAY}.istio-system"
 
@@ -232,6 +237,14 @@ def run(args: argparse.Namespace) -> int:
             print("No secret items to show.")
         else:
             _print(output, secrets_table(items), items)
+    elif args.kind == "all":  # configdump.go PrintFullSummary, or the whole config dump
+        if output == "short":
+            try:
+                sys.stdout.write(full_summary(url, args.with_headers))
+            except NothingFound as exc:
+                raise CliError(str(exc)) from None
+        else:
+            _print(output, None, admin.get_json(f"{url}/config_dump"))
     elif args.kind == "log":  # istioctl: "POD.NAMESPACE:" then Envoy's answer
         try:
             answer = set_levels(url, args.level, args.reset)

@@ -154,18 +154,22 @@ def chain_destination(filters: list[dict[str, Any]]) -> str:
     return "Non-HTTP/Non-TCP"
 
 
-def listeners_table(listeners: list[dict[str, Any]], flt: ListenerFilter) -> Table:
+def listeners_table(
+    listeners: list[dict[str, Any]], flt: ListenerFilter, typed: bool = False
+) -> Table:
+    """TYPED: `proxy-config all`'s form, a NAME column of `listener/NAME` first."""
     found = [ln for ln in listeners if flt.verify(ln)]
     found.sort(key=lambda ln: (listener_port(ln), listener_address(ln), listener_type(ln)))
-    rows: list[Row] = [["ADDRESSES", "PORT", "MATCH", "DESTINATION"]]
+    header = ["ADDRESSES", "PORT", "MATCH", "DESTINATION"]
+    rows: list[Row] = [["NAME", *header] if typed else header]
     for ln in found:
+        first = [f"listener/{ln.get('name', '')}"] if typed else []
         chains = [
             (chain_match(c.get("filter_chain_match")), chain_destination(c.get("filters") or []))
             for c in _chains(ln)
         ]
         chains.sort(key=lambda c: c[1], reverse=True)  # by destination, descending
         for match, destination in chains:
-            rows.append(
-                [",".join(listener_addresses(ln)), str(listener_port(ln)), match, destination]
-            )
+            addresses = ",".join(listener_addresses(ln))
+            rows.append([*first, addresses, str(listener_port(ln)), match, destination])
     return rows, 1

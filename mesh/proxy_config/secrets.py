@@ -82,12 +82,14 @@ def secret_items(contexts: list[dict[str, Any]], now: dt.datetime) -> list[dict[
     return items
 
 
-def secrets_table(items: list[dict[str, Any]]) -> Table:
-    """writer.go printSecretItemsTabular: TRUST DOMAIN only when every item has one."""
+def secrets_table(items: list[dict[str, Any]], typed: bool = False) -> Table:
+    """writer.go printSecretItemsTabular: TRUST DOMAIN only when every item has one;
+    TYPED (`proxy-config all`): each name as `secret/NAME`."""
     with_domain = bool(items) and all(i["trust_domain"] for i in items)
     rows = [COLUMNS + (["TRUST DOMAIN"] if with_domain else [])]
     for i in items:
-        row = [i["name"], i["type"], i["state"], "true" if i["cert_valid"] else "false",
+        name = f"secret/{i['name']}" if typed else i["name"]
+        row = [name, i["type"], i["state"], "true" if i["cert_valid"] else "false",
                i["serial_number"], i["not_after"], i["not_before"]]  # fmt: skip
         rows.append(row + ([i["trust_domain"]] if with_domain else []))
     return rows, PADDING

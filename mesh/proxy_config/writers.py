@@ -100,19 +100,25 @@ def sorted_clusters(clusters: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(clusters, key=lambda c: _sort_key(str(c.get("name", ""))))
 
 
-def clusters_table(clusters: list[dict[str, Any]], flt: ClusterFilter) -> Table:
-    rows: list[Row] = [["SERVICE FQDN", "PORT", "SUBSET", "DIRECTION", "TYPE", "DESTINATION RULE"]]
+def clusters_table(
+    clusters: list[dict[str, Any]], flt: ClusterFilter, typed: bool = False
+) -> Table:
+    """TYPED: `proxy-config all`'s form, a NAME column of `cluster/NAME` first (where the
+    name does not parse, istioctl prints `cluster/NAME` in both of the first columns)."""
+    header = ["SERVICE FQDN", "PORT", "SUBSET", "DIRECTION", "TYPE", "DESTINATION RULE"]
+    rows: list[Row] = [["NAME", *header] if typed else header]
     for c in sorted_clusters(clusters):
         name = str(c.get("name", ""))
         if not flt.verify(name):
             continue
         kind = str(c.get("type") or "STATIC")  # the enum's zero value
         rule = describe_management(c.get("metadata"))
+        first = [f"cluster/{name}"] if typed else []
         if len(name.split("|")) > 3:
             direction, subset, host, port = parse_subset_key(name)
-            rows.append([host, str(port), subset or "-", direction, kind, rule])
+            rows.append([*first, host, str(port), subset or "-", direction, kind, rule])
         else:
-            rows.append([name, "-", "-", "-", kind, rule])
+            rows.append([*first, first[0] if typed else name, "-", "-", "-", kind, rule])
     return rows, 5
 
 
@@ -153,14 +159,16 @@ def sorted_routes(routes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [next(it) if str(r.get("name", "")).isdigit() else r for r in routes]
 
 
-def routes_table(routes: list[dict[str, Any]], name: str = "") -> Table:
+def routes_table(routes: list[dict[str, Any]], name: str = "", typed: bool = False) -> Table:
+    """TYPED: `proxy-config all`'s form, each NAME as `route/NAME`."""
     rows: list[Row] = [["NAME", "VHOST NAME", "DOMAINS", "MATCH", "VIRTUAL SERVICE"]]
     for config in sorted_routes(routes):
         if name and config.get("name") != name:
             continue
+        shown = f"route/{config.get('name', '')}" if typed else str(config.get("name", ""))
         for vh in config.get("virtual_hosts") or []:
             domains = describe_route_domains(list(vh.get("domains") or []))
-            head = [str(config.get("name", "")), str(vh.get("name", "")), domains]
+            head = [shown, str(vh.get("name", "")), domains]
             for r in vh.get("routes") or []:
                 if (r.get("route") or {}).get("cluster") != PASSTHROUGH:
                     rows.append(

@@ -322,3 +322,44 @@ def test_log_mistakes_change_nothing(mesh: LocalMesh, args: list[str], message: 
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr.strip() == f"mesh proxy-config: {message}"
     assert proxy_config(mesh, "log").stdout == before
+
+
+def test_all_is_every_table_with_typed_names(sidecar_mesh: LocalMesh) -> None:
+    """istioctl proxy-config all: the version, then each table with `kind/NAME` names,
+    blank lines between; the same rows as each kind's own table."""
+    done = proxy_config(sidecar_mesh, "all", "frontend-0", "--with-headers")
+    assert done.returncode == 0, done.stderr
+    sections = done.stdout.split("------ ")[1:]
+    titles = [s.split(" ------")[0] for s in sections]
+    assert titles == ["BOOTSTRAP INFO", "CLUSTER INFO", "LISTENER INFO", "ROUTE INFO",
+                      "SECRET INFO", "ENDPOINTS INFO"]  # fmt: skip
+    body = {
+        t: s.split(" ------\n\n", 1)[1].rstrip("\n").splitlines()
+        for t, s in zip(titles, sections, strict=True)
+    }
+    assert body["BOOTSTRAP INFO"][0].startswith("Envoy Version: ")
+    clusters = proxy_config(sidecar_mesh, "clusters", "frontend-0").stdout.splitlines()
+    typed = body["CLUSTER INFO"]
+    assert typed[0].split() == ["NAME", *" ".join(HEADERS["clusters"]).split()]
+    assert len(typed) == len(clusters)
+    for row, plain in zip(typed[1:], clusters[1:], strict=True):
+        name, rest = row.split(maxsplit=1)
+        assert name.startswith("cluster/") and rest.split() == plain.split()
+        fqdn = "" if plain.startswith(" ") else plain.split()[0]  # none for inbound|8000||
+        assert fqdn in name  # outbound|5000|v1|backend-service...: the name it was parsed from
+    assert all(r.startswith("listener/") for r in body["LISTENER INFO"][1:])
+    assert all(r.startswith("route/") for r in body["ROUTE INFO"][1:])
+    assert [r.split()[0] for r in body["SECRET INFO"][1:]] == ["secret/default", "secret/ROOTCA"]
+    endpoints = proxy_config(sidecar_mesh, "endpoints", "frontend-0").stdout.splitlines()
+    assert body["ENDPOINTS INFO"] == endpoints
+    plain = proxy_config(sidecar_mesh, "all", "frontend-0").stdout
+    assert "------" not in plain and plain.startswith("Envoy Version: ")
+    assert plain.count("\n\n") == 5  # a blank line between the six sections
+
+
+def test_all_of_a_plain_gateway_has_no_secrets_and_json_is_the_dump(mesh: LocalMesh) -> None:
+    done = proxy_config(mesh, "all")
+    assert done.returncode == 0, done.stderr
+    assert "\nNo active or warming secrets found.\n" in done.stdout
+    dumped = json.loads(proxy_config(mesh, "all", "-o", "json").stdout)
+    assert [c["@type"].rsplit(".", 1)[1] for c in dumped["configs"]][0] == "BootstrapConfigDump"

@@ -1,0 +1,53 @@
+"""`mesh proxy-config all`: istioctl's full summary (configdump.go PrintFullSummary): the
+Envoy version, then the clusters, listeners, routes and secrets tables, each resource
+named with its type (`cluster/NAME`, as SetPrintConfigTypeInSummary makes them), then
+the endpoints; a blank line between sections, a `------ KIND INFO ------` header before
+each with --with-headers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from mesh.errors import MeshError
+from mesh.proxy_config import dump, tabwriter
+from mesh.proxy_config.listeners import ListenerFilter, listeners_table
+from mesh.proxy_config.secrets import certificates, secret_items, secrets_table
+from mesh.proxy_config.writers import (
+    ClusterFilter,
+    EndpointFilter,
+    clusters_table,
+    endpoints_table,
+    routes_table,
+)
+
+NO_SECRETS = "No active or warming secrets found."  # PrintSecretSummary
+
+
+class NothingFound(MeshError):
+    """A kind the Envoy has none of: istioctl's retrieveSorted*Slice error."""
+
+
+def full_summary(admin_url: str, with_headers: bool = False) -> str:
+    """What `istioctl proxy-config all POD` prints for the Envoy of ADMIN_URL."""
+    config = dump.fetch(admin_url)
+    for kind in ("clusters", "listeners", "routes"):
+        if not getattr(config, kind):
+            raise NothingFound(f"no {kind} found")
+    items = secret_items(certificates(admin_url), dt.datetime.now(dt.UTC))
+    version = dump.envoy_version(dump.bootstrap(admin_url))
+    render = tabwriter.render
+    secrets = render(*secrets_table(items, True)) if items else NO_SECRETS + "\n"
+    endpoints = endpoints_table(dump.cluster_statuses(admin_url), EndpointFilter())
+    sections = [
+        ("BOOTSTRAP INFO", render([["Envoy Version:", version]], 1)),
+        ("CLUSTER INFO", render(*clusters_table(config.clusters, ClusterFilter(), True))),
+        ("LISTENER INFO", render(*listeners_table(config.listeners, ListenerFilter(), True))),
+        ("ROUTE INFO", render(*routes_table(config.routes, typed=True))),
+        ("SECRET INFO", secrets),
+        ("ENDPOINTS INFO", render(*endpoints)),
+    ]
+    header = "------ {} ------\n\n"
+    return "\n".join(
+        (header.format(name) if with_headers else "") + text for name, text in sections
+    )
