@@ -68,7 +68,7 @@ def test_a_caller_replaced_mid_step_is_still_read(mesh: Mesh) -> None:
     counted; reading only the Envoys of its start, it met a dead admin and rolled back."""
     reset(mesh)
     before = set(read_state(mesh.up.state_dir).stats_urls)
-    args = ("--to", "v2", "--steps", "100", "--interval", "20s", "--load", "40")
+    args = ("--to", "v2", "--steps", "100", "--interval", "30s", "--load", "40")
     proc = subprocess.Popen(
         mesh.argv(SERVICE, *args, "--min-requests", "5", "--json"),
         stdout=subprocess.PIPE,
