@@ -143,14 +143,20 @@ class Rollout:
             raise StepFailed(f"Envoy did not serve {want} within {SERVE_TIMEOUT_S:.0f}s")
 
     def _measure(self, number: int, percent: int, start: metrics.Reading) -> None:
-        """One interval, with a progress line (live counters) on a terminal."""
+        """One interval. Every PROGRESS_S it reads every Envoy, so that a sidecar that
+        stops during the interval (its replica replaced) keeps what it counted until
+        then (metrics.merged), and on a terminal shows the live counters; an Envoy
+        that does not answer for a moment is read next time."""
         p = self.plan
         began = time.monotonic()
         ends = began + p.interval_s
         total = len(p.steps)
         while (now := time.monotonic()) < ends:
-            if self.console.tty:
+            try:
                 live = metrics.interval(start, self._read(), p.canary)
+            except StateError:
+                live = None
+            if self.console.tty and live is not None:
                 self.console.progress(
                     f"step {number}/{total} ({percent}%): {now - began:.0f}/{p.interval_s:g}s, "
                     f"{p.canary} {live.requests} requests, {live.errors} 5xx"

@@ -250,3 +250,44 @@ def test_a_lock_left_by_an_exited_process_is_taken_over(tmp_path: Path) -> None:
     with RolloutLock(tmp_path, "backend-service") as lock:
         assert lock.held
         assert f'"pid": {os.getpid()}' in (tmp_path / "rollout.lock").read_text()
+
+
+def test_a_step_reads_every_envoy_while_it_measures_even_with_no_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without a terminal (--json, CI) nothing is shown, but each Envoy is still read every
+    PROGRESS_S: a sidecar that stops mid-step keeps what it counted until its last read."""
+    import io
+
+    from mesh.errors import StateError
+    from mesh.rollout import run as rollout_run
+    from mesh.rollout.report import Console
+
+    gone = "http://127.0.0.1:3/"
+    reads = iter(
+        [
+            {ENVOY: _v2(10, 0, {}), gone: _v2(5, 0, {})},
+            StateError("Envoy admin http://127.0.0.1:1/ does not answer"),  # a blip: read on
+            {ENVOY: _v2(12, 0, {})},  # the sidecar stopped
+        ]
+    )
+
+    def read(urls: list[str], service: str, client: object) -> dict[str, dict[str, SubsetTotals]]:
+        got = next(reads, {ENVOY: _v2(12, 0, {})})
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+    class Target:
+        admin_url = ENVOY
+
+        def stats_urls(self) -> list[str]:
+            return [ENVOY, gone]
+
+    monkeypatch.setattr(rollout_run.metrics, "read", read)
+    monkeypatch.setattr(rollout_run, "PROGRESS_S", 0.01)
+    plan = Plan("backend-service", "v2", "v1", [100], 0.2, LIMITS, {"v1": 100})
+    rollout = rollout_run.Rollout(Target(), plan, Console(out=io.StringIO()))  # type: ignore[arg-type]
+    assert not rollout.console.tty
+    rollout._measure(1, 100, {})
+    assert rollout.seen == {ENVOY: _v2(12, 0, {}), gone: _v2(5, 0, {})}
