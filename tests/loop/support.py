@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,33 @@ def edit_yaml(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
     doc = yaml.safe_load(path.read_text())
     change(doc)
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+@contextlib.contextmanager
+def extra_deployment(
+    tree: Path, name: str, change: Callable[[dict[str, Any]], None]
+) -> Iterator[None]:
+    """One more Deployment in TREE while inside: a copy of backend-v1's named NAME (label
+    version v1: the v1 subset selects it), CHANGE applied, listed in the kustomization
+    right after backend-v1; on exit the kustomization as it was and the file gone."""
+    source = tree / "deployments" / "backend-v1.yaml"
+    target = tree / "deployments" / f"{name}.yaml"
+    target.write_text(source.read_text())
+
+    def named(doc: dict[str, Any]) -> None:
+        doc["metadata"]["name"] = name
+        change(doc)
+
+    edit_yaml(target, named)
+    kustomization = tree / "kustomization.yaml"
+    text = kustomization.read_text()
+    listed = "  - deployments/backend-v1.yaml\n"
+    kustomization.write_text(text.replace(listed, f"{listed}  - deployments/{name}.yaml\n"))
+    try:
+        yield
+    finally:
+        kustomization.write_text(text)
+        target.unlink()
 
 
 def set_replicas(tree: Path, deployment: str, replicas: int) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from mesh.load.background import BackgroundLoad
 from mesh.runner import LocalMesh
-from tests.loop.support import edit_yaml, live_pods, set_env, set_replicas
+from tests.loop.support import extra_deployment, live_pods, set_env, set_replicas
 
 pytestmark = pytest.mark.integration
 
@@ -69,30 +69,17 @@ def test_a_rolling_update_of_backend_and_frontend_fails_no_request(
 
 
 def test_a_new_deployment_starts_and_a_removed_one_stops(mesh: LocalMesh, tree: Path) -> None:
-    def extra(doc: dict) -> None:  # one more v1 Deployment: the v1 subset selects it too
-        doc["metadata"]["name"] = "backend-v1-extra"
+    def one_replica(doc: dict) -> None:
         doc["spec"]["replicas"] = 1
 
-    source = tree / "deployments" / "backend-v1.yaml"
-    target = tree / "deployments" / "backend-v1-extra.yaml"
-    target.write_text(source.read_text())
-    edit_yaml(target, extra)
-    kustomization = tree / "kustomization.yaml"
-    text = kustomization.read_text()
-    kustomization.write_text(
-        text.replace("  - deployments/backend-v1.yaml\n", "  - deployments/backend-v1.yaml\n"
-                     "  - deployments/backend-v1-extra.yaml\n")
-    )  # fmt: skip
-    outcome = mesh.apply()
-    assert outcome["result"] == "applied", outcome
-    assert outcome["changes"] == ["Deployment/backend-v1-extra added"]
-    assert live_pods(mesh, "backend-v1-extra") == ["backend-v1-extra-0"]
-    seen = {
-        httpx.get(f"{mesh.service_url('backend-service')}/api/tasks", timeout=10).json()["instance"]
-        for _ in range(60)
-    }
-    assert "backend-v1-extra-0" in seen  # published into the v1 subset's endpoints
-    kustomization.write_text(text)
+    with extra_deployment(tree, "backend-v1-extra", one_replica):
+        outcome = mesh.apply()
+        assert outcome["result"] == "applied", outcome
+        assert outcome["changes"] == ["Deployment/backend-v1-extra added"]
+        assert live_pods(mesh, "backend-v1-extra") == ["backend-v1-extra-0"]
+        url = f"{mesh.service_url('backend-service')}/api/tasks"
+        seen = {httpx.get(url, timeout=10).json()["instance"] for _ in range(60)}
+        assert "backend-v1-extra-0" in seen  # published into the v1 subset's endpoints
     outcome = mesh.apply()
     assert outcome["result"] == "applied"
     assert outcome["changes"] == ["Deployment/backend-v1-extra removed"]

@@ -18,7 +18,14 @@ import pytest
 from mesh.load.background import BackgroundLoad
 from mesh.runner import LocalMesh
 from mesh.sidecars import Sidecar
-from tests.loop.support import copy_k8s, edit_yaml, live_pods, set_env, set_replicas
+from tests.loop.support import (
+    copy_k8s,
+    edit_yaml,
+    extra_deployment,
+    live_pods,
+    set_env,
+    set_replicas,
+)
 from tests.mesh.traffic import poll
 from tests.support.mesh import new_mesh
 
@@ -172,22 +179,11 @@ def test_a_new_deployment_with_its_own_account_is_called_over_mtls_and_removed_w
     sidecars verify its identity before its own sidecar exists (the stand-in's SANs),
     then call it; removing it stops the replica and its sidecar."""
 
-    def extra(doc: dict) -> None:
-        doc["metadata"]["name"] = "backend-v1-next"
+    def next_account(doc: dict) -> None:
         doc["spec"]["replicas"] = 1
         doc["spec"]["template"]["spec"]["serviceAccountName"] = "backend-next"
 
-    source = tree / "deployments" / "backend-v1.yaml"
-    target = tree / "deployments" / "backend-v1-next.yaml"
-    target.write_text(source.read_text())
-    edit_yaml(target, extra)
-    kustomization = tree / "kustomization.yaml"
-    text = kustomization.read_text()
-    kustomization.write_text(
-        text.replace("  - deployments/backend-v1.yaml\n", "  - deployments/backend-v1.yaml\n"
-                     "  - deployments/backend-v1-next.yaml\n")
-    )  # fmt: skip
-    try:
+    with extra_deployment(tree, "backend-v1-next", next_account):
         outcome = mesh.apply()
         assert outcome["result"] == "applied" and not outcome["problems"], outcome
         new = _sidecar(mesh, "backend-v1-next-0")
@@ -198,9 +194,6 @@ def test_a_new_deployment_with_its_own_account_is_called_over_mtls_and_removed_w
             DEADLINE_S,
             "the frontend's sidecar calling backend-v1-next-0 over mTLS",
         )
-    finally:
-        kustomization.write_text(text)
-        target.unlink()
     outcome = mesh.apply()
     assert outcome["result"] == "applied", outcome
     assert outcome["changes"] == ["Deployment/backend-v1-next removed"]
