@@ -93,8 +93,11 @@ def run(args: argparse.Namespace) -> int:
     from mesh import admin
 
     state = read_state(Path(args.state_dir))
-    with httpx.Client(timeout=2.0) as client:
+    with httpx.Client(timeout=2.0) as client:  # every Envoy's /ready: the shared one first
         envoy_ready = _ready(client, f"{state.admin_url}/ready")
+        system = (
+            [] if args.json else [system_row(p, state, envoy_ready, client) for p in state.system]
+        )
     try:
         clusters = admin.clusters(state.admin_url)
     except StateError:
@@ -123,8 +126,7 @@ def run(args: argparse.Namespace) -> int:
         (i.name, i.deployment, str(i.port), str(i.pid), i.state, str(i.restarts), i.last_exit)
         for i in state.instances
     ]
-    with httpx.Client(timeout=2.0) as client:
-        rows += [system_row(p, state, envoy_ready, client) for p in state.system]
+    rows += system
     width = max([16, *(len(r[0]) + 2 for r in rows)])
     print(
         f"{'WORKLOAD':<{width}}{'DEPLOYMENT':<14}{'PORT':<7}{'PID':<9}{'STATE':<13}"

@@ -24,7 +24,8 @@ class Dump:
     routes: list[dict[str, Any]]
 
 
-def _section(data: dict[str, Any], kind: str) -> dict[str, Any]:
+def section(data: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The config of KIND (`ClustersConfigDump`, ...) in a /config_dump body, or {}."""
     for config in data.get("configs") or []:
         if config.get("@type") == ADMIN_DUMP + kind:
             return dict(config)
@@ -39,9 +40,9 @@ def _resource(entry: Any) -> dict[str, Any]:
 def parse(data: dict[str, Any]) -> Dump:
     """A /config_dump body as a Dump: dynamic entries first, then static ones, as
     retrieveSorted{Cluster,Listener,Route}Slice collect them."""
-    cds = _section(data, "ClustersConfigDump")
-    lds = _section(data, "ListenersConfigDump")
-    rds = _section(data, "RoutesConfigDump")
+    cds = section(data, "ClustersConfigDump")
+    lds = section(data, "ListenersConfigDump")
+    rds = section(data, "RoutesConfigDump")
     clusters = [
         _resource(e.get("cluster"))
         for e in (cds.get("dynamic_active_clusters") or []) + (cds.get("static_clusters") or [])
@@ -76,7 +77,12 @@ def cluster_statuses(admin_url: str) -> list[dict[str, Any]]:
 def bootstrap(admin_url: str) -> dict[str, Any]:
     """The BootstrapConfigDump (`bootstrap`, `last_updated`), what istioctl's
     PrintBootstrapDump prints."""
-    return _resource(_section(admin.get_json(f"{admin_url}/config_dump"), "BootstrapConfigDump"))
+    return bootstrap_of(admin.get_json(f"{admin_url}/config_dump"))
+
+
+def bootstrap_of(data: dict[str, Any]) -> dict[str, Any]:
+    """The BootstrapConfigDump of a /config_dump body DATA."""
+    return _resource(section(data, "BootstrapConfigDump"))
 
 
 def envoy_version(bootstrap_dump: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from mesh import admin
 from mesh.errors import MeshError
 from mesh.proxy_config import dump, tabwriter
 from mesh.proxy_config.listeners import ListenerFilter, listeners_table
@@ -30,12 +31,13 @@ class NothingFound(MeshError):
 
 def full_summary(admin_url: str, with_headers: bool = False) -> str:
     """What `istioctl proxy-config all POD` prints for the Envoy of ADMIN_URL."""
-    config = dump.fetch(admin_url)
+    data = admin.get_json(f"{admin_url}/config_dump")  # one read for every section
+    config = dump.parse(data)
     for kind in ("clusters", "listeners", "routes"):
         if not getattr(config, kind):
             raise NothingFound(f"no {kind} found")
     items = secret_items(certificates(admin_url), dt.datetime.now(dt.UTC))
-    version = dump.envoy_version(dump.bootstrap(admin_url))
+    version = dump.envoy_version(dump.bootstrap_of(data))
     render = tabwriter.render
     secrets = render(*secrets_table(items, True)) if items else NO_SECRETS + "\n"
     endpoints = endpoints_table(dump.cluster_statuses(admin_url), EndpointFilter())

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from mesh import admin
-from mesh.proxy_config.dump import envoy_version
+from mesh.proxy_config.dump import bootstrap_of, envoy_version, section
 
 CDS, LDS, EDS, RDS, ECDS = "CDS", "LDS", "EDS", "RDS", "ECDS"
 #: the columns of `istioctl proxy-status -v 1`: the known xDS types in the order of their
@@ -61,13 +61,6 @@ def _path(source: dict[str, Any] | None) -> str | None:
     return ((source or {}).get("path_config_source") or {}).get("path")
 
 
-def _configs(dump: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    for config in dump.get("configs", []):
-        if str(config.get("@type", "")).endswith(f".{kind}"):  # not ScopedRoutesConfigDump
-            return [config]
-    return []
-
-
 def _rds_sources(listener: dict[str, Any]) -> Iterator[tuple[str, str | None]]:
     for chain in listener.get("filter_chains") or []:
         for flt in chain.get("filters") or []:
@@ -76,39 +69,36 @@ def _rds_sources(listener: dict[str, Any]) -> Iterator[tuple[str, str | None]]:
                 yield rds["route_config_name"], _path(rds.get("config_source"))
 
 
-def sync_of(dump: dict[str, Any], version_texts: dict[str, str]) -> dict[str, TypeSync]:
-    """Each xDS type's versions in one Envoy's `/config_dump` DUMP and its `version_text`
+def sync_of(data: dict[str, Any], version_texts: dict[str, str]) -> dict[str, TypeSync]:
+    """Each xDS type's versions in one Envoy's `/config_dump` body DATA and its `version_text`
     stats VERSION_TEXTS (stat name -> value); a type it does not subscribe to is absent."""
     out: dict[str, TypeSync] = {}
-    for boot in _configs(dump, "BootstrapConfigDump"):
-        dynamic = boot.get("bootstrap", {}).get("dynamic_resources") or {}
-        for kind, key, stat in (
-            (CDS, "cds_config", "cluster_manager.cds.version_text"),
-            (LDS, "lds_config", "listener_manager.lds.version_text"),
-        ):
-            path = _path(dynamic.get(key))
+    boot = section(data, "BootstrapConfigDump").get("bootstrap") or {}
+    dynamic = boot.get("dynamic_resources") or {}
+    for kind, key, stat in (
+        (CDS, "cds_config", "cluster_manager.cds.version_text"),
+        (LDS, "lds_config", "listener_manager.lds.version_text"),
+    ):
+        path = _path(dynamic.get(key))
+        if path:
+            out[kind] = TypeSync({kind: (file_version(path), version_texts.get(stat))})
+    for entry in section(data, "ClustersConfigDump").get("dynamic_active_clusters") or []:
+        cluster = entry.get("cluster") or {}
+        path = _path((cluster.get("eds_cluster_config") or {}).get("eds_config"))
+        if path:
+            name = cluster.get("name", "")
+            acked = version_texts.get(f"cluster.{name}.version_text")
+            out.setdefault(EDS, TypeSync()).versions[name] = (file_version(path), acked)
+    served = {
+        (e.get("route_config") or {}).get("name"): e.get("version_info")
+        for e in section(data, "RoutesConfigDump").get("dynamic_route_configs") or []
+    }
+    for entry in section(data, "ListenersConfigDump").get("dynamic_listeners") or []:
+        listener = (entry.get("active_state") or {}).get("listener") or {}
+        for name, path in _rds_sources(listener):
             if path:
-                sent = file_version(path)
-                out[kind] = TypeSync({kind: (sent, version_texts.get(stat))})
-    for clusters in _configs(dump, "ClustersConfigDump"):
-        for entry in clusters.get("dynamic_active_clusters") or []:
-            cluster = entry.get("cluster") or {}
-            path = _path((cluster.get("eds_cluster_config") or {}).get("eds_config"))
-            if path:
-                name = cluster.get("name", "")
-                acked = version_texts.get(f"cluster.{name}.version_text")
-                out.setdefault(EDS, TypeSync()).versions[name] = (file_version(path), acked)
-    served = {}
-    for routes in _configs(dump, "RoutesConfigDump"):
-        for entry in routes.get("dynamic_route_configs") or []:
-            served[(entry.get("route_config") or {}).get("name")] = entry.get("version_info")
-    for listeners in _configs(dump, "ListenersConfigDump"):
-        for entry in listeners.get("dynamic_listeners") or []:
-            listener = (entry.get("active_state") or {}).get("listener") or {}
-            for name, path in _rds_sources(listener):
-                if path:
-                    rds = out.setdefault(RDS, TypeSync())
-                    rds.versions[name] = (file_version(path), served.get(name))
+                rds = out.setdefault(RDS, TypeSync())
+                rds.versions[name] = (file_version(path), served.get(name))
     return out
 
 
@@ -120,13 +110,12 @@ class ProxySync:
 
 def read_sync(admin_url: str, client: httpx.Client | None = None) -> ProxySync:
     """SYNC_OF the live Envoy of ADMIN_URL, and its version (StateError: no answer)."""
-    dump = admin.get_json(f"{admin_url}/config_dump", client)
+    data = admin.get_json(f"{admin_url}/config_dump", client)
     params = {"format": "json", "filter": r"version_text$"}
     stats = admin.get_json(f"{admin_url}/stats", client, params)
     texts = {s["name"]: str(s["value"]) for s in stats.get("stats", []) if "name" in s}
-    boot = _configs(dump, "BootstrapConfigDump")
-    version = envoy_version(boot[0]).split("/", 1)[0] if boot else "-"
-    return ProxySync(sync_of(dump, texts), version)
+    version = envoy_version(bootstrap_of(data)).split("/", 1)[0]
+    return ProxySync(sync_of(data, texts), version)
 
 
 def subscribed(types: dict[str, TypeSync]) -> str:
