@@ -24,9 +24,9 @@ from mesh.loop.kubelet import Kubelet, SystemProcess
 from mesh.loop.pods import Pod
 from mesh.loop.rollout import StuckRollout
 from mesh.loop.sidecars import LiveSidecars
-from mesh.loop.startup import wait_first_start
+from mesh.loop.startup import record_sidecar_pids, wait_first_start
 from mesh.loop.workloads import Blueprint
-from mesh.sidecars import Sidecar, record_pids
+from mesh.sidecars import Sidecar
 from mesh.sidecars.plan import SIDECAR_SUFFIX, plan_sidecar
 
 
@@ -105,6 +105,4 @@ class SidecarPods:
         self._record()
 
     def _record(self) -> None:
-        with self.kubelet.cond:
-            pids = {p.name: p.pid for p in self.kubelet.system if p.name in self.live.setup.configs}
-        record_pids(self.state_dir, self.live.setup, {n: p for n, p in pids.items() if p})
+        record_sidecar_pids(self.kubelet, self.live.setup, self.state_dir)

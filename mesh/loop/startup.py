@@ -41,8 +41,15 @@ def start_sidecars(kubelet: Kubelet, setup: SidecarSetup, binary: Path, state_di
     for s in setup.sidecars:
         argv = envoy.command(setup.configs[s.name], base_id=s.admin_port, binary=binary)
         kubelet.run_system(SystemProcess(s.name, argv))
-    pids = {p.name: p.pid for p in kubelet.system if p.name in setup.configs}
-    record_pids(state_dir, setup, pids)  # type: ignore[arg-type]
+    record_sidecar_pids(kubelet, setup, state_dir)
+
+
+def record_sidecar_pids(kubelet: Kubelet, setup: SidecarSetup, state_dir: Path) -> None:
+    """Write the pids of SETUP's running sidecars to STATE_DIR (mesh.sidecars.record_pids),
+    at the first start and whenever a replica brings or takes one."""
+    with kubelet.cond:
+        pids = {p.name: p.pid for p in kubelet.system if p.name in setup.configs}
+    record_pids(state_dir, setup, {n: p for n, p in pids.items() if p})
 
 
 def startup_url(pod: Pod) -> str:
