@@ -25,7 +25,14 @@ import httpx
 
 from mesh.loop.endpoints import write_atomically
 from mesh.loop.local_http import local_client
-from mesh.translate.xds import CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE, XdsConfig, response
+from mesh.translate.xds import (
+    CLUSTER_TYPE,
+    LISTENER_TYPE,
+    ROUTE_TYPE,
+    XdsConfig,
+    rds_configs,
+    response,
+)
 
 PUSH_TIMEOUT_S = 30.0
 POLL_S = 0.02
@@ -93,14 +100,7 @@ class Pusher:
 
     @staticmethod
     def _route_names(listeners: list[dict[str, Any]]) -> list[str]:
-        names = []
-        for listener in listeners:
-            for chain in listener.get("filter_chains") or []:
-                for flt in chain.get("filters") or []:
-                    rds = (flt.get("typed_config") or {}).get("rds")
-                    if rds:
-                        names.append(rds["route_config_name"])
-        return names
+        return [rds["route_config_name"] for ln in listeners for rds in rds_configs(ln)]
 
     # -- files
     def _write_cds(self, xds: XdsConfig, clusters: list[dict[str, Any]], version: str) -> None:

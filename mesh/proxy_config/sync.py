@@ -15,7 +15,6 @@ files, its clusters the EDS files.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import httpx
 
 from mesh import admin
 from mesh.proxy_config.dump import bootstrap_of, envoy_version, section
+from mesh.translate.xds import rds_configs
 
 CDS, LDS, EDS, RDS, ECDS = "CDS", "LDS", "EDS", "RDS", "ECDS"
 #: the columns of `istioctl proxy-status -v 1`: the known xDS types in the order of their
@@ -61,14 +61,6 @@ def _path(source: dict[str, Any] | None) -> str | None:
     return ((source or {}).get("path_config_source") or {}).get("path")
 
 
-def _rds_sources(listener: dict[str, Any]) -> Iterator[tuple[str, str | None]]:
-    for chain in listener.get("filter_chains") or []:
-        for flt in chain.get("filters") or []:
-            rds = (flt.get("typed_config") or {}).get("rds")
-            if rds:
-                yield rds["route_config_name"], _path(rds.get("config_source"))
-
-
 def sync_of(data: dict[str, Any], version_texts: dict[str, str]) -> dict[str, TypeSync]:
     """Each xDS type's versions in one Envoy's `/config_dump` body DATA and its `version_text`
     stats VERSION_TEXTS (stat name -> value); a type it does not subscribe to is absent."""
@@ -95,10 +87,11 @@ def sync_of(data: dict[str, Any], version_texts: dict[str, str]) -> dict[str, Ty
     }
     for entry in section(data, "ListenersConfigDump").get("dynamic_listeners") or []:
         listener = (entry.get("active_state") or {}).get("listener") or {}
-        for name, path in _rds_sources(listener):
+        for rds in rds_configs(listener):
+            name, path = rds["route_config_name"], _path(rds.get("config_source"))
             if path:
-                rds = out.setdefault(RDS, TypeSync())
-                rds.versions[name] = (file_version(path), served.get(name))
+                routes = out.setdefault(RDS, TypeSync())
+                routes.versions[name] = (file_version(path), served.get(name))
     return out
 
 

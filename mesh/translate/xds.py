@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,23 +81,39 @@ def split(bootstrap: dict[str, Any], directory: Path) -> XdsConfig:
     clusters = copy.deepcopy(static.get("clusters") or [])
     routes: dict[str, dict[str, Any]] = {}
     for listener in listeners:
-        for chain in listener.get("filter_chains") or []:
-            for flt in chain.get("filters") or []:
-                config = flt.get("typed_config") or {}
-                route_config = config.pop("route_config", None)
-                if route_config is None:
-                    continue
-                name = route_config["name"]
-                if name in routes and routes[name] != route_config:
-                    raise ValueError(f"two different route configs named {name!r}")
-                routes[name] = route_config
-                config["rds"] = {
-                    "route_config_name": name,
-                    "config_source": _source(route_file(directory, name)),
-                }
+        for config in filter_configs(listener):
+            route_config = config.pop("route_config", None)
+            if route_config is None:
+                continue
+            name = route_config["name"]
+            if name in routes and routes[name] != route_config:
+                raise ValueError(f"two different route configs named {name!r}")
+            routes[name] = route_config
+            config["rds"] = {
+                "route_config_name": name,
+                "config_source": _source(route_file(directory, name)),
+            }
     dynamic = {k: v for k, v in bootstrap.items() if k != "static_resources"}
     dynamic["dynamic_resources"] = {
         "lds_config": _source(directory / LDS_FILE),
         "cds_config": _source(directory / CDS_FILE),
     }
     return XdsConfig(directory, dynamic, listeners, clusters, routes)
+
+
+def filter_configs(listener: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The typed_config of every network filter of LISTENER, chain by chain (a dict that
+    is the listener's own: a caller may change it)."""
+    for chain in listener.get("filter_chains") or []:
+        for flt in chain.get("filters") or []:
+            config = flt.get("typed_config")
+            if isinstance(config, dict):
+                yield config
+
+
+def rds_configs(listener: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The `rds` (route_config_name, config_source) of each connection manager of LISTENER
+    that loads its route table by RDS."""
+    for config in filter_configs(listener):
+        if config.get("rds"):
+            yield config["rds"]
