@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import yaml
 
+from mesh import admin
 from mesh.cli import CliError
 from mesh.commands.proxy_config import SIDECAR, admin_url, proxy_label
 from mesh.errors import StateError
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         targets = [(name, url) for name, url in targets if url == wanted]
     istiod = f"mesh-up-{state.pid}"  # the process that plays istiod
     rows: list[tuple[str, ProxySync]] = []
-    with httpx.Client(timeout=5.0) as client:
+    with httpx.Client(timeout=admin.TIMEOUT_S) as client:
         for name, url in targets:
             try:
                 rows.append((name, read_sync(url, client)))

@@ -27,7 +27,6 @@ LEVELS = {
 }
 ALL = "level"  # istioctl's defaultLoggerName: Envoy's `level=` sets every logger
 DEFAULT = "warning"  # defaultEnvoyOutputLevel
-TIMEOUT_S = 5.0
 
 
 class LevelError(MeshError):
@@ -70,7 +69,7 @@ def set_levels(admin_url: str, level: str = "", reset: bool = False) -> str:
     """Read the loggers, then set LEVEL (istioctl's `--level`) or, with RESET, every
     logger to `warning`; every logger first, then the named ones. Envoy's answer to
     the last request: the active loggers."""
-    with httpx.Client(timeout=TIMEOUT_S) as client:
+    with httpx.Client(timeout=admin.TIMEOUT_S) as client:
         loggers = post_logging(admin_url, client=client)
         names = logger_names(loggers)
         wanted = {ALL: DEFAULT} if reset else parse_levels(level, names) if level else {}
