@@ -25,7 +25,7 @@ from mesh.loop.endpoints import Endpoints
 from mesh.loop.events import Events
 from mesh.loop.generation import Finding, Generation, PlacementFor, Refused, Secure, build
 from mesh.loop.push import Pusher, PushError
-from mesh.loop.sidecars import LiveSidecars, SidecarConfigs
+from mesh.loop.sidecars import LiveSidecars, SidecarConfigs, accounts_changed
 from mesh.loop.workloads import Blueprint
 
 
@@ -105,9 +105,10 @@ class ControlPlane:
             f"(digest {generation.digest})",
         )
 
-    def apply(self, directory: Path, source: str) -> dict[str, Any]:
+    def apply(self, directory: Path, source: str, again: bool = False) -> dict[str, Any]:
         """DIRECTORY as the next generation: {generation, result: applied | refused |
-        unchanged, changes, findings, problems}. Call with `lock` held."""
+        unchanged, changes, findings, problems}. AGAIN: build and push it even if
+        nothing changed. Call with `lock` held."""
         previous = self.generation
         assert previous is not None
         number = self._next()
@@ -116,7 +117,8 @@ class ControlPlane:
                                self.state_dir, self.extra_env(), secure=self.secure,
                                weights=self.weights)  # fmt: skip
             self.check_ports(generation)
-            if generation.digest == previous.digest and directory == previous.directory:
+            unchanged = generation.digest == previous.digest and directory == previous.directory
+            if unchanged and not again:
                 self._numbers -= 1
                 return _result(previous.number, "unchanged")
             sidecars = self._build_sidecars(previous, generation)
@@ -146,6 +148,11 @@ class ControlPlane:
         self.on_change()
         problems = self.reconcile(generation.blueprints)
         self.on_change()
+        moved = accounts_changed(previous.manifests, generation.manifests)
+        if self.sidecars is not None and moved:
+            # the replicas have rolled: push again, trusting only the identities that run
+            # now (istiod: a full push when the service accounts of endpoints change)
+            self.apply(directory, f"service accounts of {', '.join(moved)} rolled", again=True)
         return _result(number, "applied", changes=generation.changes, problems=problems)
 
     def refresh_eds(self) -> None:

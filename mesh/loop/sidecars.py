@@ -11,9 +11,12 @@ A Deployment may change too: a replica the rollout starts gets its own sidecar f
 (`add`: ports, certificate, config of the generation in force), and a replica stopped
 for good takes its sidecar with it (`remove`), as the containers of one pod
 (mesh/loop/sidecar_pods.py). A Service that keeps its ports is followed too (its
-selector or targetPort moves clusters and endpoints). What a generation may not change
-while sidecars run: a Deployment's service account (the identity every other sidecar
-verifies), the set of Service ports (each sidecar's outbound listeners and each app's
+selector or targetPort moves clusters and endpoints). A Deployment's new service account
+rolls its replicas: while it rolls, every caller trusts the old identity and the new one
+for that Service's endpoints, and once it has rolled the control plane pushes again
+without the old (`accounts_changed`), as istiod does a full push when the service
+accounts of a Service's endpoints change. What a generation may not change while
+sidecars run: the set of Service ports (each sidecar's outbound listeners and each app's
 env, fixed when its replica started), and kinds the local mesh does not run; such a
 generation is refused, saying so, and the one in force keeps serving.
 """
@@ -78,15 +81,18 @@ def workload_changes(previous: Manifests, manifests: Manifests) -> list[str]:
     moved = [c for c in changes(previous, manifests) if c.split("/", 1)[0] not in LIVE_KINDS]
     if service_ports(previous) == service_ports(manifests):
         moved = [c for c in moved if not c.startswith("Service/")]
-    accounts = {d.name: service_account(d) for d in previous.deployments}
-    for d in manifests.deployments:
-        if accounts.get(d.name, service_account(d)) != service_account(d):
-            moved.append(
-                f"Deployment/{d.name}: spec.template.spec.serviceAccountName changed "
-                f"({accounts[d.name]} -> {service_account(d)}), the identity its sidecars "
-                "were issued"
-            )
     return moved
+
+
+def accounts_changed(previous: Manifests, manifests: Manifests) -> list[str]:
+    """The Deployments of both whose serviceAccountName differs: once they have rolled,
+    the callers should stop trusting the old identity (a push without it)."""
+    accounts = {d.name: service_account(d) for d in previous.deployments}
+    return [
+        d.name
+        for d in manifests.deployments
+        if accounts.get(d.name, service_account(d)) != service_account(d)
+    ]
 
 
 class LiveSidecars:

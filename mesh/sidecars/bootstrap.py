@@ -20,7 +20,7 @@ from typing import Any
 
 from mesh.ca import CertPair, spiffe_id
 from mesh.manifests import Manifests, Service
-from mesh.sidecars.plan import Sidecar
+from mesh.sidecars.plan import Sidecar, deployment_identity
 from mesh.sidecars.rbac import rbac_filters
 from mesh.translate.clusters import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -121,7 +121,11 @@ def secure_clusters(
         ]
         if endpoints and all(s.mode == "DISABLE" for s in endpoints):
             continue
-        identities = sorted({s.identity for s in endpoints})
+        # a running replica's own identity, and the one its Deployment gives a new replica
+        # now: while a changed serviceAccountName rolls, both serve the Service
+        identities = sorted(
+            {s.identity for s in endpoints} | {deployment_identity(s.deployment) for s in endpoints}
+        )
         tls = upstream_tls(cluster["name"], certs, root_cert, identities)
         if cluster.get("health_checks"):
             _plain_health_checks(cluster, by_instance, tls)

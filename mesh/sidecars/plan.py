@@ -25,6 +25,11 @@ def service_account(deployment: Deployment) -> str:
     return str(name)
 
 
+def deployment_identity(deployment: Deployment) -> str:
+    """The identity a new replica of DEPLOYMENT is issued (`cluster.local/ns/N/sa/SA`)."""
+    return workload_identity(deployment.namespace, service_account(deployment))
+
+
 @dataclass(frozen=True)
 class Sidecar:
     """The sidecar of one workload instance."""
@@ -78,7 +83,7 @@ def plan_sidecar(
     return Sidecar(
         instance=instance,
         deployment=d,
-        identity=workload_identity(d.namespace, service_account(d)),
+        identity=deployment_identity(d),
         mode=mtls_mode(manifests, d),
         app_port=app_port,
         inbound_port=new_port(),
@@ -93,7 +98,7 @@ def stand_in(manifests: Manifests, d: Deployment, instance: str) -> Sidecar:
     return Sidecar(
         instance=instance,
         deployment=d,
-        identity=workload_identity(d.namespace, service_account(d)),
+        identity=deployment_identity(d),
         mode=mtls_mode(manifests, d),
         app_port=0,
         inbound_port=STAND_IN_PORT,

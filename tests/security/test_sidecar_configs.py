@@ -227,3 +227,34 @@ def test_a_replica_without_a_sidecar_yet_is_called_as_its_deployments_identity(
         "spiffe://cluster.local/ns/default/sa/backend",
         "spiffe://cluster.local/ns/default/sa/backend-next",
     ]
+
+
+def test_a_new_service_account_is_trusted_beside_the_one_its_running_replicas_hold(
+    k8s: tuple[Manifests, SidecarSetup], tmp_path: Path
+) -> None:
+    """backend-v1's serviceAccountName changes: its running replicas keep the identity
+    they were issued, the replicas its roll starts get the new one, and a caller trusts
+    both for the v1 subset (and the old one alone for v2, which did not change)."""
+    _, setup = k8s
+    moved = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "backend-v1"},
+             "spec": {"template": {"spec": {"serviceAccountName": "backend-next"}}}}  # fmt: skip
+    manifests = load(overlay(tmp_path, patches=[moved]))
+    peers = {s.instance: s for s in setup.peers(manifests)}
+    assert peers["backend-v1-0"].identity == "cluster.local/ns/default/sa/backend"
+    frontend = next(s for s in setup.sidecars if s.instance == "frontend-0")
+    clusters = setup.static_config(manifests, frontend)["static_resources"]["clusters"]
+
+    def trusted(cluster: str) -> list[str]:
+        context = _tls(_by_name(clusters, cluster))["common_tls_context"]
+        return [
+            m["matcher"]["exact"]
+            for m in context["validation_context"]["match_typed_subject_alt_names"]
+        ]
+
+    assert trusted(f"outbound|5000|v1|{BACKEND}") == [
+        "spiffe://cluster.local/ns/default/sa/backend",
+        "spiffe://cluster.local/ns/default/sa/backend-next",
+    ]
+    assert trusted(f"outbound|5000|v2|{BACKEND}") == [
+        "spiffe://cluster.local/ns/default/sa/backend"
+    ]

@@ -151,25 +151,76 @@ def test_a_rolling_update_surges_on_new_names_with_new_sidecars_and_fails_no_req
     assert _served_by(mesh, 5) <= {"backend-v1-0", "backend-v1-1"}
 
 
-def test_a_service_account_change_is_refused_and_the_mesh_keeps_serving(
+def _trusted(sidecar: Sidecar, cluster: str) -> list[str]:
+    """The SPIFFE ids SIDECAR's running Envoy accepts from CLUSTER's endpoints."""
+    dump = httpx.get(
+        f"{sidecar.admin_url}/config_dump?resource=dynamic_active_clusters", timeout=10.0
+    ).json()
+    for entry in dump["configs"]:
+        if entry["cluster"]["name"] != cluster:
+            continue
+        socket = entry["cluster"].get("transport_socket") or next(
+            m["transport_socket"]
+            for m in entry["cluster"]["transport_socket_matches"]
+            if m["name"] == "istio-mtls"
+        )
+        context = socket["typed_config"]["common_tls_context"]
+        sans = context["validation_context"]["match_typed_subject_alt_names"]
+        return sorted(m["matcher"]["exact"] for m in sans)
+    raise AssertionError(f"{sidecar.name} has no cluster {cluster}")
+
+
+def _account(name: str):  # type: ignore[no-untyped-def]
+    def change(doc: dict) -> None:
+        doc["spec"]["template"]["spec"]["serviceAccountName"] = name
+
+    return change
+
+
+def test_a_new_service_account_rolls_under_load_and_the_old_identity_is_dropped(
     mesh: LocalMesh, tree: Path, restore: None
 ) -> None:
-    in_force = mesh.generation
+    """backend-v1's serviceAccountName changes: its replicas roll to new ones issued the
+    new identity, no request fails while they roll (the callers trust both), and once
+    rolled the callers trust the new identity alone (a push without the old one)."""
+    cluster = "outbound|5000|v1|backend-service.default.svc.cluster.local"
+    caller = next(s for s in mesh.sidecar_setup.sidecars if s.deployment.name == "frontend")
+    assert _trusted(caller, cluster) == ["spiffe://cluster.local/ns/default/sa/backend"]
+    edit_yaml(tree / "deployments" / "backend-v1.yaml", _account("backend-next"))
+    with BackgroundLoad(f"{mesh.gateway_url}/api/tasks", connections=2, qps=40) as load:
+        outcome = mesh.apply()
+    assert outcome["result"] == "applied" and not outcome["problems"], outcome
+    result = load.result
+    assert result is not None and result.total > 0
+    assert set(result.status_counts) == {200} and not result.errors, (
+        result.status_counts,
+        result.errors,
+    )
+    assert mesh.generation is not None and mesh.generation.number == outcome["generation"] + 1
+    pods = live_pods(mesh, "backend-v1")
+    assert pods and not {"backend-v1-0", "backend-v1-1"} & set(pods), pods
+    for name in pods:
+        sidecar = _sidecar(mesh, name)
+        assert sidecar is not None
+        assert sidecar.identity == "cluster.local/ns/default/sa/backend-next"
+    caller = next(s for s in mesh.sidecar_setup.sidecars if s.deployment.name == "frontend")
+    assert _trusted(caller, cluster) == ["spiffe://cluster.local/ns/default/sa/backend-next"]
+    assert _served_by(mesh, 10) <= set(pods)
 
-    def other_account(doc: dict) -> None:
-        doc["spec"]["template"]["spec"]["serviceAccountName"] = "someone-else"
 
-    edit_yaml(tree / "deployments" / "backend-v1.yaml", other_account)
+def test_a_caller_with_a_new_service_account_is_denied_by_the_backends_policy(
+    mesh: LocalMesh, tree: Path, restore: None
+) -> None:
+    """The frontend rolls to account `intruder`: its new sidecar presents that identity,
+    which the backend's AuthorizationPolicy (principals: sa/frontend) does not allow."""
+    edit_yaml(tree / "deployments" / "frontend.yaml", _account("intruder"))
     outcome = mesh.apply()
-    assert outcome["result"] == "refused", outcome
-    message = outcome["findings"][0]["message"]
-    assert message.startswith(
-        "Deployment/backend-v1: spec.template.spec.serviceAccountName changed (backend -> "
-        "someone-else)"
-    ), message
-    assert "restart `mesh up --sidecars`" in message
-    assert mesh.generation is in_force
-    assert _served_by(mesh, 5) <= {"backend-v1-0", "backend-v1-1"}
+    assert outcome["result"] == "applied" and not outcome["problems"], outcome
+    (name,) = live_pods(mesh, "frontend")
+    sidecar = _sidecar(mesh, name)
+    assert sidecar is not None and sidecar.identity == "cluster.local/ns/default/sa/intruder"
+    r = httpx.get(f"{mesh.gateway_url}/api/tasks", timeout=10.0)
+    assert r.status_code == 403 and "RBAC: access denied" in r.text, (r.status_code, r.text)
 
 
 def test_a_new_deployment_with_its_own_account_is_called_over_mtls_and_removed_with_it(
