@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,13 @@ def proxies(state: MeshState) -> list[tuple[str, str]]:
     return sorted(found)
 
 
+def _rfc3339(stamp: float | None) -> str | None:
+    """STAMP as a protobuf Timestamp's JSON (istiod's `lastUpdated`), to the second."""
+    if stamp is None:
+        return None
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _json(name: str, istiod: str, sync: ProxySync) -> dict[str, Any]:
     return {
         "proxy": name,
@@ -60,6 +69,7 @@ def _json(name: str, istiod: str, sync: ProxySync) -> dict[str, Any]:
         "types": {
             kind: {
                 "status": t.status,
+                "last_updated": _rfc3339(t.updated),
                 "resources": {r: {"sent": s, "acked": a} for r, (s, a) in t.versions.items()},
             }
             for kind, t in sync.types.items()
@@ -93,9 +103,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(yaml.safe_dump(data, sort_keys=False), end="")
         return 0
+    now = time.time()
     if args.verbosity:
         header = ["NAME", "CLUSTER", *VERBOSE_TYPES, "ISTIOD", "VERSION"]
-        lines = [[n, CLUSTER, *verbose_cells(s.types), istiod, s.version] for n, s in rows]
+        lines = [[n, CLUSTER, *verbose_cells(s.types, now), istiod, s.version] for n, s in rows]
     else:
         header = ["NAME", "CLUSTER", "ISTIOD", "VERSION", "SUBSCRIBED TYPES"]
         lines = [[n, CLUSTER, istiod, s.version, subscribed(s.types)] for n, s in rows]

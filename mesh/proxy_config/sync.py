@@ -36,9 +36,11 @@ SYNCED, STALE, NOT_SENT, IGNORED = "SYNCED", "STALE", "NOT SENT", "IGNORED"
 
 @dataclass
 class TypeSync:
-    """One xDS type of one Envoy: resource name -> (sent, acknowledged) versions."""
+    """One xDS type of one Envoy: resource name -> (sent, acknowledged) versions, and
+    when the last of its files was written (istiod's LastUpdated: its last push)."""
 
     versions: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    updated: float | None = None  # wall-clock seconds
 
     @property
     def status(self) -> str:
@@ -47,6 +49,49 @@ class TypeSync:
         if all(sent == acked for sent, acked in self.versions.values()):
             return SYNCED
         return STALE
+
+    def sent(self, name: str, path: str, acked: str | None) -> None:
+        """Resource NAME was sent as the xDS file at PATH; the Envoy runs version ACKED."""
+        self.versions[name] = (file_version(path), acked)
+        try:
+            written = Path(path).stat().st_mtime
+        except OSError:
+            return
+        self.updated = max(self.updated or written, written)
+
+    def cell(self, now: float) -> str:
+        """istioctl's cell: `SYNCED (2m5s)`, the age of the last push; NOT SENT bare."""
+        status = self.status
+        if status == NOT_SENT or self.updated is None:
+            return status
+        return f"{status} ({human_duration(now - self.updated)})"
+
+
+def human_duration(seconds: float) -> str:
+    """An age as kubectl and istioctl print one (k8s.io/apimachinery/pkg/util/duration
+    HumanDuration): `45s`, `2m5s`, `12m`, `3h20m`, `9h`, `2d4h`, `30d`, `2y10d`."""
+    s = int(seconds)
+    if s < -1:
+        return "<invalid>"
+    if s < 0:
+        return "0s"
+    if s < 120:
+        return f"{s}s"
+    for unit, size, coarse, detailed, inner, inner_size in (
+        ("m", 60, 3 * 60, 10, "s", 1),
+        ("h", 3600, 48, 8, "m", 60),
+        ("d", 86400, 2 * 365, 8, "h", 3600),
+    ):
+        value = s // size
+        if value < detailed:
+            rest = (s % size) // inner_size
+            return f"{value}{unit}{rest}{inner}" if rest else f"{value}{unit}"
+        if value < coarse:
+            return f"{value}{unit}"
+    years, days = s // (365 * 86400), (s // 86400) % 365
+    if years < 8 and days:
+        return f"{years}y{days}d"
+    return f"{years}y"
 
 
 def file_version(path: str) -> str | None:
@@ -73,14 +118,14 @@ def sync_of(data: dict[str, Any], version_texts: dict[str, str]) -> dict[str, Ty
     ):
         path = _path(dynamic.get(key))
         if path:
-            out[kind] = TypeSync({kind: (file_version(path), version_texts.get(stat))})
+            out.setdefault(kind, TypeSync()).sent(kind, path, version_texts.get(stat))
     for entry in section(data, "ClustersConfigDump").get("dynamic_active_clusters") or []:
         cluster = entry.get("cluster") or {}
         path = _path((cluster.get("eds_cluster_config") or {}).get("eds_config"))
         if path:
             name = cluster.get("name", "")
             acked = version_texts.get(f"cluster.{name}.version_text")
-            out.setdefault(EDS, TypeSync()).versions[name] = (file_version(path), acked)
+            out.setdefault(EDS, TypeSync()).sent(name, path, acked)
     served = {
         (e.get("route_config") or {}).get("name"): e.get("version_info")
         for e in section(data, "RoutesConfigDump").get("dynamic_route_configs") or []
@@ -90,8 +135,7 @@ def sync_of(data: dict[str, Any], version_texts: dict[str, str]) -> dict[str, Ty
         for rds in rds_configs(listener):
             name, path = rds["route_config_name"], _path(rds.get("config_source"))
             if path:
-                routes = out.setdefault(RDS, TypeSync())
-                routes.versions[name] = (file_version(path), served.get(name))
+                out.setdefault(RDS, TypeSync()).sent(name, path, served.get(name))
     return out
 
 
@@ -117,6 +161,7 @@ def subscribed(types: dict[str, TypeSync]) -> str:
     return f"{len(names)} ({','.join(names)})" if names else "0"
 
 
-def verbose_cells(types: dict[str, TypeSync]) -> list[str]:
-    """The per-type cells of `-v 1`, IGNORED for a type the Envoy does not subscribe to."""
-    return [types[t].status if t in types else IGNORED for t in VERBOSE_TYPES]
+def verbose_cells(types: dict[str, TypeSync], now: float) -> list[str]:
+    """The per-type cells of `-v 1` (`SYNCED (5s)`), IGNORED for a type the Envoy does
+    not subscribe to; NOW: the wall-clock time the ages count to."""
+    return [types[t].cell(now) if t in types else IGNORED for t in VERBOSE_TYPES]

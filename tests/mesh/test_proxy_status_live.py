@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -51,24 +52,32 @@ def rows(mesh: LocalMesh, *args: str) -> dict[str, list[str]]:
     done = proxy_status(mesh, *args)
     assert done.returncode == 0, done.stderr
     header, *lines = done.stdout.splitlines()
-    return {line.split()[0]: line.split() for line in lines} | {"": header.split()}
+    cells = [re.split(r"\s{2,}", line.strip()) for line in lines]  # `SYNCED (3s)` is one
+    return {c[0]: c for c in cells} | {"": re.split(r"\s{2,}", header.strip())}
+
+
+def statuses(cells: list[str]) -> list[str]:
+    """The -v 1 status cells without their age: `SYNCED (3s)` -> `SYNCED`."""
+    return [re.sub(r" \(\d+[smhdy]\w*\)$", "", c) for c in cells[2:7]]
 
 
 def test_every_envoy_is_listed_and_synced(mesh: LocalMesh) -> None:
     assert mesh.sidecar_setup is not None
     names = {f"{s.instance}.default" for s in mesh.sidecar_setup.sidecars}
     plain = rows(mesh)
-    assert plain.pop("") == ["NAME", "CLUSTER", "ISTIOD", "VERSION", "SUBSCRIBED", "TYPES"]
+    assert plain.pop("") == ["NAME", "CLUSTER", "ISTIOD", "VERSION", "SUBSCRIBED TYPES"]
     assert set(plain) == names | {"istio-ingressgateway.istio-system"}
     for cells in plain.values():
         assert cells[1] == "Kubernetes" and cells[2] == f"mesh-up-{os.getpid()}", cells
         assert re.fullmatch(r"\d+\.\d+\.\d+", cells[3]), cells
-        assert cells[4:] == ["4", "(CDS,LDS,EDS,RDS)"], cells
+        assert cells[4:] == ["4 (CDS,LDS,EDS,RDS)"], cells
     verbose = rows(mesh, "-v", "1")
     header = ["NAME", "CLUSTER", "CDS", "ECDS", "EDS", "LDS", "RDS", "ISTIOD", "VERSION"]
     assert verbose.pop("") == header
     for cells in verbose.values():
-        assert cells[2:7] == ["SYNCED", "IGNORED", "SYNCED", "SYNCED", "SYNCED"], cells
+        assert statuses(cells) == ["SYNCED", "IGNORED", "SYNCED", "SYNCED", "SYNCED"], cells
+        # each sent type says how long ago it was pushed, as istiod's LastUpdated
+        assert all(re.fullmatch(r"SYNCED \(\d+s\)", c) for c in cells[2:7] if c != "IGNORED")
 
 
 def test_a_refused_route_file_is_stale_until_a_good_one_is_back(mesh: LocalMesh) -> None:
@@ -97,7 +106,7 @@ def test_a_refused_route_file_is_stale_until_a_good_one_is_back(mesh: LocalMesh)
         )
 
     def stale() -> bool:
-        return rows(mesh, "frontend-0", "-v", "1")["frontend-0.default"][6] == "STALE"
+        return statuses(rows(mesh, "frontend-0", "-v", "1")["frontend-0.default"])[4] == "STALE"
 
     before = refusals()
     try:
@@ -107,10 +116,14 @@ def test_a_refused_route_file_is_stale_until_a_good_one_is_back(mesh: LocalMesh)
         again = json.loads(proxy_status(mesh, "frontend-0", "-o", "json").stdout)[0]
         seen = again["types"]["RDS"]["resources"][route]
         assert seen == {"sent": "refused-1", "acked": versions["acked"]}
+        written = datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        assert again["types"]["RDS"]["last_updated"] >= written, again["types"]["RDS"]
         # the other Envoys are untouched
         others = rows(mesh, "-v", "1")
         assert all(
-            c[6] == "SYNCED" for n, c in others.items() if n not in ("", "frontend-0.default")
+            statuses(c)[4] == "SYNCED"
+            for n, c in others.items()
+            if n not in ("", "frontend-0.default")
         )
     finally:
         write_atomically(path, json.loads(good))
