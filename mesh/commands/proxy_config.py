@@ -25,7 +25,7 @@ from mesh.proxy_config import dump, tabwriter
 from mesh.proxy_config.listeners import ListenerFilter, listeners_table
 from mesh.proxy_config.logging import LevelError, set_levels
 from mesh.proxy_config.secrets import certificates, secret_items, secrets_table
-from mesh.proxy_config.summary import NothingFound, full_summary
+from mesh.proxy_config.summary import Filters, NothingFound, full_summary
 from mesh.proxy_config.writers import (
     ClusterFilter,
     EndpointFilter,
@@ -90,6 +90,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("all", help="every table above in one summary (-o json: the dump)")
     _common(p)
     p.add_argument("--with-headers", action="store_true", help="a header before each table")
+    # proxyconfig.go allConfigCmd: each flag filters the tables that have that field
+    p.add_argument("--fqdn", default="", help="clusters whose name holds this FQDN")
+    p.add_argument("--subset", default="", help="clusters whose name holds this subset")
+    p.add_argument("--direction", default="", help="clusters: inbound or outbound")
+    p.add_argument("--port", type=int, default=0, help="clusters, listeners, endpoints")
+    p.add_argument("--address", default="", help="listeners and endpoints on this address")
+    p.add_argument("--type", default="", help="listeners: HTTP, TCP, HTTP+TCP or UNKNOWN")
+    p.add_argument("--name", default="", help="the route table of this name")
     p = sub.add_parser("log", help="Envoy's logger levels; --level or -r sets them")
     _common(p)
     p.add_argument(
@@ -217,6 +225,17 @@ def selected(args: argparse.Namespace, url: str) -> list[dict[str, Any]]:
     return [r for r in sorted_routes(entries) if not flt or r.get("name") == flt]
 
 
+def summary_filters(args: argparse.Namespace) -> Filters:
+    """`all`'s flags as each table's filter, as allConfigCmd builds them (the endpoints
+    take --address and --port; --cluster and --status are not flags of `all`)."""
+    return Filters(
+        ClusterFilter(args.fqdn, args.port, args.subset, args.direction),
+        ListenerFilter(args.address, args.port, args.type),
+        args.name,
+        EndpointFilter(args.address, args.port),
+    )
+
+
 def _print(output: str, rows: Table | None, data: Any) -> None:
     if output == "short" and rows is not None:
         sys.stdout.write(tabwriter.render(*rows))
@@ -240,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.kind == "all":  # configdump.go PrintFullSummary, or the whole config dump
         if output == "short":
             try:
-                sys.stdout.write(full_summary(url, args.with_headers))
+                sys.stdout.write(full_summary(url, summary_filters(args), args.with_headers))
             except NothingFound as exc:
                 raise CliError(str(exc)) from None
         else:

@@ -8,6 +8,7 @@ each with --with-headers.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 
 from mesh import admin
 from mesh.errors import MeshError
@@ -29,8 +30,19 @@ class NothingFound(MeshError):
     """A kind the Envoy has none of: istioctl's retrieveSorted*Slice error."""
 
 
-def full_summary(admin_url: str, with_headers: bool = False) -> str:
+@dataclass(frozen=True)
+class Filters:
+    """What each table of the summary keeps (PrintFullSummary's four filters)."""
+
+    clusters: ClusterFilter = field(default_factory=ClusterFilter)
+    listeners: ListenerFilter = field(default_factory=ListenerFilter)
+    route: str = ""  # a route table's name
+    endpoints: EndpointFilter = field(default_factory=EndpointFilter)
+
+
+def full_summary(admin_url: str, filters: Filters | None = None, with_headers: bool = False) -> str:
     """What `istioctl proxy-config all POD` prints for the Envoy of ADMIN_URL."""
+    f = filters or Filters()
     data = admin.get_json(f"{admin_url}/config_dump")  # one read for every section
     config = dump.parse(data)
     for kind in ("clusters", "listeners", "routes"):
@@ -40,12 +52,12 @@ def full_summary(admin_url: str, with_headers: bool = False) -> str:
     version = dump.envoy_version(dump.bootstrap_of(data))
     render = tabwriter.render
     secrets = render(*secrets_table(items, True)) if items else NO_SECRETS + "\n"
-    endpoints = endpoints_table(dump.cluster_statuses(admin_url), EndpointFilter())
+    endpoints = endpoints_table(dump.cluster_statuses(admin_url), f.endpoints)
     sections = [
         ("BOOTSTRAP INFO", render([["Envoy Version:", version]], 1)),
-        ("CLUSTER INFO", render(*clusters_table(config.clusters, ClusterFilter(), True))),
-        ("LISTENER INFO", render(*listeners_table(config.listeners, ListenerFilter(), True))),
-        ("ROUTE INFO", render(*routes_table(config.routes, typed=True))),
+        ("CLUSTER INFO", render(*clusters_table(config.clusters, f.clusters, True))),
+        ("LISTENER INFO", render(*listeners_table(config.listeners, f.listeners, True))),
+        ("ROUTE INFO", render(*routes_table(config.routes, f.route, typed=True))),
         ("SECRET INFO", secrets),
         ("ENDPOINTS INFO", render(*endpoints)),
     ]

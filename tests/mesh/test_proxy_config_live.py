@@ -363,3 +363,60 @@ def test_all_of_a_plain_gateway_has_no_secrets_and_json_is_the_dump(mesh: LocalM
     assert "\nNo active or warming secrets found.\n" in done.stdout
     dumped = json.loads(proxy_config(mesh, "all", "-o", "json").stdout)
     assert [c["@type"].rsplit(".", 1)[1] for c in dumped["configs"]][0] == "BootstrapConfigDump"
+
+
+def _sections(text: str) -> dict[str, list[str]]:
+    """`all --with-headers` output: section title -> its lines."""
+    parts = text.split("------ ")[1:]
+    return {
+        p.split(" ------")[0]: p.split(" ------\n\n", 1)[1].rstrip("\n").splitlines() for p in parts
+    }
+
+
+ROUTE = "backend-service.default.svc.cluster.local:5000"  # the outbound route table
+
+
+def test_all_takes_each_tables_filters(sidecar_mesh: LocalMesh) -> None:
+    """istioctl's allConfigCmd flags: --fqdn, --subset, --direction and --port filter the
+    clusters, --address, --port and --type the listeners, --name the routes, --address and
+    --port the endpoints; each section keeps the rows its own command keeps."""
+    flags = ["--fqdn", "backend-service", "--subset", "v2", "--port", "5000", "--name", ROUTE]
+    done = proxy_config(sidecar_mesh, "all", "frontend-0", "--with-headers", *flags)
+    assert done.returncode == 0, done.stderr
+    body = _sections(done.stdout)
+    everything = _sections(proxy_config(sidecar_mesh, "all", "frontend-0", "--with-headers").stdout)
+
+    def alone(*args: str) -> list[list[str]]:
+        lines = proxy_config(sidecar_mesh, *args, "frontend-0").stdout.splitlines()
+        return [line.split() for line in lines[1:]]
+
+    clusters = alone("clusters", "--fqdn", "backend-service", "--subset", "v2", "--port", "5000")
+    assert len(clusters) == 1 and clusters[0][2] == "v2", clusters
+    assert [r.split()[1:] for r in body["CLUSTER INFO"][1:]] == clusters
+    listeners = alone("listeners", "--port", "5000")
+    assert [r.split()[1:] for r in body["LISTENER INFO"][1:]] == listeners
+    routes = alone("routes", "--name", ROUTE)
+    assert routes and [r.split() for r in body["ROUTE INFO"][1:]] == [
+        [f"route/{r[0]}", *r[1:]]
+        for r in routes  # its NAME typed, no column added
+    ]
+    for title in ("CLUSTER INFO", "LISTENER INFO", "ROUTE INFO", "ENDPOINTS INFO"):
+        assert len(body[title]) < len(everything[title]), title
+    assert body["SECRET INFO"] == everything["SECRET INFO"]  # no filter of its own
+    # the endpoints are the sidecars' inbound ports: one of them, by address and port
+    assert sidecar_mesh.sidecar_setup is not None
+    v2 = next(s for s in sidecar_mesh.sidecar_setup.sidecars if s.instance == "backend-v2-0")
+    port = str(v2.inbound_port)
+    done = proxy_config(
+        sidecar_mesh,
+        "all",
+        "frontend-0",
+        "--with-headers",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        port,
+    )
+    endpoints = alone("endpoints", "--address", "127.0.0.1", "--port", port)
+    assert endpoints and all(r[0] == f"127.0.0.1:{port}" for r in endpoints), endpoints
+    assert [r.split() for r in _sections(done.stdout)["ENDPOINTS INFO"][1:]] == endpoints
