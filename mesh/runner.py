@@ -186,7 +186,7 @@ class LocalMesh(MeshViews):
         eds = dict(generation.eds_files)
         if self.sidecar_setup is not None:
             validate_sidecars(list(self.sidecar_setup.configs.values()), binary)
-            live = LiveSidecars(self.sidecar_setup, self.state_dir, self._system_up)
+            live = LiveSidecars(self.sidecar_setup, self.state_dir, self._system_up, free_port)
             eds.update(live.first())  # their xDS files, each sidecar's bootstrap in place
             self.control.sidecars, self.control.secure = live, self._secure
             self.sidecar_pods = SidecarPods(

@@ -121,7 +121,7 @@ class ControlPlane:
             if unchanged and not again:
                 self._numbers -= 1
                 return _result(previous.number, "unchanged")
-            sidecars = self._build_sidecars(previous, generation)
+            sidecars = self._build_sidecars(generation)
         except Refused as refused:
             return self._refuse(number, refused.findings, source)
         self.endpoints.set_clusters(self._eds(generation, sidecars), generation.deployment_of)
@@ -161,11 +161,11 @@ class ControlPlane:
             files = self._eds(self.generation, None)
             self.endpoints.set_clusters(files, self.generation.deployment_of)
 
-    def _build_sidecars(self, previous: Generation, new: Generation) -> SidecarConfigs | None:
+    def _build_sidecars(self, new: Generation) -> SidecarConfigs | None:
         """NEW's config of the sidecars (None without sidecars); Refused as `build`."""
         if self.sidecars is None:
             return None
-        return self.sidecars.build(previous.manifests, new.manifests, new.number)
+        return self.sidecars.build(new.manifests, new.number)
 
     def _eds(self, generation: Generation, sidecars: SidecarConfigs | None) -> dict[Path, Any]:
         """GENERATION's EDS files and its sidecars' (SIDECARS, or those in force)."""

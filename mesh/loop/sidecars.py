@@ -5,20 +5,26 @@ clusters and routes come from its own xDS files (mesh/translate/xds.py), as the 
 Envoy does; a generation is pushed to each one make-before-break (mesh/loop/push.py),
 so a changed VirtualService, DestinationRule, AuthorizationPolicy, Gateway, Telemetry
 or PeerAuthentication (a sidecar's mTLS mode, and how the others call it) reaches the
-sidecars without a restart.
+sidecars without a restart: each generation's sidecar config is built from all of its
+objects.
 
-A Deployment may change too: a replica the rollout starts gets its own sidecar first
-(`add`: ports, certificate, config of the generation in force), and a replica stopped
-for good takes its sidecar with it (`remove`), as the containers of one pod
-(mesh/loop/sidecar_pods.py). A Service that keeps its ports is followed too (its
-selector or targetPort moves clusters and endpoints). A Deployment's new service account
-rolls its replicas: while it rolls, every caller trusts the old identity and the new one
-for that Service's endpoints, and once it has rolled the control plane pushes again
-without the old (`accounts_changed`), as istiod does a full push when the service
-accounts of a Service's endpoints change. What a generation may not change while
-sidecars run: the set of Service ports (each sidecar's outbound listeners and each app's
-env, fixed when its replica started), and kinds the local mesh does not run; such a
-generation is refused, saying so, and the one in force keeps serving.
+What a sidecar fixed when it started follows too:
+- its replica: one the rollout starts gets its own sidecar first (`add`: ports,
+  certificate, config of the generation in force), and one stopped for good takes its
+  sidecar with it (`remove`), as the containers of one pod (mesh/loop/sidecar_pods.py);
+- its outbound listeners: a new Service port gets one in every running sidecar (a
+  loopback port of its own; a port taken away loses it), as istiod adds the listener to
+  every proxy. An app reaches a Service port through the URL its env names (rewritten
+  to its sidecar's listener when its replica starts), so an app that should call the
+  new port needs its Deployment's env changed, which rolls it;
+- its identity: a Deployment's new serviceAccountName rolls its replicas, and while it
+  rolls every caller trusts the old identity and the new one for that Service's
+  endpoints; once rolled the control plane pushes again without the old
+  (`accounts_changed`), as istiod does a full push when the service accounts of a
+  Service's endpoints change.
+
+A generation the sidecars cannot enforce (a policy field they do not run, a TCP
+Service) or that Envoy refuses is refused, saying so, and the one in force keeps serving.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import yaml
 
 from mesh import envoy
 from mesh.errors import MeshError
-from mesh.loop.generation import Finding, Refused, changes, finding_from_error
+from mesh.loop.generation import Finding, Refused, finding_from_error
 from mesh.loop.push import Pusher, PushError
 from mesh.manifests import Manifests
 from mesh.sidecars import CONFIG_DIR, Sidecar, SidecarSetup, validate_all
@@ -45,16 +51,6 @@ from mesh.translate.eds import use_eds
 from mesh.translate.tcp import refuse_with_sidecars
 from mesh.translate.xds import XdsConfig, split
 
-#: Kinds whose change only rewrites Envoy config: pushed to the running sidecars. A
-#: Secret is one: the gateway's certificates (a replica reads a secretKeyRef when it
-#: starts, as a pod does: a changed Secret restarts nothing, in a cluster or here). A
-#: Deployment's replicas bring their own sidecars; a ServiceAccount object sets nothing
-#: locally (an identity is the Deployment's serviceAccountName).
-LIVE_KINDS = frozenset(
-    {"VirtualService", "DestinationRule", "Gateway", "AuthorizationPolicy",
-     "PeerAuthentication", "Telemetry", "HTTPRoute", "Secret", "Deployment",
-     "ServiceAccount"}
-)  # fmt: skip
 EDS_DIR = "eds"
 XDS_DIR = "sidecars/xds"
 GENERATIONS_DIR = "sidecars/generations"
@@ -67,21 +63,6 @@ class SidecarConfigs:
     xds: dict[str, XdsConfig]  # sidecar name -> its resources
     eds_files: dict[Path, dict[str, Any]]
     sidecars: list[Sidecar]  # with the mTLS mode of the generation's PeerAuthentications
-
-
-def service_ports(manifests: Manifests) -> list[tuple[str, int]]:
-    """Every (Service, port): each sidecar has an outbound listener for each."""
-    return sorted((s.name, p.port) for s in manifests.services for p in s.ports)
-
-
-def workload_changes(previous: Manifests, manifests: Manifests) -> list[str]:
-    """`Service/backend-service changed`, ...: the changes sidecars cannot follow live. A
-    Service that keeps its ports (a selector, a targetPort, a label) only moves clusters
-    and endpoints, which are pushed: it is followed."""
-    moved = [c for c in changes(previous, manifests) if c.split("/", 1)[0] not in LIVE_KINDS]
-    if service_ports(previous) == service_ports(manifests):
-        moved = [c for c in moved if not c.startswith("Service/")]
-    return moved
 
 
 def accounts_changed(previous: Manifests, manifests: Manifests) -> list[str]:
@@ -98,12 +79,20 @@ def accounts_changed(previous: Manifests, manifests: Manifests) -> list[str]:
 class LiveSidecars:
     """The sidecars of one local mesh, on xDS files, and the generation they serve."""
 
-    def __init__(self, setup: SidecarSetup, state_dir: Path, alive: Callable[[str], bool]):
+    def __init__(
+        self,
+        setup: SidecarSetup,
+        state_dir: Path,
+        alive: Callable[[str], bool],
+        new_port: Callable[[], int],
+    ):
         """ALIVE(name): whether that sidecar's Envoy runs now (a push to one that is
-        restarting only writes its files: it reads them when it starts)."""
+        restarting only writes its files: it reads them when it starts); NEW_PORT: a free
+        loopback port, for the listener of a new Service port."""
         self.setup = setup
         self.state_dir = state_dir
         self.alive = alive
+        self.new_port = new_port
         self.pushers = {s.name: Pusher(s.admin_url) for s in setup.sidecars}
         self.current: SidecarConfigs | None = None
         self._lock = threading.Lock()  # replicas start and stop on several threads
@@ -124,25 +113,14 @@ class LiveSidecars:
         self.current = built
         return built.eds_files
 
-    def build(self, previous: Manifests, manifests: Manifests, number: int) -> SidecarConfigs:
+    def build(self, manifests: Manifests, number: int) -> SidecarConfigs:
         """Generation NUMBER's config of every sidecar, validated by Envoy; Refused when
-        MANIFESTS change a workload (see the module doc) or a policy the sidecars
-        cannot enforce."""
-        moved = workload_changes(previous, manifests)
-        if moved:
-            more = f" (+{len(moved) - 1} more)" if len(moved) > 1 else ""
-            message = (
-                f"{moved[0]}{more}: a mesh started with --sidecars applies changes to "
-                f"{', '.join(sorted(LIVE_KINDS))} live, and a Service's that keeps its "
-                "ports (each sidecar has a listener per Service port); restart "
-                "`mesh up --sidecars` to run this one"
-            )
-            raise Refused("sidecars", [Finding("", "", "", "", message)])
+        MANIFESTS set a policy the sidecars cannot enforce or Envoy refuses it."""
         try:
             check_peer_authentications(manifests)
             check_authorization_policies(manifests)
             refuse_with_sidecars(manifests)
-            setup = self.setup.replanned(manifests)
+            setup = self.setup.replanned(manifests, self.new_port)
             configs = {s.name: setup.static_config(manifests, s) for s in setup.sidecars}
         except MeshError as exc:
             raise Refused("translate", [finding_from_error(exc)]) from exc

@@ -58,16 +58,24 @@ class SidecarSetup:
     certs: dict[str, CertPair] = field(default_factory=dict)  # sidecar name -> its own
     traces: tuple[str, int] | None = None  # the trace receiver, if any
 
-    def replanned(self, manifests: Manifests) -> SidecarSetup:
+    def replanned(
+        self, manifests: Manifests, new_port: Callable[[], int] | None = None
+    ) -> SidecarSetup:
         """This setup for MANIFESTS: the same sidecars (instances, ports, identities and
         certificates), each with the Deployment and mTLS mode MANIFESTS give it (a
-        Deployment MANIFESTS lack keeps the one it had)."""
+        Deployment MANIFESTS lack keeps the one it had). With NEW_PORT, each also gets
+        an outbound listener for every Service port of MANIFESTS: the ones it has keep
+        their ports, a new one takes NEW_PORT's, a port MANIFESTS no longer have is gone."""
         deployments = {d.name: d for d in manifests.deployments}
+        wanted = [(svc.name, p.port) for svc in manifests.services for p in svc.ports]
         sidecars = []
         for s in self.sidecars:
             deployment = deployments.get(s.deployment.name, s.deployment)
             mode = mtls_mode(manifests, deployment)
-            sidecars.append(replace(s, deployment=deployment, mode=mode))
+            outbound = s.outbound
+            if new_port is not None:
+                outbound = {key: s.outbound.get(key) or new_port() for key in wanted}
+            sidecars.append(replace(s, deployment=deployment, mode=mode, outbound=outbound))
         return replace(self, sidecars=sidecars)
 
     def peers(self, manifests: Manifests) -> list[Sidecar]:

@@ -1,5 +1,5 @@
 """`mesh up --sidecars` follows a changed policy or route live, as istiod pushes to every
-proxy; a new Service port is refused and the mesh keeps serving (mesh/loop/sidecars.py).
+proxy, a new Service port included (mesh/loop/sidecars.py).
 
 One mesh of a copy of k8s/ with a sidecar per instance, on real Envoy; each test edits
 the copy, applies it (`LocalMesh.apply`, what a save or `mesh apply` does) and puts the
@@ -112,32 +112,88 @@ def test_a_route_change_reaches_the_frontends_own_sidecar(mesh: LocalMesh, tree:
     assert versions(url, 20) == {"v1": 20}
 
 
-def test_a_service_that_keeps_its_ports_is_followed_and_another_port_is_refused(
+def _pods(mesh: LocalMesh) -> list[str]:
+    return sorted(p.name for p in mesh.kubelet.pods)
+
+
+def _answers(port: int) -> bool:
+    """Whether something accepts a connection on loopback PORT."""
+    try:
+        httpx.get(f"http://127.0.0.1:{port}/", timeout=5.0)
+    except httpx.TransportError:
+        return False
+    return True
+
+
+ALT = """---
+apiVersion: v1
+kind: Service
+metadata:
+  name: backend-alt
+spec:
+  selector:
+    app: backend
+    version: v1
+  ports:
+    - name: http
+      appProtocol: http
+      port: 5001
+      targetPort: http
+"""
+
+
+def test_a_service_change_is_followed_and_a_new_port_gets_a_listener_in_every_sidecar(
     mesh: LocalMesh, tree: Path
 ) -> None:
-    """A label or selector change of a Service moves only clusters and endpoints: applied.
-    Another Service port would need an outbound listener in every sidecar and in every
-    app's env: refused (a Deployment's replicas follow live: test_sidecars_workloads_live.py)."""
+    """A label of a Service moves only clusters and endpoints; a new Service port (here a
+    new Service's) gets an outbound listener in every running sidecar, as istiod adds it
+    to every proxy (no replica restarts: none of their env names it), and goes again with
+    the port. (A second port on backend-service would be refused by `mesh check`: its
+    VirtualService names no port, IST0112.)"""
     service = tree / "services" / "backend-service.yaml"
     original = service.read_text()
+    pods = _pods(mesh)
+    assert mesh.sidecar_setup is not None
+    sidecars = mesh.sidecar_setup.sidecars
     try:
         edit_yaml(service, lambda doc: doc["metadata"].setdefault("labels", {}).update(tier="x"))
         assert _applied(mesh)["changes"] == ["Service/backend-service changed"]
         assert versions(mesh.gateway_url + "/api/tasks", 5) == {"v1": 5}
-        in_force = mesh.generation
-        edit_yaml(service, lambda doc: doc["spec"]["ports"][0].update(port=5001))
-        outcome = mesh.apply()
+        service.write_text(service.read_text() + ALT)
+        assert _applied(mesh)["changes"] == ["Service/backend-alt added"]
+        assert all(("backend-alt", 5001) in s.outbound for s in sidecars), sidecars
+        frontend = next(s for s in sidecars if s.deployment.name == "frontend")
+        port = frontend.outbound_port("backend-alt", 5001)
+        # the frontend's own sidecar calls it with the frontend's identity: allowed, mTLS
+        assert versions(f"http://127.0.0.1:{port}/api/tasks", 5) == {"v1": 5}
+        assert versions(mesh.gateway_url + "/api/tasks", 5) == {"v1": 5}
+        assert _pods(mesh) == pods
     finally:
         service.write_text(original)
-    assert outcome["result"] == "refused", outcome
-    message = outcome["findings"][0]["message"]
-    assert message.startswith("Service/backend-service changed: a mesh started with --sidecars")
-    assert "a Service's that keeps its ports" in message
-    assert "restart `mesh up --sidecars`" in message
-    assert mesh.generation is in_force
-    assert len(mesh.kubelet.pods_of("backend-v1")) == 2
+    _applied(mesh)  # the file as it was: the port's listeners go
+    assert not any(("backend-alt", 5001) in s.outbound for s in sidecars)
+    poll(lambda: not _answers(port), DEADLINE_S, "the removed port's listener to close")
     assert versions(mesh.gateway_url + "/api/tasks", 5) == {"v1": 5}
-    _applied(mesh)  # the file as it was
+    assert _pods(mesh) == pods
+
+
+def test_a_kind_no_sidecar_reads_is_applied_and_restarts_nothing(
+    mesh: LocalMesh, tree: Path
+) -> None:
+    """A PersistentVolumeClaim (one SQLite file locally) changes no sidecar: applied, as
+    without sidecars (it was refused: only a list of kinds was followed live)."""
+    claim = tree / "storage" / "tasks-pvc.yaml"
+    original = claim.read_text()
+    pods = _pods(mesh)
+    try:
+        edit_yaml(claim, lambda doc: doc["metadata"].setdefault("labels", {}).update(tier="x"))
+        outcome = _applied(mesh)
+    finally:
+        claim.write_text(original)
+    assert outcome["changes"] == ["PersistentVolumeClaim/tasks-store changed"], outcome
+    assert _pods(mesh) == pods
+    assert versions(mesh.gateway_url + "/api/tasks", 5) == {"v1": 5}
+    _applied(mesh)
 
 
 def _plain(sidecar: Sidecar) -> int | None:
