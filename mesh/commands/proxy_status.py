@@ -21,6 +21,7 @@ from mesh.cli import CliError
 from mesh.commands.proxy_config import SIDECAR, admin_url, proxy_label
 from mesh.errors import StateError
 from mesh.proxy_config import tabwriter
+from mesh.proxy_config.compare import report
 from mesh.proxy_config.sync import VERBOSE_TYPES, ProxySync, read_sync, subscribed, verbose_cells
 from mesh.state import DEFAULT_STATE_DIR, MeshState, read_state
 
@@ -88,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
     if args.proxy:
         wanted = admin_url(state, args.proxy)
         targets = [(name, url) for name, url in targets if url == wanted]
+        if output == "table":  # istioctl: one proxy's sent config against its running one
+            sys.stdout.write(report(admin.get_json(f"{wanted}/config_dump")))
+            return 0
     istiod = f"mesh-up-{state.pid}"  # the process that plays istiod
     rows: list[tuple[str, ProxySync]] = []
     with httpx.Client(timeout=admin.TIMEOUT_S) as client:

@@ -102,7 +102,8 @@ def file_version(path: str) -> str | None:
         return None
 
 
-def _path(source: dict[str, Any] | None) -> str | None:
+def source_path(source: dict[str, Any] | None) -> str | None:
+    """The file of a `path_config_source` (None for any other source)."""
     return ((source or {}).get("path_config_source") or {}).get("path")
 
 
@@ -116,12 +117,12 @@ def sync_of(data: dict[str, Any], version_texts: dict[str, str]) -> dict[str, Ty
         (CDS, "cds_config", "cluster_manager.cds.version_text"),
         (LDS, "lds_config", "listener_manager.lds.version_text"),
     ):
-        path = _path(dynamic.get(key))
+        path = source_path(dynamic.get(key))
         if path:
             out.setdefault(kind, TypeSync()).sent(kind, path, version_texts.get(stat))
     for entry in section(data, "ClustersConfigDump").get("dynamic_active_clusters") or []:
         cluster = entry.get("cluster") or {}
-        path = _path((cluster.get("eds_cluster_config") or {}).get("eds_config"))
+        path = source_path((cluster.get("eds_cluster_config") or {}).get("eds_config"))
         if path:
             name = cluster.get("name", "")
             acked = version_texts.get(f"cluster.{name}.version_text")
@@ -133,7 +134,7 @@ def sync_of(data: dict[str, Any], version_texts: dict[str, str]) -> dict[str, Ty
     for entry in section(data, "ListenersConfigDump").get("dynamic_listeners") or []:
         listener = (entry.get("active_state") or {}).get("listener") or {}
         for rds in rds_configs(listener):
-            name, path = rds["route_config_name"], _path(rds.get("config_source"))
+            name, path = rds["route_config_name"], source_path(rds.get("config_source"))
             if path:
                 out.setdefault(RDS, TypeSync()).sent(name, path, served.get(name))
     return out

@@ -106,7 +106,7 @@ def test_a_refused_route_file_is_stale_until_a_good_one_is_back(mesh: LocalMesh)
         )
 
     def stale() -> bool:
-        return statuses(rows(mesh, "frontend-0", "-v", "1")["frontend-0.default"])[4] == "STALE"
+        return statuses(rows(mesh, "-v", "1")["frontend-0.default"])[4] == "STALE"
 
     before = refusals()
     try:
@@ -118,6 +118,15 @@ def test_a_refused_route_file_is_stale_until_a_good_one_is_back(mesh: LocalMesh)
         assert seen == {"sent": "refused-1", "acked": versions["acked"]}
         written = datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y-%m-%dT%H:%M:%S")
         assert again["types"]["RDS"]["last_updated"] >= written, again["types"]["RDS"]
+        # one proxy's diff: the route table as sent against the one Envoy kept running
+        diff = proxy_status(mesh, "frontend-0")
+        assert diff.returncode == 0, diff.stderr
+        lines = diff.stdout.splitlines()
+        assert lines[:2] == ["Clusters Match", "Listeners Match"], lines[:3]
+        assert lines[2].startswith("Routes Don't Match (RDS last loaded at "), lines[2]
+        assert lines[3:5] == ["--- Istiod Routes", "+++ Envoy Routes"], lines[3:5]
+        assert any(line.startswith("-") and '"dup"' in line for line in lines)
+        assert not any(line.startswith("+") and '"dup"' in line for line in lines)
         # the other Envoys are untouched
         others = rows(mesh, "-v", "1")
         assert all(
@@ -128,6 +137,25 @@ def test_a_refused_route_file_is_stale_until_a_good_one_is_back(mesh: LocalMesh)
     finally:
         write_atomically(path, json.loads(good))
     poll(lambda: not stale(), 30.0, "the good route file to be SYNCED again")
+    assert proxy_status(mesh, "frontend-0").stdout.splitlines()[:2] == [
+        "Clusters Match",
+        "Listeners Match",
+    ]
+
+
+def test_one_proxy_is_its_sent_config_against_its_running_one(mesh: LocalMesh) -> None:
+    """istioctl proxy-status POD: Clusters, Listeners and Routes Match for every Envoy of
+    a mesh that took its config (a spelling, a default or a redacted key is no diff)."""
+    for proxy in ("frontend-0", "backend-v1-0", "istio-ingressgateway"):
+        done = proxy_status(mesh, proxy)
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert lines[:2] == ["Clusters Match", "Listeners Match"], done.stdout[:2000]
+        assert re.fullmatch(
+            r"Routes Match \(RDS last loaded at \w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \w+\)",
+            lines[2],
+        ), lines
+        assert len(lines) == 3
 
 
 def stat_name(route: str) -> str:
