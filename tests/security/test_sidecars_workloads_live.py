@@ -94,6 +94,21 @@ def _plain(sidecar: Sidecar) -> int | None:
         return None
 
 
+def _applied_under_load(mesh: LocalMesh) -> dict:
+    """Apply the edited tree while requests flow through the gateway: applied, and every
+    request answered 200."""
+    with BackgroundLoad(f"{mesh.gateway_url}/api/tasks", connections=2, qps=40) as load:
+        outcome = mesh.apply()
+    assert outcome["result"] == "applied" and not outcome["problems"], outcome
+    result = load.result
+    assert result is not None and result.total > 0
+    assert set(result.status_counts) == {200} and not result.errors, (
+        result.status_counts,
+        result.errors,
+    )
+    return outcome
+
+
 def test_scaling_up_starts_a_replica_with_its_own_sidecar_and_down_stops_both(
     mesh: LocalMesh, tree: Path, restore: None
 ) -> None:
@@ -133,15 +148,7 @@ def test_a_rolling_update_surges_on_new_names_with_new_sidecars_and_fails_no_req
     old = _sidecar(mesh, "frontend-0")
     assert old is not None
     set_env(tree, "frontend", "LOG_LEVEL", "warning")
-    with BackgroundLoad(f"{mesh.gateway_url}/api/tasks", connections=2, qps=40) as load:
-        outcome = mesh.apply()
-    assert outcome["result"] == "applied" and not outcome["problems"], outcome
-    result = load.result
-    assert result is not None and result.total > 0
-    assert set(result.status_counts) == {200} and not result.errors, (
-        result.status_counts,
-        result.errors,
-    )
+    _applied_under_load(mesh)
     assert live_pods(mesh, "frontend") == ["frontend-1"]  # surged beside frontend-0
     assert mesh.pod("frontend-1").env["LOG_LEVEL"] == "warning"
     assert _sidecar(mesh, "frontend-0") is None and "frontend-0.sidecar" not in _running(mesh)
@@ -187,15 +194,7 @@ def test_a_new_service_account_rolls_under_load_and_the_old_identity_is_dropped(
     caller = next(s for s in mesh.sidecar_setup.sidecars if s.deployment.name == "frontend")
     assert _trusted(caller, cluster) == ["spiffe://cluster.local/ns/default/sa/backend"]
     edit_yaml(tree / "deployments" / "backend-v1.yaml", _account("backend-next"))
-    with BackgroundLoad(f"{mesh.gateway_url}/api/tasks", connections=2, qps=40) as load:
-        outcome = mesh.apply()
-    assert outcome["result"] == "applied" and not outcome["problems"], outcome
-    result = load.result
-    assert result is not None and result.total > 0
-    assert set(result.status_counts) == {200} and not result.errors, (
-        result.status_counts,
-        result.errors,
-    )
+    outcome = _applied_under_load(mesh)
     assert mesh.generation is not None and mesh.generation.number == outcome["generation"] + 1
     pods = live_pods(mesh, "backend-v1")
     assert pods and not {"backend-v1-0", "backend-v1-1"} & set(pods), pods
