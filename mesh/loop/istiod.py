@@ -25,7 +25,7 @@ from mesh.loop.endpoints import Endpoints
 from mesh.loop.events import Events
 from mesh.loop.generation import Finding, Generation, PlacementFor, Refused, Secure, build
 from mesh.loop.push import Pusher, PushError
-from mesh.loop.sidecars import LiveSidecars, SidecarConfigs, accounts_changed
+from mesh.loop.sidecars import LiveSidecars, SidecarConfigs
 from mesh.loop.workloads import Blueprint
 
 
@@ -124,6 +124,7 @@ class ControlPlane:
             sidecars = self._build_sidecars(generation)
         except Refused as refused:
             return self._refuse(number, refused.findings, source)
+        held = self.sidecars.identities() if self.sidecars is not None else set()
         self.endpoints.set_clusters(self._eds(generation, sidecars), generation.deployment_of)
         self.publish()  # the replicas into the new clusters' files, before any route names them
         try:
@@ -148,11 +149,13 @@ class ControlPlane:
         self.on_change()
         problems = self.reconcile(generation.blueprints)
         self.on_change()
-        moved = accounts_changed(previous.manifests, generation.manifests)
-        if self.sidecars is not None and moved:
-            # the replicas have rolled: push again, trusting only the identities that run
-            # now (istiod: a full push when the service accounts of endpoints change)
-            self.apply(directory, f"service accounts of {', '.join(moved)} rolled", again=True)
+        gone = held - (self.sidecars.identities() if self.sidecars is not None else set())
+        if gone:
+            # a Deployment's replicas hold an identity no more (a new serviceAccountName
+            # rolled, a Deployment removed): push again, the callers trusting only the
+            # ones that run (istiod: a full push when endpoints' service accounts change)
+            names = ", ".join(sorted({d for d, _ in gone}))
+            self.apply(directory, f"identities of {names} no longer running", again=True)
         return _result(number, "applied", changes=generation.changes, problems=problems)
 
     def refresh_eds(self) -> None:

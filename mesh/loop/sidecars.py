@@ -19,8 +19,9 @@ What a sidecar fixed when it started follows too:
   new port needs its Deployment's env changed, which rolls it;
 - its identity: a Deployment's new serviceAccountName rolls its replicas, and while it
   rolls every caller trusts the old identity and the new one for that Service's
-  endpoints; once rolled the control plane pushes again without the old
-  (`accounts_changed`), as istiod does a full push when the service accounts of a
+  endpoints; once a Deployment's replicas no longer hold an identity (rolled away,
+  removed) the control plane pushes again without it (`identities`, in
+  mesh/loop/istiod.py), as istiod does a full push when the service accounts of a
   Service's endpoints change.
 
 A generation the sidecars cannot enforce (a policy field they do not run, a TCP
@@ -45,7 +46,6 @@ from mesh.loop.push import Pusher, PushError
 from mesh.manifests import Manifests
 from mesh.sidecars import CONFIG_DIR, Sidecar, SidecarSetup, validate_all
 from mesh.sidecars.peer import check_peer_authentications
-from mesh.sidecars.plan import service_account
 from mesh.sidecars.rbac import check_authorization_policies
 from mesh.translate.eds import use_eds
 from mesh.translate.tcp import refuse_with_sidecars
@@ -63,17 +63,6 @@ class SidecarConfigs:
     xds: dict[str, XdsConfig]  # sidecar name -> its resources
     eds_files: dict[Path, dict[str, Any]]
     sidecars: list[Sidecar]  # with the mTLS mode of the generation's PeerAuthentications
-
-
-def accounts_changed(previous: Manifests, manifests: Manifests) -> list[str]:
-    """The Deployments of both whose serviceAccountName differs: once they have rolled,
-    the callers should stop trusting the old identity (a push without it)."""
-    accounts = {d.name: service_account(d) for d in previous.deployments}
-    return [
-        d.name
-        for d in manifests.deployments
-        if accounts.get(d.name, service_account(d)) != service_account(d)
-    ]
 
 
 class LiveSidecars:
@@ -179,6 +168,11 @@ class LiveSidecars:
         """Forget sidecar NAME (its replica was stopped for good): False if unknown."""
         with self._lock:
             return self._forget(name)
+
+    def identities(self) -> set[tuple[str, str]]:
+        """(Deployment, identity) of every sidecar now: the identities callers trust."""
+        with self._lock:
+            return {(s.deployment.name, s.identity) for s in self.setup.sidecars}
 
     def instances(self) -> set[str]:
         """The replicas that have a sidecar now (a name a new replica may not take)."""
