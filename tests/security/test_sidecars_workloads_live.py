@@ -158,6 +158,17 @@ def test_a_rolling_update_surges_on_new_names_with_new_sidecars_and_fails_no_req
     assert _served_by(mesh, 5) <= {"backend-v1-0", "backend-v1-1"}
 
 
+V1 = "outbound|5000|v1|backend-service.default.svc.cluster.local"
+OLD = "cluster.local/ns/default/sa/backend"
+NEXT = "cluster.local/ns/default/sa/backend-next"
+
+
+def _caller(mesh: LocalMesh) -> Sidecar:
+    """The frontend replica's sidecar, the backend's caller."""
+    assert mesh.sidecar_setup is not None
+    return next(s for s in mesh.sidecar_setup.sidecars if s.deployment.name == "frontend")
+
+
 def _trusted(sidecar: Sidecar, cluster: str) -> list[str]:
     """The SPIFFE ids SIDECAR's running Envoy accepts from CLUSTER's endpoints."""
     dump = httpx.get(
@@ -190,9 +201,7 @@ def test_a_new_service_account_rolls_under_load_and_the_old_identity_is_dropped(
     """backend-v1's serviceAccountName changes: its replicas roll to new ones issued the
     new identity, no request fails while they roll (the callers trust both), and once
     rolled the callers trust the new identity alone (a push without the old one)."""
-    cluster = "outbound|5000|v1|backend-service.default.svc.cluster.local"
-    caller = next(s for s in mesh.sidecar_setup.sidecars if s.deployment.name == "frontend")
-    assert _trusted(caller, cluster) == ["spiffe://cluster.local/ns/default/sa/backend"]
+    assert _trusted(_caller(mesh), V1) == [f"spiffe://{OLD}"]
     edit_yaml(tree / "deployments" / "backend-v1.yaml", _account("backend-next"))
     outcome = _applied_under_load(mesh)
     assert mesh.generation is not None and mesh.generation.number == outcome["generation"] + 1
@@ -201,9 +210,8 @@ def test_a_new_service_account_rolls_under_load_and_the_old_identity_is_dropped(
     for name in pods:
         sidecar = _sidecar(mesh, name)
         assert sidecar is not None
-        assert sidecar.identity == "cluster.local/ns/default/sa/backend-next"
-    caller = next(s for s in mesh.sidecar_setup.sidecars if s.deployment.name == "frontend")
-    assert _trusted(caller, cluster) == ["spiffe://cluster.local/ns/default/sa/backend-next"]
+        assert sidecar.identity == NEXT
+    assert _trusted(_caller(mesh), V1) == [f"spiffe://{NEXT}"]
     assert _served_by(mesh, 10) <= set(pods)
 
 
@@ -238,15 +246,18 @@ def test_a_new_deployment_with_its_own_account_is_called_over_mtls_and_removed_w
         assert outcome["result"] == "applied" and not outcome["problems"], outcome
         new = _sidecar(mesh, "backend-v1-next-0")
         assert new is not None
-        assert new.identity == "cluster.local/ns/default/sa/backend-next"
+        assert new.identity == NEXT
         poll(
             lambda: "backend-v1-next-0" in _served_by(mesh, 10),
             DEADLINE_S,
             "the frontend's sidecar calling backend-v1-next-0 over mTLS",
         )
+        assert _trusted(_caller(mesh), V1) == [f"spiffe://{OLD}", f"spiffe://{NEXT}"]
     outcome = mesh.apply()
     assert outcome["result"] == "applied", outcome
     assert outcome["changes"] == ["Deployment/backend-v1-next removed"]
     assert _sidecar(mesh, "backend-v1-next-0") is None
     assert "backend-v1-next-0.sidecar" not in _running(mesh)
     assert _served_by(mesh, 10) <= {"backend-v1-0", "backend-v1-1"}
+    # nothing holds backend-next now: the callers stop trusting it (a push without it)
+    assert _trusted(_caller(mesh), V1) == [f"spiffe://{OLD}"]
