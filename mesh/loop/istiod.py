@@ -149,13 +149,14 @@ class ControlPlane:
         self.on_change()
         problems = self.reconcile(generation.blueprints)
         self.on_change()
-        gone = held - (self.sidecars.identities() if self.sidecars is not None else set())
-        if gone:
+        now = self.sidecars.identities() if self.sidecars is not None else set()
+        kept = {d.name for d in generation.manifests.deployments}
+        if moved := sorted({d for d, _ in held - now if d in kept}):
             # a Deployment's replicas hold an identity no more (a new serviceAccountName
-            # rolled, a Deployment removed): push again, the callers trusting only the
-            # ones that run (istiod: a full push when endpoints' service accounts change)
-            names = ", ".join(sorted({d for d, _ in gone}))
-            self.apply(directory, f"identities of {names} no longer running", again=True)
+            # has rolled): push again, the callers trusting only the ones that run
+            # (istiod: a full push when the service accounts of endpoints change). A
+            # removed Deployment's replicas are no endpoints of the generation: untrusted.
+            self.apply(directory, f"identities of {', '.join(moved)} rolled", again=True)
         return _result(number, "applied", changes=generation.changes, problems=problems)
 
     def refresh_eds(self) -> None:

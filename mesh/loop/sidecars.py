@@ -19,10 +19,9 @@ What a sidecar fixed when it started follows too:
   new port needs its Deployment's env changed, which rolls it;
 - its identity: a Deployment's new serviceAccountName rolls its replicas, and while it
   rolls every caller trusts the old identity and the new one for that Service's
-  endpoints; once a Deployment's replicas no longer hold an identity (rolled away,
-  removed) the control plane pushes again without it (`identities`, in
-  mesh/loop/istiod.py), as istiod does a full push when the service accounts of a
-  Service's endpoints change.
+  endpoints; once a Deployment's replicas no longer hold an identity (rolled away) the
+  control plane pushes again without it (`identities`, in mesh/loop/istiod.py), as
+  istiod does a full push when the service accounts of a Service's endpoints change.
 
 A generation the sidecars cannot enforce (a policy field they do not run, a TCP
 Service) or that Envoy refuses is refused, saying so, and the one in force keeps serving.

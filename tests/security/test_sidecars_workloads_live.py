@@ -256,6 +256,8 @@ def test_a_new_deployment_with_its_own_account_is_called_over_mtls_and_removed_w
     outcome = mesh.apply()
     assert outcome["result"] == "applied", outcome
     assert outcome["changes"] == ["Deployment/backend-v1-next removed"]
+    # its replica is no endpoint of the generation: untrusted at once, no second push
+    assert mesh.generation is not None and mesh.generation.number == outcome["generation"]
     assert _sidecar(mesh, "backend-v1-next-0") is None
     assert "backend-v1-next-0.sidecar" not in _running(mesh)
     assert _served_by(mesh, 10) <= {"backend-v1-0", "backend-v1-1"}
