@@ -65,6 +65,7 @@ CODES: dict[str, str] = {
     "TM105": "workload references a missing object (ServiceAccount, PVC)",
     "TM106": "Service selector matches no workload",
     "TM107": "Deployment selector does not match its pod template",
+    "TM108": "env URL names a port its Service does not have",
     "TM201": "valid for Istio, not run by the local mesh (mesh up says the same)",
     # Flagger (flagger.app/v1beta1): mesh/check/rules/progressive.py
     "TM301": "Flagger schema validation error (strict; the CRDs of Flagger v1.44.0, "

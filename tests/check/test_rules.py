@@ -51,6 +51,7 @@ CASES: dict[str, tuple[str, Severity, str]] = {
     "deployment-selector": ("TM107", Severity.ERROR, "Deployment/frontend"),
     "service-links": ("TM102", Severity.WARNING, "Deployment/frontend"),
     "workload-serviceaccount": ("TM105", Severity.WARNING, "Deployment/frontend"),
+    "workload-env-port": ("TM108", Severity.WARNING, "Deployment/frontend"),
     "annotation-misplaced": ("IST0107", Severity.WARNING, "Deployment/backend-v1"),
     "annotation-unknown": ("IST0108", Severity.WARNING, "Deployment/backend-v1"),
     "annotation-deprecated": ("IST0135", Severity.INFO, "Deployment/backend-v1"),
