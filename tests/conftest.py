@@ -9,7 +9,9 @@ script writes it once, before any test, when it is missing.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,3 +26,14 @@ def _postgres_secret() -> None:
         capture_output=True,
         timeout=60,
     )
+
+
+@pytest.fixture(scope="module")
+def sidecar_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """`mesh up --sidecars` of k8s/ on free ports (a LocalMesh), one per test module that
+    asks for it, stopped after the module."""
+    from tests.mesh.support import K8S  # imported here: most tests start no mesh
+    from tests.support.mesh import new_mesh
+
+    with new_mesh(K8S, tmp_path_factory.mktemp("sidecar-mesh"), sidecars=True) as mesh:
+        yield mesh

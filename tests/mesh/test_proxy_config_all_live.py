@@ -5,7 +5,6 @@ takes, from the real Envoy's admin."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,7 +12,6 @@ from mesh.runner import LocalMesh
 from tests.mesh.conftest import MeshFactory
 from tests.mesh.proxy_config_cli import HEADERS, proxy_config
 from tests.mesh.support import K8S
-from tests.support.mesh import new_mesh
 
 pytestmark = pytest.mark.integration
 
@@ -21,13 +19,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module", name="mesh")
 def _mesh(start_mesh: MeshFactory) -> LocalMesh:
     return start_mesh(K8S)
-
-
-@pytest.fixture(scope="module", name="sidecar_mesh")
-def _sidecar_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
-    mesh = new_mesh(K8S, tmp_path_factory.mktemp("proxy-config-all"), sidecars=True)
-    with mesh:
-        yield mesh
 
 
 def test_all_is_every_table_with_typed_names(sidecar_mesh: LocalMesh) -> None:

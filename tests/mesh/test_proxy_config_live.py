@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,6 @@ from tests.mesh.conftest import MeshFactory
 from tests.mesh.proxy_config_cli import proxy_config, table
 from tests.mesh.support import K8S
 from tests.mesh.traffic import poll
-from tests.support.mesh import new_mesh
 
 pytestmark = pytest.mark.integration
 
@@ -157,13 +155,6 @@ def test_no_running_mesh(tmp_path: Path) -> None:
         f"mesh proxy-config: no running mesh ({tmp_path / 'mesh.json'} not found; "
         "start one with `mesh up`)"
     )
-
-
-@pytest.fixture(scope="module", name="sidecar_mesh")
-def _sidecar_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
-    mesh = new_mesh(K8S, tmp_path_factory.mktemp("proxy-config-sidecars"), sidecars=True)
-    with mesh:
-        yield mesh
 
 
 def test_a_sidecar_by_instance_name(sidecar_mesh: LocalMesh) -> None:

@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,9 +17,7 @@ import pytest
 from mesh import admin
 from mesh.loop.endpoints import write_atomically
 from mesh.runner import LocalMesh
-from tests.mesh.support import K8S
 from tests.mesh.traffic import poll
-from tests.support.mesh import new_mesh
 
 pytestmark = pytest.mark.integration
 
@@ -28,10 +25,8 @@ MESH = str(Path(sys.executable).parent / "mesh")
 
 
 @pytest.fixture(scope="module", name="mesh")
-def _mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
-    mesh = new_mesh(K8S, tmp_path_factory.mktemp("proxy-status"), sidecars=True)
-    with mesh:
-        yield mesh
+def _mesh(sidecar_mesh: LocalMesh) -> LocalMesh:
+    return sidecar_mesh  # the sidecar mesh of tests/conftest.py
 
 
 def proxy_status(mesh: LocalMesh, *args: str) -> subprocess.CompletedProcess[str]:

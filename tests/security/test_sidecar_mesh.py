@@ -10,7 +10,6 @@ import re
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,9 +18,7 @@ import pytest
 from mesh.ca import CertPair, workload_identity
 from mesh.runner import LocalMesh
 from mesh.sidecars import GATEWAY_IDENTITY, Sidecar, SidecarSetup
-from tests.mesh.support import K8S
 from tests.mesh.traffic import versions
-from tests.support.mesh import new_mesh
 
 pytestmark = pytest.mark.integration
 
@@ -31,10 +28,8 @@ DENIED = "RBAC: access denied"
 
 
 @pytest.fixture(scope="module", name="mesh")
-def _mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
-    mesh = new_mesh(K8S, tmp_path_factory.mktemp("sidecar-mesh"), sidecars=True)
-    with mesh:
-        yield mesh
+def _mesh(sidecar_mesh: LocalMesh) -> LocalMesh:
+    return sidecar_mesh  # the sidecar mesh of tests/conftest.py
 
 
 def _setup(mesh: LocalMesh) -> SidecarSetup:
