@@ -20,13 +20,11 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from mesh.proxy_config.dump import section
-from mesh.proxy_config.sync import source_path
-from mesh.translate.xds import rds_configs
+from mesh.proxy_config.dump import active_listeners, section
+from mesh.proxy_config.sync import bootstrap_files, read_xds, route_files
 
 CONTEXT = 7  # comparator.go: c.context = 7
 #: fields Envoy's admin prints as "[redacted]" (`udpa.annotations.sensitive`)
@@ -70,39 +68,18 @@ def _redacted(value: Any) -> Any:
 
 def _resources(path: str | None) -> list[dict[str, Any]]:
     """The resources of the xDS file at PATH ([] when there is none)."""
-    if not path:
-        return []
-    try:
-        with open(path) as f:
-            return list(json.load(f).get("resources") or [])
-    except (OSError, ValueError, AttributeError):
-        return []
-
-
-def _listeners(data: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for entry in section(data, "ListenersConfigDump").get("dynamic_listeners") or []:
-        listener = (entry.get("active_state") or {}).get("listener")
-        if listener:
-            yield listener
+    return list(read_xds(path).get("resources") or []) if path else []
 
 
 def sent(data: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """What the control plane sent the Envoy of /config_dump body DATA: the resources of
     the CDS and LDS files its bootstrap names and of the RDS files its listeners name."""
-    boot = section(data, "BootstrapConfigDump").get("bootstrap") or {}
-    dynamic = boot.get("dynamic_resources") or {}
-    routes: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for listener in _listeners(data):
-        for rds in rds_configs(listener):
-            path = source_path(rds.get("config_source"))
-            if path and path not in seen:
-                seen.add(path)
-                routes.extend(_resources(path))
+    files = bootstrap_files(data)
+    paths = dict.fromkeys(path for _, path in route_files(data))  # a table once
     return {
-        "clusters": _resources(source_path(dynamic.get("cds_config"))),
-        "listeners": _resources(source_path(dynamic.get("lds_config"))),
-        "routes": routes,
+        "clusters": _resources(files["cds_config"]),
+        "listeners": _resources(files["lds_config"]),
+        "routes": [r for path in paths for r in _resources(path)],
     }
 
 
@@ -112,7 +89,7 @@ def running(data: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     routes = section(data, "RoutesConfigDump").get("dynamic_route_configs") or []
     return {
         "clusters": [e["cluster"] for e in clusters if e.get("cluster")],
-        "listeners": list(_listeners(data)),
+        "listeners": active_listeners(data),
         "routes": [e["route_config"] for e in routes if e.get("route_config")],
     }
 

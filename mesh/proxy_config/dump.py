@@ -32,6 +32,12 @@ def section(data: dict[str, Any], kind: str) -> dict[str, Any]:
     return {}
 
 
+def active_listeners(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The active listener of every dynamic listener in a /config_dump body."""
+    entries = section(data, "ListenersConfigDump").get("dynamic_listeners") or []
+    return [found for e in entries if (found := (e.get("active_state") or {}).get("listener"))]
+
+
 def _resource(entry: Any) -> dict[str, Any]:
     """The resource itself, without the Any's @type (istioctl prints the message)."""
     return {k: v for k, v in (entry or {}).items() if k != "@type"}
@@ -48,11 +54,7 @@ def parse(data: dict[str, Any]) -> Dump:
         for e in (cds.get("dynamic_active_clusters") or []) + (cds.get("static_clusters") or [])
         if e.get("cluster")
     ]
-    listeners = [
-        _resource((e.get("active_state") or {}).get("listener"))
-        for e in lds.get("dynamic_listeners") or []
-        if (e.get("active_state") or {}).get("listener")
-    ] + [
+    listeners = [_resource(listener) for listener in active_listeners(data)] + [
         _resource(e.get("listener")) for e in lds.get("static_listeners") or [] if e.get("listener")
     ]
     routes = [

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from mesh import admin
-from mesh.proxy_config.dump import bootstrap_of, envoy_version, section
+from mesh.proxy_config.dump import active_listeners, bootstrap_of, envoy_version, section
 from mesh.translate.xds import rds_configs
 
 CDS, LDS, EDS, RDS, ECDS = "CDS", "LDS", "EDS", "RDS", "ECDS"
@@ -94,12 +94,19 @@ def human_duration(seconds: float) -> str:
     return f"{years}y"
 
 
+def read_xds(path: str) -> dict[str, Any]:
+    """The xDS file at PATH, `{version_info, resources}` ({} when there is none)."""
+    try:
+        found = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
 def file_version(path: str) -> str | None:
     """The `version_info` of the xDS file at PATH; None when there is none (not sent)."""
-    try:
-        return str(json.loads(Path(path).read_text())["version_info"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    version = read_xds(path).get("version_info")
+    return None if version is None else str(version)
 
 
 def source_path(source: dict[str, Any] | None) -> str | None:
@@ -107,17 +114,35 @@ def source_path(source: dict[str, Any] | None) -> str | None:
     return ((source or {}).get("path_config_source") or {}).get("path")
 
 
+def bootstrap_files(data: dict[str, Any]) -> dict[str, str | None]:
+    """The CDS and LDS files (`cds_config`, `lds_config`) the bootstrap in /config_dump
+    body DATA names."""
+    boot = section(data, "BootstrapConfigDump").get("bootstrap") or {}
+    dynamic = boot.get("dynamic_resources") or {}
+    return {key: source_path(dynamic.get(key)) for key in ("cds_config", "lds_config")}
+
+
+def route_files(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """(route table, its RDS file) for every RDS of the active listeners in DATA."""
+    found = []
+    for listener in active_listeners(data):
+        for rds in rds_configs(listener):
+            path = source_path(rds.get("config_source"))
+            if path:
+                found.append((str(rds["route_config_name"]), path))
+    return found
+
+
 def sync_of(data: dict[str, Any], version_texts: dict[str, str]) -> dict[str, TypeSync]:
     """Each xDS type's versions in one Envoy's `/config_dump` body DATA and its `version_text`
     stats VERSION_TEXTS (stat name -> value); a type it does not subscribe to is absent."""
     out: dict[str, TypeSync] = {}
-    boot = section(data, "BootstrapConfigDump").get("bootstrap") or {}
-    dynamic = boot.get("dynamic_resources") or {}
+    files = bootstrap_files(data)
     for kind, key, stat in (
         (CDS, "cds_config", "cluster_manager.cds.version_text"),
         (LDS, "lds_config", "listener_manager.lds.version_text"),
     ):
-        path = source_path(dynamic.get(key))
+        path = files[key]
         if path:
             out.setdefault(kind, TypeSync()).sent(kind, path, version_texts.get(stat))
     for entry in section(data, "ClustersConfigDump").get("dynamic_active_clusters") or []:
@@ -131,12 +156,8 @@ def sync_of(data: dict[str, Any], version_texts: dict[str, str]) -> dict[str, Ty
         (e.get("route_config") or {}).get("name"): e.get("version_info")
         for e in section(data, "RoutesConfigDump").get("dynamic_route_configs") or []
     }
-    for entry in section(data, "ListenersConfigDump").get("dynamic_listeners") or []:
-        listener = (entry.get("active_state") or {}).get("listener") or {}
-        for rds in rds_configs(listener):
-            name, path = rds["route_config_name"], source_path(rds.get("config_source"))
-            if path:
-                out.setdefault(RDS, TypeSync()).sent(name, path, served.get(name))
+    for name, path in route_files(data):
+        out.setdefault(RDS, TypeSync()).sent(name, path, served.get(name))
     return out
 
 
